@@ -1,0 +1,73 @@
+// The host's config file: one JSON document, validated strictly.
+//
+// Unknown keys and wrong types are errors naming the key's path ("plugins.files.enabled: expected
+// a boolean"), because a typo that is silently ignored is worse than a refusal to start. ${ENV}
+// references in string values are expanded; relative paths (plugin_dir, sqlite: databases) are
+// resolved against the config file's folder, so a config works from any working directory.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aqd {
+
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct token_config {
+    std::string name;
+    std::string user;
+    std::string team;    // empty for a personal token
+    std::string sha256;  // lowercase hex of the token
+};
+
+struct plugin_config {
+    std::string name;
+    bool enabled = false;
+    std::vector<std::string> requires_;
+    // The whole `plugins.<name>` object as JSON text, ${ENV} expanded, with "database" set to the
+    // host's database when absent (and a relative sqlite: path resolved). The plugin validates
+    // its own keys at init; `enabled` and `requires` stay in the text.
+    std::string json;
+};
+
+struct config {
+    std::string listen_address = "127.0.0.1";
+    std::uint16_t listen_port = 8080;   // 0: any free port (the log says which)
+    unsigned workers = 16;              // handler threads
+    unsigned io_threads = 1;            // network threads
+    std::string database;               // "sqlite:/abs/path" or "postgresql://..."
+    std::filesystem::path plugin_dir;
+    std::filesystem::path config_dir;   // folder of the config file
+    std::vector<token_config> tokens;
+    std::vector<plugin_config> plugins;  // in file order, enabled or not
+    std::string log_level = "info";      // debug | info | warn | error
+
+    // HTTP limits.
+    std::size_t max_header_bytes = 16 * 1024;
+    std::uint32_t header_timeout_ms = 10'000;    // to receive a request's headers
+    std::uint32_t idle_timeout_ms = 60'000;      // keep-alive connection without a request
+    std::uint32_t body_timeout_ms = 60'000;      // between two pieces of a body / response
+    std::uint32_t shutdown_timeout_ms = 30'000;  // in-flight requests after SIGTERM
+    std::uint64_t max_drain_bytes = 1 << 20;     // body read and discarded after an early answer
+};
+
+// Looks up an environment variable; injectable for tests.
+using env_lookup = std::function<std::optional<std::string>(std::string_view)>;
+env_lookup process_env();
+
+// Parses config text. Throws config_error whose message starts with the key path.
+config parse_config(std::string_view text, const std::filesystem::path& config_dir,
+                    const env_lookup& env = process_env());
+
+// Reads and parses a file. Throws config_error (also for an unreadable file).
+config load_config(const std::filesystem::path& file);
+
+}  // namespace aqd

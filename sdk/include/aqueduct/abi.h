@@ -1,0 +1,244 @@
+/*
+ * aqueduct plugin ABI, version 1.
+ *
+ * The one stable contract between the aqueductd host and a plugin. Pure C, so a plugin can be
+ * written in any language and built with any compiler; only <stdint.h>, <stddef.h> and
+ * <stdbool.h> are used.
+ *
+ * Rules (they are what keeps old plugins loading in new hosts):
+ *  - A plugin exports exactly one symbol, the function aq_plugin_entry_v1(), which returns a
+ *    pointer to a static descriptor. The host refuses the plugin if the symbol is missing, if
+ *    abi_major differs from the host's, or if abi_minor is newer than the host's.
+ *  - Every struct that crosses the boundary starts with `struct_size` and only ever grows at the
+ *    end. A reader checks AQ_HAS_FIELD() before it reads a field added after version 1.0.
+ *  - A function's signature never changes; a changed function gets a new name (`..._v2`) in a new
+ *    slot at the end of its table.
+ *  - Strings are aq_str views {data, len}; they are never relied on to be NUL-terminated.
+ *  - Ownership: data the host hands to a callback lives until that callback returns; a plugin
+ *    copies what it keeps. Data the plugin hands to the host is copied by the host before the
+ *    call returns unless a comment says otherwise. Memory is freed by the side that allocated it.
+ *  - No exception, C++ object or foreign allocator crosses the boundary.
+ *  - Plugins are never unloaded before the process exits.
+ *
+ * Threads. Three kinds of thread are named in the comments below:
+ *  - "main": the thread that loads plugins and calls init and shutdown;
+ *  - "handler": a worker-pool thread running a route handler; the request functions may be
+ *    called only from the thread running that request's handler, and only until it returns;
+ *  - "any": any thread, including threads the plugin created itself.
+ */
+#ifndef AQUEDUCT_ABI_H
+#define AQUEDUCT_ABI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AQ_ABI_MAJOR 1
+#define AQ_ABI_MINOR 0
+
+/* The name of the single symbol a plugin exports. */
+#define AQ_PLUGIN_ENTRY_SYMBOL "aq_plugin_entry_v1"
+
+#if defined(_WIN32)
+#define AQ_EXPORT __declspec(dllexport)
+#else
+#define AQ_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* True when a struct of the given reported size contains FIELD. */
+#define AQ_HAS_FIELD(ptr, type, field) \
+    ((ptr) != NULL && (ptr)->struct_size >= offsetof(type, field) + sizeof(((type*)0)->field))
+
+/* A borrowed string: `len` bytes at `data`, not necessarily NUL-terminated. */
+typedef struct aq_str {
+    const char* data;
+    size_t len;
+} aq_str;
+
+/* Results of fallible calls. Values are stable; new ones are only appended. */
+typedef enum aq_status {
+    AQ_OK = 0,
+    AQ_ERR_INTERNAL = 1,      /* a bug or an unexpected failure; details were logged */
+    AQ_ERR_INVALID = 2,       /* an argument was invalid (details through set_error)  */
+    AQ_ERR_NOT_FOUND = 3,     /* no such object                                      */
+    AQ_ERR_EXISTS = 4,        /* already registered                                  */
+    AQ_ERR_DISCONNECTED = 5,  /* the client went away; stop and roll back            */
+    AQ_ERR_TOO_LARGE = 6,     /* the request body exceeded the route's limit         */
+    AQ_ERR_STATE = 7,         /* not allowed now (for example: registering after init) */
+    AQ_ERR_UNAVAILABLE = 8,   /* storage or a dependency is unavailable              */
+    AQ_ERR_LIMIT = 9          /* a configured quota or limit would be exceeded        */
+} aq_status;
+
+typedef enum aq_log_level {
+    AQ_LOG_DEBUG = 0,
+    AQ_LOG_INFO = 1,
+    AQ_LOG_WARN = 2,
+    AQ_LOG_ERROR = 3
+} aq_log_level;
+
+/* Opaque handles. An aq_host is per plugin: it carries the plugin's name (for log lines) and its
+ * config section. An aq_request lives from the handler's call until it returns. */
+typedef struct aq_host aq_host;
+typedef struct aq_request aq_request;
+
+/* Who made a request, as authenticated by the host. `team` has len 0 for a personal token. */
+typedef struct aq_principal {
+    size_t struct_size;
+    aq_str token_name;
+    aq_str user;
+    aq_str team;
+} aq_principal;
+
+typedef struct aq_header {
+    aq_str name;
+    aq_str value;
+} aq_header;
+
+/* A route handler. Runs on a handler thread and may block (database, upstream calls).
+ * It must answer exactly once, with respond() or begin_response()/write/end_response(); a
+ * handler that returns without answering gets a 500 from the host. */
+typedef void (*aq_handler_fn)(void* ctx, aq_request* req);
+
+/* Route flags. */
+#define AQ_ROUTE_PUBLIC 0x1u /* no Authorization needed (health checks, public metadata) */
+
+typedef struct aq_route {
+    size_t struct_size;
+    aq_str method;          /* "GET", "POST", "DELETE", ...                                   */
+    aq_str pattern;         /* "/files/{file_id}/content": literal segments and {params}.
+                               Every route also answers under the "/v1" prefix.               */
+    uint64_t max_body_bytes; /* larger bodies are refused with 413 before the handler runs;
+                               0 means the route takes no body                                */
+    uint32_t flags;         /* AQ_ROUTE_* */
+    aq_handler_fn handler;
+    void* ctx;              /* passed back to handler; owned by the plugin                    */
+} aq_route;
+
+/* A periodic job. The scheduler runs it on a worker thread every interval_ms (plus a random
+ * 0..jitter_ms), never two runs of the same job at once, and waits for a running job on
+ * shutdown. A long job should poll host->stopping() and return early when it says true. */
+typedef void (*aq_job_fn)(void* ctx);
+
+typedef struct aq_job {
+    size_t struct_size;
+    aq_str name;            /* unique per plugin, for logs */
+    uint32_t interval_ms;
+    uint32_t jitter_ms;
+    aq_job_fn run;
+    void* ctx;
+} aq_job;
+
+/*
+ * The host's functions, handed to a plugin's init. The table and the aq_host it points to stay
+ * valid until the process exits; a plugin keeps the pointer. Slots are only appended.
+ */
+typedef struct aq_host_api {
+    size_t struct_size;
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    aq_host* host;
+
+    /* ---- plugin environment ------------------------------------------------------------ */
+
+    /* Writes a log line attributed to this plugin. Thread: any. */
+    void (*log)(aq_host* host, aq_log_level level, aq_str message);
+
+    /* The plugin's config section (`plugins.<name>`) as JSON text, with ${ENV} expanded and
+     * "database" defaulted to the host's database URL. The view lives as long as the host.
+     * Thread: any. */
+    aq_str (*config_json)(aq_host* host);
+
+    /* Records why init (or another call) failed; the host copies the text and reports it.
+     * Thread: any (the text is kept per calling thread's last init). */
+    void (*set_error)(aq_host* host, aq_str message);
+
+    /* True once shutdown has begun: jobs and long handlers should finish quickly. Thread: any. */
+    bool (*stopping)(aq_host* host);
+
+    /* ---- registration, only during init (Thread: main) ------------------------------------ */
+
+    /* Adds a route. The host copies the struct and strings. AQ_ERR_EXISTS if method+pattern is
+     * taken; AQ_ERR_INVALID for a malformed pattern; AQ_ERR_STATE after init. */
+    aq_status (*register_route)(aq_host* host, const aq_route* route);
+
+    /* Adds a periodic job. AQ_ERR_INVALID when interval_ms is 0. */
+    aq_status (*register_job)(aq_host* host, const aq_job* job);
+
+    /* Publishes a service table under (name, version). The table is owned by the plugin and
+     * must stay valid until the process exits; it carries its own context pointer. */
+    aq_status (*register_service)(aq_host* host, aq_str name, uint32_t version, const void* table);
+
+    /* Looks up a service table published by a plugin this one `requires` (or any plugin
+     * initialised before it). NULL when absent. Thread: main during init, any afterwards. */
+    const void* (*get_service)(aq_host* host, aq_str name, uint32_t version);
+
+    /* ---- request access (Thread: handler of that request) ------------------------------- */
+
+    aq_str (*request_method)(aq_request* req);
+    /* The path as the client sent it (including a /v1 prefix), without the query. */
+    aq_str (*request_path)(aq_request* req);
+    /* A {param} of the route's pattern, percent-decoded. false if the pattern has no such name. */
+    bool (*request_param)(aq_request* req, aq_str name, aq_str* value);
+    /* The raw query string without '?', len 0 if none. */
+    aq_str (*request_query)(aq_request* req);
+    /* The first header of that name (case-insensitive). false if absent. */
+    bool (*request_header)(aq_request* req, aq_str name, aq_str* value);
+    /* The authenticated principal; NULL on AQ_ROUTE_PUBLIC routes. */
+    const aq_principal* (*request_principal)(aq_request* req);
+    /* The request id the host puts in the x-request-id response header. */
+    aq_str (*request_id)(aq_request* req);
+    /* Content-Length, or -1 when the body is chunked. 0 for no body. */
+    int64_t (*request_content_length)(aq_request* req);
+
+    /* Pulls up to `cap` bytes of the body into `buf`. Returns the number of bytes (> 0), 0 at
+     * the end of the body, or the negated aq_status on failure (-AQ_ERR_DISCONNECTED when the
+     * client went away, -AQ_ERR_TOO_LARGE past the route's limit). Blocks until data arrives;
+     * the host reads the socket only as fast as the handler pulls (bounded memory). */
+    int64_t (*read_body)(aq_request* req, void* buf, size_t cap);
+
+    /* Sends a complete response. The host adds Content-Length, x-request-id and Date.
+     * Headers and body are copied. AQ_ERR_STATE if a response was already begun. */
+    aq_status (*respond)(aq_request* req, int status, const aq_header* headers, size_t header_count,
+                         aq_str body);
+
+    /* Starts a streamed response. content_length >= 0 sends Content-Length; -1 sends chunked. */
+    aq_status (*begin_response)(aq_request* req, int status, const aq_header* headers,
+                                size_t header_count, int64_t content_length);
+    /* Sends the next piece of a streamed response; copies it and blocks while the outbound queue
+     * is full. AQ_ERR_DISCONNECTED when the client went away. */
+    aq_status (*write_response)(aq_request* req, aq_str chunk);
+    /* Finishes a streamed response. */
+    aq_status (*end_response)(aq_request* req);
+} aq_host_api;
+
+/*
+ * The plugin's descriptor, returned by aq_plugin_entry_v1(). Static, owned by the plugin.
+ */
+typedef struct aq_plugin {
+    size_t struct_size;
+    uint32_t abi_major;     /* AQ_ABI_MAJOR the plugin was built with */
+    uint32_t abi_minor;     /* AQ_ABI_MINOR the plugin was built with */
+    aq_str name;            /* informative; the config key names the plugin */
+    aq_str version;         /* the plugin's own version, for logs */
+
+    /* Called once on the main thread, in dependency order. Registers routes, jobs and services
+     * and stores `api` for later. On failure returns non-AQ_OK after calling api->set_error().
+     * *plugin_ctx is passed back to shutdown. */
+    aq_status (*init)(const aq_host_api* api, void** plugin_ctx);
+
+    /* Called once on the main thread after routes and jobs have stopped, in reverse dependency
+     * order. May be NULL. */
+    void (*shutdown)(void* plugin_ctx);
+} aq_plugin;
+
+typedef const aq_plugin* (*aq_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AQUEDUCT_ABI_H */

@@ -1,0 +1,437 @@
+// Header-only C++20 layer over abi.h, compiled into each plugin.
+//
+// It turns the C contract into ordinary C++: string_view instead of aq_str, exceptions instead
+// of status codes inside the plugin, and std::function handlers. Every callback the host calls
+// goes through a noexcept trampoline here, so an exception never crosses the ABI: an escaping
+// aq::http_error becomes its OpenAI error envelope, anything else a logged 500 (or, when the
+// response has already begun, an aborted response).
+//
+// Usage:
+//
+//   static aq_status init(aq::host& host) {
+//       host.route("GET", "/hello", 0, [](aq::request& req) {
+//           req.respond_json(200, {{"hello", req.principal_user()}});
+//       });
+//       return AQ_OK;
+//   }
+//   AQ_DEFINE_PLUGIN("hello", "1.0.0", init, nullptr)
+#pragma once
+
+#include "aqueduct/abi.h"
+
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace aq {
+
+inline aq_str to_aq(std::string_view s) noexcept { return aq_str{s.data(), s.size()}; }
+inline std::string_view to_sv(aq_str s) noexcept { return s.len ? std::string_view(s.data, s.len) : std::string_view(); }
+
+// An error a handler throws to answer with the OpenAI error envelope:
+// {"error": {"message", "type", "param", "code"}}, `param` and `code` null when empty.
+class http_error : public std::exception {
+public:
+    http_error(int status, std::string message, std::string param = {}, std::string code = {},
+               std::string type = {})
+        : status_(status), message_(std::move(message)), param_(std::move(param)),
+          code_(std::move(code)), type_(std::move(type)) {
+        if (type_.empty()) type_ = default_type(status_);
+    }
+
+    const char* what() const noexcept override { return message_.c_str(); }
+    int status() const noexcept { return status_; }
+    const std::string& message() const noexcept { return message_; }
+    const std::string& param() const noexcept { return param_; }
+    const std::string& code() const noexcept { return code_; }
+    const std::string& type() const noexcept { return type_; }
+
+    // The error type OpenAI uses for each class of status.
+    static const char* default_type(int status) noexcept {
+        switch (status) {
+        case 401: return "authentication_error";
+        case 403: return "permission_error";
+        case 404: return "invalid_request_error";
+        case 409: return "conflict_error";
+        case 413: return "invalid_request_error";
+        case 429: return "rate_limit_error";
+        default: return status >= 500 ? "server_error" : "invalid_request_error";
+        }
+    }
+
+private:
+    int status_;
+    std::string message_, param_, code_, type_;
+};
+
+// The envelope as JSON text. Shared by the host (404/405/401/413) and the plugins.
+inline std::string error_envelope(std::string_view message, std::string_view type,
+                                  std::string_view param = {}, std::string_view code = {}) {
+    boost::json::object err;
+    err["message"] = message;
+    err["type"] = type;
+    err["param"] = param.empty() ? boost::json::value(nullptr) : boost::json::value(param);
+    err["code"] = code.empty() ? boost::json::value(nullptr) : boost::json::value(code);
+    boost::json::object root;
+    root["error"] = std::move(err);
+    return boost::json::serialize(root);
+}
+
+// `prefix` + `length` random base62 characters, from the OS's CSPRNG (random_device reads
+// getrandom/urandom on Linux), e.g. random_id("file-") -> "file-3kTMd9PzQ0aB...".
+inline std::string random_id(std::string_view prefix, std::size_t length = 24) {
+    static constexpr char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    thread_local std::random_device device;
+    std::string id(prefix);
+    id.reserve(prefix.size() + length);
+    while (id.size() < prefix.size() + length) {
+        std::uint32_t bits = device();
+        // 5 characters per 32-bit draw; reject values that would bias the modulo.
+        if (bits >= 62u * 62u * 62u * 62u * 62u * 4u) continue;
+        for (int i = 0; i < 5 && id.size() < prefix.size() + length; ++i) {
+            id.push_back(alphabet[bits % 62]);
+            bits /= 62;
+        }
+    }
+    return id;
+}
+
+// Percent-decodes a query or path component ('+' is a space in queries).
+inline std::string percent_decode(std::string_view in, bool plus_is_space = true) {
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        char c = in[i];
+        if (c == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+            out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            out.push_back(' ');
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+// The first value of `name` in a raw query string, percent-decoded; nullopt when absent.
+inline std::optional<std::string> query_value(std::string_view query, std::string_view name) {
+    while (!query.empty()) {
+        auto amp = query.find('&');
+        std::string_view pair = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        auto eq = pair.find('=');
+        std::string key = percent_decode(pair.substr(0, eq));
+        if (key == name)
+            return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+    }
+    return std::nullopt;
+}
+
+class request;
+using handler = std::function<void(request&)>;
+
+// A plugin's view of the host: the function table plus typed helpers.
+class host {
+public:
+    explicit host(const aq_host_api* api) noexcept : api_(api) {}
+
+    const aq_host_api* api() const noexcept { return api_; }
+
+    void log(aq_log_level level, std::string_view message) const noexcept {
+        api_->log(api_->host, level, to_aq(message));
+    }
+    void debug(std::string_view m) const noexcept { log(AQ_LOG_DEBUG, m); }
+    void info(std::string_view m) const noexcept { log(AQ_LOG_INFO, m); }
+    void warn(std::string_view m) const noexcept { log(AQ_LOG_WARN, m); }
+    void error(std::string_view m) const noexcept { log(AQ_LOG_ERROR, m); }
+
+    bool stopping() const noexcept { return api_->stopping(api_->host); }
+
+    // The plugin's config section, parsed. Throws std::runtime_error on malformed JSON (the host
+    // validated it, so this means a bug).
+    boost::json::object config() const {
+        return boost::json::parse(to_sv(api_->config_json(api_->host))).as_object();
+    }
+
+    // Registers a route whose handler is a C++ callable. The callable lives until process exit
+    // (plugins are never unloaded). Throws std::runtime_error when the host refuses the route.
+    void route(std::string_view method, std::string_view pattern, std::uint64_t max_body_bytes,
+               handler fn, std::uint32_t flags = 0);
+
+    // Registers a periodic job running `fn` every interval (+ up to jitter) milliseconds.
+    void job(std::string_view name, std::uint32_t interval_ms, std::uint32_t jitter_ms,
+             std::function<void()> fn);
+
+    void provide(std::string_view name, std::uint32_t version, const void* table) {
+        if (api_->register_service(api_->host, to_aq(name), version, table) != AQ_OK)
+            throw std::runtime_error("service " + std::string(name) + " could not be registered");
+    }
+
+    template <class Table>
+    const Table* service(std::string_view name, std::uint32_t version) const noexcept {
+        return static_cast<const Table*>(api_->get_service(api_->host, to_aq(name), version));
+    }
+
+private:
+    const aq_host_api* api_;
+};
+
+// One request, valid only inside its handler.
+class request {
+public:
+    request(const aq_host_api* api, aq_request* req) noexcept : api_(api), req_(req) {}
+
+    std::string_view method() const noexcept { return to_sv(api_->request_method(req_)); }
+    std::string_view path() const noexcept { return to_sv(api_->request_path(req_)); }
+    std::string_view query() const noexcept { return to_sv(api_->request_query(req_)); }
+    std::string_view id() const noexcept { return to_sv(api_->request_id(req_)); }
+    std::int64_t content_length() const noexcept { return api_->request_content_length(req_); }
+
+    std::string_view param(std::string_view name) const noexcept {
+        aq_str v{};
+        return api_->request_param(req_, to_aq(name), &v) ? to_sv(v) : std::string_view();
+    }
+    std::optional<std::string> query_param(std::string_view name) const { return query_value(query(), name); }
+    std::optional<std::string_view> header(std::string_view name) const noexcept {
+        aq_str v{};
+        if (!api_->request_header(req_, to_aq(name), &v)) return std::nullopt;
+        return to_sv(v);
+    }
+
+    const aq_principal* principal() const noexcept { return api_->request_principal(req_); }
+    std::string_view principal_user() const noexcept {
+        auto* p = principal();
+        return p ? to_sv(p->user) : std::string_view();
+    }
+    // Who owns what this request creates or reads: the team for a team (service-account) token,
+    // else the user. Empty on public routes.
+    std::string_view owner() const noexcept {
+        auto* p = principal();
+        if (!p) return {};
+        return p->team.len ? to_sv(p->team) : to_sv(p->user);
+    }
+
+    // Next body bytes into `buf`: > 0 bytes, 0 at the end. Throws http_error(413) past the
+    // route's limit and client_gone when the client disconnected.
+    std::size_t read(std::span<char> buf) {
+        std::int64_t n = api_->read_body(req_, buf.data(), buf.size());
+        if (n >= 0) return static_cast<std::size_t>(n);
+        if (n == -AQ_ERR_TOO_LARGE) throw http_error(413, "Request body is too large.");
+        throw client_gone();
+    }
+
+    // The whole body as a string, for small JSON bodies (the route's max_body_bytes bounds it).
+    std::string read_all() {
+        std::string body;
+        char buf[16384];
+        while (std::size_t n = read(buf)) body.append(buf, n);
+        return body;
+    }
+
+    // The body parsed as a JSON object, or http_error(400) saying what is wrong.
+    boost::json::object read_json_object() {
+        std::string body = read_all();
+        boost::system::error_code ec;
+        boost::json::value v = boost::json::parse(body, ec);
+        if (ec) throw http_error(400, "The request body is not valid JSON: " + ec.message() + ".");
+        if (!v.is_object()) throw http_error(400, "The request body must be a JSON object.");
+        return std::move(v.as_object());
+    }
+
+    void respond(int status, std::string_view body, std::span<const aq_header> headers = {}) {
+        check(api_->respond(req_, status, headers.data(), headers.size(), to_aq(body)));
+        answered_ = true;
+    }
+    void respond_json(int status, const boost::json::value& body) {
+        static constexpr aq_header json[] = {{{"Content-Type", 12}, {"application/json", 16}}};
+        respond(status, boost::json::serialize(body), json);
+    }
+    void respond_error(const http_error& e) {
+        static constexpr aq_header json[] = {{{"Content-Type", 12}, {"application/json", 16}}};
+        respond(e.status(), error_envelope(e.message(), e.type(), e.param(), e.code()), json);
+    }
+
+    void begin(int status, std::span<const aq_header> headers, std::int64_t content_length) {
+        check(api_->begin_response(req_, status, headers.data(), headers.size(), content_length));
+        answered_ = true;
+        streaming_ = true;
+    }
+    void write(std::string_view chunk) { check(api_->write_response(req_, to_aq(chunk))); }
+    void end() { check(api_->end_response(req_)); }
+
+    bool answered() const noexcept { return answered_; }
+    bool streaming() const noexcept { return streaming_; }
+
+    // Thrown when the client disconnected: the handler unwinds (rolling back) and the
+    // trampoline stays quiet, since nobody is left to answer.
+    struct client_gone : std::exception {
+        const char* what() const noexcept override { return "client disconnected"; }
+    };
+
+private:
+    void check(aq_status st) {
+        if (st == AQ_ERR_DISCONNECTED) throw client_gone();
+        if (st != AQ_OK) throw std::runtime_error("response refused by host (status " + std::to_string(st) + ")");
+    }
+
+    const aq_host_api* api_;
+    aq_request* req_;
+    bool answered_ = false;
+    bool streaming_ = false;
+};
+
+namespace detail {
+
+struct route_binding {
+    const aq_host_api* api;
+    handler fn;
+};
+
+struct job_binding {
+    const aq_host_api* api;
+    std::string name;
+    std::function<void()> fn;
+};
+
+// The one place a handler's exceptions stop. noexcept: nothing crosses into the host.
+inline void handler_trampoline(void* ctx, aq_request* raw) noexcept {
+    auto* binding = static_cast<route_binding*>(ctx);
+    host h(binding->api);
+    request req(binding->api, raw);
+    auto fail = [&](int status, std::string_view message, std::string_view detail) noexcept {
+        try {
+            if (!req.answered()) {
+                req.respond_error(http_error(status, std::string(message)));
+            }
+            // A streamed response that already began cannot change its status; the host sees it
+            // unfinished when the handler returns and aborts the connection.
+        } catch (...) {
+        }
+        if (!detail.empty()) {
+            try {
+                h.error(std::string("handler ") + std::string(req.method()) + " " + std::string(req.path()) +
+                        " failed: " + std::string(detail));
+            } catch (...) {
+            }
+        }
+    };
+    try {
+        binding->fn(req);
+    } catch (const http_error& e) {
+        try {
+            if (!req.answered()) req.respond_error(e);
+        } catch (...) {
+        }
+    } catch (const request::client_gone&) {
+        // Nothing to answer.
+    } catch (const std::exception& e) {
+        fail(500, "The server had an error while processing your request.", e.what());
+    } catch (...) {
+        fail(500, "The server had an error while processing your request.", "unknown exception");
+    }
+}
+
+inline void job_trampoline(void* ctx) noexcept {
+    auto* binding = static_cast<job_binding*>(ctx);
+    host h(binding->api);
+    try {
+        binding->fn();
+    } catch (const std::exception& e) {
+        try { h.error("job " + binding->name + " failed: " + e.what()); } catch (...) {}
+    } catch (...) {
+        h.error("job failed with an unknown exception");
+    }
+}
+
+// Calls a C++ init, turning any exception into a failed init with a reported reason.
+template <class Init>
+aq_status init_trampoline(const aq_host_api* api, void** plugin_ctx, Init&& init) noexcept {
+    try {
+        host h(api);
+        return init(h, plugin_ctx);
+    } catch (const std::exception& e) {
+        api->set_error(api->host, to_aq(e.what()));
+    } catch (...) {
+        api->set_error(api->host, to_aq("unknown exception during init"));
+    }
+    return AQ_ERR_INTERNAL;
+}
+
+}  // namespace detail
+
+inline void host::route(std::string_view method, std::string_view pattern, std::uint64_t max_body_bytes,
+                        handler fn, std::uint32_t flags) {
+    // Deliberately leaked: routes live as long as the process, like the plugin itself.
+    auto* binding = new detail::route_binding{api_, std::move(fn)};
+    aq_route r{};
+    r.struct_size = sizeof r;
+    r.method = to_aq(method);
+    r.pattern = to_aq(pattern);
+    r.max_body_bytes = max_body_bytes;
+    r.flags = flags;
+    r.handler = &detail::handler_trampoline;
+    r.ctx = binding;
+    if (aq_status st = api_->register_route(api_->host, &r); st != AQ_OK) {
+        delete binding;
+        throw std::runtime_error("route " + std::string(method) + " " + std::string(pattern) +
+                                 " refused by host (status " + std::to_string(st) + ")");
+    }
+}
+
+inline void host::job(std::string_view name, std::uint32_t interval_ms, std::uint32_t jitter_ms,
+                      std::function<void()> fn) {
+    auto* binding = new detail::job_binding{api_, std::string(name), std::move(fn)};
+    aq_job j{};
+    j.struct_size = sizeof j;
+    j.name = to_aq(binding->name);
+    j.interval_ms = interval_ms;
+    j.jitter_ms = jitter_ms;
+    j.run = &detail::job_trampoline;
+    j.ctx = binding;
+    if (aq_status st = api_->register_job(api_->host, &j); st != AQ_OK) {
+        delete binding;
+        throw std::runtime_error("job " + std::string(name) + " refused by host (status " + std::to_string(st) + ")");
+    }
+}
+
+}  // namespace aq
+
+// Defines the plugin's single exported symbol. INIT is `aq_status(aq::host&, void** ctx)`;
+// SHUTDOWN is `void(void* ctx)` or nullptr. Exceptions escaping INIT fail the init with their
+// message; SHUTDOWN must not throw (it is called through a noexcept wrapper).
+#define AQ_DEFINE_PLUGIN(NAME, VERSION, INIT, SHUTDOWN)                                          \
+    namespace {                                                                                  \
+    aq_status aq_init_entry(const aq_host_api* api, void** ctx) noexcept {                       \
+        return ::aq::detail::init_trampoline(api, ctx, INIT);                                    \
+    }                                                                                            \
+    void aq_shutdown_entry(void* ctx) noexcept {                                                 \
+        void (*fn)(void*) = SHUTDOWN;                                                            \
+        if (fn) {                                                                                \
+            try {                                                                                \
+                fn(ctx);                                                                         \
+            } catch (...) {                                                                      \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    constexpr aq_plugin aq_descriptor = {sizeof(aq_plugin), AQ_ABI_MAJOR, AQ_ABI_MINOR,          \
+                                         {NAME, sizeof(NAME) - 1}, {VERSION, sizeof(VERSION) - 1}, \
+                                         &aq_init_entry, &aq_shutdown_entry};                    \
+    }                                                                                            \
+    extern "C" AQ_EXPORT const aq_plugin* aq_plugin_entry_v1(void) { return &aq_descriptor; }
