@@ -1,0 +1,88 @@
+// aqueductd: the gateway host.
+//
+//   aqueductd --config FILE     serve until SIGTERM or SIGINT
+//   aqueductd hash-token        read a token on stdin, print its SHA-256 for the config's tokens
+//   aqueductd --version
+#include "auth.hpp"
+#include "config.hpp"
+#include "gateway.hpp"
+#include "log.hpp"
+
+#include <aqueduct/abi.h>
+
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <iterator>
+#include <string>
+
+namespace {
+
+constexpr const char* usage =
+    "usage: aqueductd --config FILE\n"
+    "       aqueductd hash-token < token-file\n"
+    "       aqueductd --version\n";
+
+int hash_token() {
+    std::string token((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    // A token piped from echo or a file ends with a newline that is not part of it.
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    if (token.empty()) {
+        std::cerr << "aqueductd hash-token: no token on standard input\n";
+        return 2;
+    }
+    std::cout << aqd::sha256_hex(token) << "\n";
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "hash-token" && argc == 2) return hash_token();
+        if (arg == "--version") {
+            std::cout << "aqueductd 0.1.0 (plugin ABI " << AQ_ABI_MAJOR << "." << AQ_ABI_MINOR << ")\n";
+            return 0;
+        }
+        if (arg == "--help" || arg == "-h") {
+            std::cout << usage;
+            return 0;
+        }
+        if (arg == "--config" && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (arg.rfind("--config=", 0) == 0) {
+            config_path = arg.substr(9);
+        } else {
+            std::cerr << "aqueductd: unknown argument '" << arg << "'\n" << usage;
+            return 2;
+        }
+    }
+    if (config_path.empty()) {
+        std::cerr << usage;
+        return 2;
+    }
+
+    // Block termination signals before any thread exists, so every thread inherits the mask and
+    // the gateway receives them with sigwait on the main thread. A peer closing a socket must not
+    // kill the process either.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    aqd::config cfg;
+    try {
+        cfg = aqd::load_config(config_path);
+    } catch (const aqd::config_error& e) {
+        aqd::log::error("host", std::string("invalid config: ") + e.what());
+        return 2;
+    }
+    aq_log_level level = AQ_LOG_INFO;
+    aqd::log::parse_level(cfg.log_level, level);
+    aqd::log::set_level(level);
+    return aqd::run_gateway(cfg);
+}
