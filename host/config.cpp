@@ -1,0 +1,356 @@
+#include "config.hpp"
+
+#include "log.hpp"
+
+#include <boost/json.hpp>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace aqd {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string child(const std::string& path, std::string_view key) {
+    return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+std::string element(const std::string& path, std::size_t index) {
+    return path + "[" + std::to_string(index) + "]";
+}
+
+[[noreturn]] void fail(const std::string& path, std::string_view what) {
+    throw config_error(path + ": " + std::string(what));
+}
+
+// ---- ${ENV} expansion -------------------------------------------------------------------------
+
+bool env_name_char(char c, bool first) {
+    return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
+}
+
+// "${NAME}" is replaced by the variable's value; "$${" stands for a literal "${". Any other '$'
+// is kept as it is, so a literal password such as "pa$$word" survives untouched.
+std::string expand(std::string_view in, const std::string& path, const env_lookup& env) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '$' || i + 1 == in.size()) {
+            out += in[i];
+            continue;
+        }
+        if (in.substr(i, 3) == "$${") {
+            out += "${";
+            i += 2;
+            continue;
+        }
+        if (in[i + 1] != '{') {
+            out += '$';
+            continue;
+        }
+        const std::size_t close = in.find('}', i + 2);
+        if (close == std::string_view::npos) fail(path, "unterminated ${ in \"" + std::string(in) + "\"");
+        const std::string_view name = in.substr(i + 2, close - i - 2);
+        bool valid = !name.empty();
+        for (std::size_t k = 0; k < name.size() && valid; ++k) valid = env_name_char(name[k], k == 0);
+        if (!valid) fail(path, "invalid environment variable name \"" + std::string(name) + "\"");
+        const std::optional<std::string> value = env(name);
+        if (!value) fail(path, "environment variable " + std::string(name) + " is not set");
+        out += *value;
+        i = close;
+    }
+    return out;
+}
+
+void expand_all(json::value& v, const std::string& path, const env_lookup& env) {
+    if (auto* s = v.if_string()) {
+        if (s->find('$') != json::string::npos) *s = expand(*s, path, env);
+    } else if (auto* o = v.if_object()) {
+        for (auto& kv : *o) expand_all(kv.value(), child(path, kv.key()), env);
+    } else if (auto* a = v.if_array()) {
+        for (std::size_t i = 0; i < a->size(); ++i) expand_all((*a)[i], element(path, i), env);
+    }
+}
+
+// ---- typed readers ----------------------------------------------------------------------------
+
+std::string string_of(const json::value& v, const std::string& path) {
+    if (!v.is_string()) fail(path, "expected a string");
+    return std::string(v.get_string());
+}
+
+bool bool_of(const json::value& v, const std::string& path) {
+    if (!v.is_bool()) fail(path, "expected a boolean");
+    return v.get_bool();
+}
+
+// An integer in [min, max]; 16.0 or "16" are refused rather than guessed at.
+std::uint64_t integer_of(const json::value& v, const std::string& path, std::uint64_t min, std::uint64_t max) {
+    const std::string range = "expected an integer from " + std::to_string(min) + " to " + std::to_string(max);
+    std::uint64_t n = 0;
+    if (v.is_uint64()) {
+        n = v.get_uint64();
+    } else if (v.is_int64()) {
+        if (v.get_int64() < 0) fail(path, range);
+        n = static_cast<std::uint64_t>(v.get_int64());
+    } else {
+        fail(path, range);
+    }
+    if (n < min || n > max) fail(path, range);
+    return n;
+}
+
+const json::object& object_of(const json::value& v, const std::string& path) {
+    if (!v.is_object()) fail(path, "expected an object");
+    return v.get_object();
+}
+
+const json::array& array_of(const json::value& v, const std::string& path) {
+    if (!v.is_array()) fail(path, "expected an array");
+    return v.get_array();
+}
+
+// ---- values with a format ---------------------------------------------------------------------
+
+void parse_listen(const std::string& text, const std::string& path, config& cfg) {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) fail(path, "expected ADDR:PORT");
+    std::string addr = text.substr(0, colon);
+    const std::string port = text.substr(colon + 1);
+    // "[::1]:8080": the brackets only separate an IPv6 address from the port.
+    if (addr.front() == '[') {
+        if (addr.size() < 3 || addr.back() != ']') fail(path, "expected ADDR:PORT");
+        addr = addr.substr(1, addr.size() - 2);
+    } else if (addr.find(':') != std::string::npos) {
+        fail(path, "expected ADDR:PORT (write an IPv6 address as [ADDR]:PORT)");
+    }
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+        fail(path, "expected ADDR:PORT with PORT from 0 to 65535");
+    const unsigned long n = std::stoul(port);
+    if (n > 65535) fail(path, "expected ADDR:PORT with PORT from 0 to 65535");
+    cfg.listen_address = addr;
+    cfg.listen_port = static_cast<std::uint16_t>(n);
+}
+
+// "sqlite:relative.db" becomes "sqlite:/config/dir/relative.db", so the database does not
+// depend on the working directory; PostgreSQL URLs are kept verbatim.
+std::string database_url(const std::string& text, const std::string& path, const std::filesystem::path& dir) {
+    constexpr std::string_view sqlite = "sqlite:";
+    if (text.starts_with(sqlite)) {
+        const std::string file = text.substr(sqlite.size());
+        if (file.empty()) fail(path, "expected sqlite:PATH with a file path");
+        if (file == ":memory:") return text;
+        std::filesystem::path p(file);
+        if (p.is_relative()) p = dir / p;
+        return std::string(sqlite) + p.lexically_normal().string();
+    }
+    if (text.starts_with("postgresql://") || text.starts_with("postgres://")) return text;
+    fail(path, "expected sqlite:PATH or postgresql://USER:PASSWORD@HOST:PORT/DBNAME");
+}
+
+bool lowercase_hex(const std::string& s) {
+    return s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// The name becomes a file name (lib<name>.so), so it may not leave the plugin folder.
+bool valid_plugin_name(std::string_view name) {
+    if (name.empty() || name.size() > 64) return false;
+    for (const char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+    return true;
+}
+
+// ---- sections ---------------------------------------------------------------------------------
+
+std::vector<token_config> parse_tokens(const json::value& v, const std::string& path) {
+    std::vector<token_config> tokens;
+    std::set<std::string> names, digests;
+    const json::array& arr = array_of(v, path);
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+        const std::string at = element(path, i);
+        const json::object& o = object_of(arr[i], at);
+        token_config t;
+        bool has_name = false, has_user = false, has_digest = false;
+        for (const auto& kv : o) {
+            const std::string key(kv.key());
+            const std::string kp = child(at, key);
+            if (key == "name") {
+                t.name = string_of(kv.value(), kp);
+                if (t.name.empty()) fail(kp, "must not be empty");
+                has_name = true;
+            } else if (key == "user") {
+                t.user = string_of(kv.value(), kp);
+                if (t.user.empty()) fail(kp, "must not be empty");
+                has_user = true;
+            } else if (key == "team") {
+                t.team = string_of(kv.value(), kp);
+            } else if (key == "sha256") {
+                t.sha256 = string_of(kv.value(), kp);
+                if (t.sha256.size() != 64 || !lowercase_hex(t.sha256))
+                    fail(kp, "expected 64 lowercase hex digits (the SHA-256 of the token)");
+                has_digest = true;
+            } else {
+                fail(kp, "unknown key");
+            }
+        }
+        if (!has_name) fail(child(at, "name"), "required key is missing");
+        if (!has_user) fail(child(at, "user"), "required key is missing");
+        if (!has_digest) fail(child(at, "sha256"), "required key is missing");
+        if (!names.insert(t.name).second) fail(child(at, "name"), "duplicate token name \"" + t.name + "\"");
+        // Two entries with one digest would make the principal depend on list order.
+        if (!digests.insert(t.sha256).second) fail(child(at, "sha256"), "the same token is configured twice");
+        tokens.push_back(std::move(t));
+    }
+    return tokens;
+}
+
+std::vector<plugin_config> parse_plugins(const json::value& v, const std::string& path, const config& cfg) {
+    std::vector<plugin_config> plugins;
+    const json::object& all = object_of(v, path);
+    for (const auto& kv : all) {
+        const std::string at = child(path, kv.key());
+        plugin_config p;
+        p.name = std::string(kv.key());
+        if (!valid_plugin_name(p.name)) fail(at, "plugin names use only a-z, 0-9, '_' and '-'");
+        json::object section = object_of(kv.value(), at);
+
+        const json::value* enabled = section.if_contains("enabled");
+        if (!enabled) fail(child(at, "enabled"), "required key is missing");
+        p.enabled = bool_of(*enabled, child(at, "enabled"));
+
+        if (const json::value* req = section.if_contains("requires")) {
+            const std::string rp = child(at, "requires");
+            const json::array& arr = array_of(*req, rp);
+            for (std::size_t i = 0; i < arr.size(); ++i) p.requires_.push_back(string_of(arr[i], element(rp, i)));
+        }
+
+        if (json::value* db = section.if_contains("database")) {
+            *db = database_url(string_of(*db, child(at, "database")), child(at, "database"), cfg.config_dir);
+        } else if (!cfg.database.empty()) {
+            section["database"] = cfg.database;
+        }
+        p.json = json::serialize(section);
+        plugins.push_back(std::move(p));
+    }
+    return plugins;
+}
+
+// Where in the text the parser stopped, as "line L, column C" (1-based).
+std::string position(std::string_view text, std::size_t offset) {
+    std::size_t line = 1, column = 1;
+    for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            column = 1;
+        } else {
+            ++column;
+        }
+    }
+    return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+}  // namespace
+
+env_lookup process_env() {
+    return [](std::string_view name) -> std::optional<std::string> {
+        const char* v = std::getenv(std::string(name).c_str());
+        if (!v) return std::nullopt;
+        return std::string(v);
+    };
+}
+
+config parse_config(std::string_view text, const std::filesystem::path& config_dir, const env_lookup& env) {
+    json::stream_parser parser;
+    boost::system::error_code ec;
+    const std::size_t used = parser.write_some(text.data(), text.size(), ec);
+    if (!ec) parser.finish(ec);
+    if (ec) throw config_error("config: invalid JSON at " + position(text, used) + ": " + ec.message());
+    json::value root = parser.release();
+    if (!root.is_object()) throw config_error("config: expected a JSON object at the top level");
+
+    expand_all(root, "", env);
+
+    config cfg;
+    cfg.config_dir = std::filesystem::absolute(config_dir).lexically_normal();
+    const json::object& top = root.get_object();
+
+    // The database first: plugin sections default to it, wherever "plugins" is in the file.
+    if (const json::value* db = top.if_contains("database"))
+        cfg.database = database_url(string_of(*db, "database"), "database", cfg.config_dir);
+
+    constexpr std::uint64_t u32 = std::numeric_limits<std::uint32_t>::max();
+    for (const auto& kv : top) {
+        const std::string key(kv.key());
+        const json::value& v = kv.value();
+        if (key == "listen") {
+            parse_listen(string_of(v, key), key, cfg);
+        } else if (key == "workers") {
+            cfg.workers = static_cast<unsigned>(integer_of(v, key, 1, 4096));
+        } else if (key == "io_threads") {
+            cfg.io_threads = static_cast<unsigned>(integer_of(v, key, 1, 256));
+        } else if (key == "database") {
+            // read above
+        } else if (key == "plugin_dir") {
+            const std::string dir = string_of(v, key);
+            if (dir.empty()) fail(key, "must not be empty");
+            cfg.plugin_dir = (cfg.config_dir / dir).lexically_normal();  // an absolute dir replaces
+        } else if (key == "tokens") {
+            cfg.tokens = parse_tokens(v, key);
+        } else if (key == "plugins") {
+            // parsed below, once every host setting it may depend on is known
+        } else if (key == "log_level") {
+            cfg.log_level = string_of(v, key);
+            aq_log_level ignored;
+            if (!log::parse_level(cfg.log_level, ignored)) fail(key, "expected debug, info, warn or error");
+        } else if (key == "max_header_bytes") {
+            cfg.max_header_bytes = static_cast<std::size_t>(integer_of(v, key, 1024, u32));
+        } else if (key == "header_timeout_ms") {
+            cfg.header_timeout_ms = static_cast<std::uint32_t>(integer_of(v, key, 1, u32));
+        } else if (key == "idle_timeout_ms") {
+            cfg.idle_timeout_ms = static_cast<std::uint32_t>(integer_of(v, key, 1, u32));
+        } else if (key == "body_timeout_ms") {
+            cfg.body_timeout_ms = static_cast<std::uint32_t>(integer_of(v, key, 1, u32));
+        } else if (key == "shutdown_timeout_ms") {
+            cfg.shutdown_timeout_ms = static_cast<std::uint32_t>(integer_of(v, key, 0, u32));
+        } else if (key == "max_drain_bytes") {
+            cfg.max_drain_bytes = integer_of(v, key, 0, std::numeric_limits<std::uint64_t>::max());
+        } else {
+            fail(key, "unknown key");
+        }
+    }
+    if (const json::value* plugins = top.if_contains("plugins")) cfg.plugins = parse_plugins(*plugins, "plugins", cfg);
+    return cfg;
+}
+
+config load_config(const std::filesystem::path& file) {
+    const auto unreadable = [&](int err) {
+        return config_error("cannot read config " + file.string() + ": " + std::strerror(err));
+    };
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw unreadable(errno);
+    std::string text;
+    char buf[16384];
+    while (true) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            const int err = errno;
+            ::close(fd);
+            throw unreadable(err);
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return parse_config(text, std::filesystem::absolute(file).parent_path());
+}
+
+}  // namespace aqd
