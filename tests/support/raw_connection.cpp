@@ -1,0 +1,187 @@
+#include "raw_connection.hpp"
+
+#include <arpa/inet.h>
+#include <cctype>
+#include <optional>
+#include <cerrno>
+#include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace aqt::raw {
+
+using clock_type = std::chrono::steady_clock;
+
+const char* to_string(ending e) noexcept {
+    switch (e) {
+    case ending::data: return "data";
+    case ending::closed: return "closed";
+    case ending::reset: return "reset";
+    case ending::timeout: return "timeout";
+    }
+    return "?";
+}
+
+connection::connection(unsigned short port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        int err = errno;
+        ::close(fd_);
+        throw std::runtime_error("connect 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(err));
+    }
+}
+
+connection::~connection() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool connection::send(std::string_view bytes) {
+    while (!bytes.empty()) {
+        ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+void connection::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
+ending connection::fill(clock_type::time_point deadline) {
+    if (eof_) return ending::closed;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+        if (left.count() <= 0) return ending::timeout;
+        pollfd p{fd_, POLLIN, 0};
+        int r = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return ending::timeout;
+        char buf[65536];
+        ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n > 0) {
+            pending_.append(buf, static_cast<std::size_t>(n));
+            return ending::data;
+        }
+        if (n == 0) {
+            eof_ = true;
+            return ending::closed;
+        }
+        if (errno == EINTR || errno == EAGAIN) continue;
+        eof_ = true;
+        return errno == ECONNRESET ? ending::reset : ending::closed;
+    }
+}
+
+read_result connection::read_until(std::string_view needle, std::chrono::milliseconds timeout) {
+    auto deadline = clock_type::now() + timeout;
+    for (;;) {
+        auto at = pending_.find(needle);
+        if (at != std::string::npos) {
+            read_result r{pending_.substr(0, at + needle.size()), ending::data};
+            pending_.erase(0, at + needle.size());
+            return r;
+        }
+        ending e = fill(deadline);
+        if (e != ending::data) {
+            read_result r{std::move(pending_), e};
+            pending_.clear();
+            return r;
+        }
+    }
+}
+
+read_result connection::read_until_close(std::chrono::milliseconds timeout) {
+    auto deadline = clock_type::now() + timeout;
+    for (;;) {
+        ending e = fill(deadline);
+        if (e != ending::data) {
+            read_result r{std::move(pending_), e};
+            pending_.clear();
+            return r;
+        }
+    }
+}
+
+read_result connection::read_for(std::chrono::milliseconds timeout) {
+    auto deadline = clock_type::now() + timeout;
+    ending e;
+    while ((e = fill(deadline)) == ending::data) {
+    }
+    read_result r{std::move(pending_), e == ending::timeout ? ending::data : e};
+    pending_.clear();
+    return r;
+}
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// The value of a header in a raw header block, lowercase name; npos-safe.
+std::optional<std::string> header_value(std::string_view head, std::string_view name) {
+    std::string h = lower(head);
+    std::string key = "\r\n" + std::string(name) + ":";
+    auto at = h.find(key);
+    if (at == std::string::npos) return std::nullopt;
+    auto start = at + key.size();
+    auto end = h.find("\r\n", start);
+    std::string v(head.substr(start, end - start));
+    auto b = v.find_first_not_of(" \t");
+    auto e = v.find_last_not_of(" \t");
+    return b == std::string::npos ? std::string() : v.substr(b, e - b + 1);
+}
+
+}  // namespace
+
+read_result connection::read_response(std::chrono::milliseconds timeout) {
+    auto deadline = clock_type::now() + timeout;
+    read_result head = read_until("\r\n\r\n", timeout);
+    if (head.how != ending::data) return head;
+    // Interim responses (100 Continue) have no body.
+    if (head.data.size() > 9 && head.data.compare(0, 9, "HTTP/1.1 ") == 0 && head.data[9] == '1') return head;
+    if (auto cl = header_value(head.data, "content-length")) {
+        std::size_t want = std::stoull(*cl);
+        while (pending_.size() < want) {
+            ending e = fill(deadline);
+            if (e != ending::data) {
+                head.data += pending_;
+                pending_.clear();
+                head.how = e;
+                return head;
+            }
+        }
+        head.data += pending_.substr(0, want);
+        pending_.erase(0, want);
+        return head;
+    }
+    if (auto te = header_value(head.data, "transfer-encoding"); te && lower(*te).find("chunked") != std::string::npos) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+        // An empty chunked body is just the last chunk; otherwise it follows a chunk's CRLF.
+        while (pending_.size() < 5 && fill(deadline) == ending::data) {
+        }
+        read_result rest = pending_.compare(0, 5, "0\r\n\r\n") == 0 ? read_until("0\r\n\r\n", left)
+                                                                   : read_until("\r\n0\r\n\r\n", left);
+        head.data += rest.data;
+        head.how = rest.how;
+        return head;
+    }
+    return head;
+}
+
+}  // namespace aqt::raw

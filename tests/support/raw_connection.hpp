@@ -1,0 +1,58 @@
+// A plain TCP connection for what a well-behaved client never sends: malformed request lines,
+// partial headers, bodies that stop halfway. Reads return what arrived and how reading ended.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace aqt::raw {
+
+enum class ending {
+    data,     // stopped because the wanted data arrived
+    closed,   // orderly close by the peer (FIN)
+    reset,    // connection reset by the peer (RST)
+    timeout,  // nothing more within the timeout
+};
+
+const char* to_string(ending e) noexcept;
+
+struct read_result {
+    std::string data;
+    ending how = ending::timeout;
+};
+
+class connection {
+public:
+    explicit connection(unsigned short port);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    // Sends all bytes; false when the peer closed or reset the connection.
+    bool send(std::string_view bytes);
+    // Half-close: no more data from us.
+    void shutdown_write();
+
+    // Reads until `needle` has arrived (data), the peer closed or reset, or the timeout.
+    read_result read_until(std::string_view needle, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // Reads until the peer closes or resets, or the timeout.
+    read_result read_until_close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // Reads one complete HTTP/1.1 response with a Content-Length (or none): header + body.
+    read_result read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // Whatever arrives within `timeout` (may be empty).
+    read_result read_for(std::chrono::milliseconds timeout);
+
+    // Bytes received but not yet returned by a read (after read_until's needle).
+    const std::string& pending() const noexcept { return pending_; }
+    int fd() const noexcept { return fd_; }
+
+private:
+    ending fill(std::chrono::steady_clock::time_point deadline);
+
+    int fd_ = -1;
+    std::string pending_;
+    bool eof_ = false;
+};
+
+}  // namespace aqt::raw
