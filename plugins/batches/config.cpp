@@ -1,0 +1,114 @@
+#include "config.hpp"
+
+#include <boost/json.hpp>
+
+#include <limits>
+#include <stdexcept>
+
+namespace batches {
+
+namespace json = boost::json;
+
+bool upstream_config::serves(std::string_view model) const {
+    for (const auto& m : models)
+        if (m == "*" || m == model) return true;
+    return false;
+}
+
+const upstream_config* config::upstream_for(std::string_view model) const {
+    for (const auto& u : upstreams)
+        if (u.serves(model)) return &u;
+    return nullptr;
+}
+
+namespace {
+
+[[noreturn]] void fail(const std::string& key, const std::string& what) {
+    throw std::invalid_argument("plugins.batches." + key + ": " + what);
+}
+
+std::uint64_t get_uint(const json::value& v, const std::string& key, std::uint64_t min, std::uint64_t max) {
+    std::uint64_t n = 0;
+    if (v.is_uint64()) n = v.as_uint64();
+    else if (v.is_int64() && v.as_int64() >= 0) n = static_cast<std::uint64_t>(v.as_int64());
+    else fail(key, "expected a non-negative integer");
+    if (n < min || n > max)
+        fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    return n;
+}
+
+std::string get_string(const json::value& v, const std::string& key) {
+    if (!v.is_string()) fail(key, "expected a string");
+    return std::string(v.as_string());
+}
+
+upstream_config parse_upstream(const json::value& v, const std::string& key) {
+    if (!v.is_object()) fail(key, "expected an object");
+    upstream_config u;
+    bool has_models = false;
+    for (const auto& [k, val] : v.as_object()) {
+        std::string sub = key + "." + std::string(k);
+        if (k == "name") u.name = get_string(val, sub);
+        else if (k == "base_url") u.base_url = get_string(val, sub);
+        else if (k == "api_key") u.api_key = get_string(val, sub);
+        else if (k == "models") {
+            has_models = true;
+            if (!val.is_array()) fail(sub, "expected an array of model names or \"*\"");
+            for (const auto& m : val.as_array()) {
+                if (!m.is_string() || m.as_string().empty()) fail(sub, "expected non-empty strings");
+                u.models.emplace_back(m.as_string());
+            }
+        } else if (k == "max_concurrency") u.max_concurrency = static_cast<unsigned>(get_uint(val, sub, 1, 100000));
+        else if (k == "timeout_seconds") u.timeout_seconds = static_cast<unsigned>(get_uint(val, sub, 1, 86400));
+        else fail(sub, "unknown key");
+    }
+    if (u.name.empty()) fail(key + ".name", "required");
+    if (!has_models || u.models.empty()) fail(key + ".models", "required: model names or \"*\"");
+    while (!u.base_url.empty() && u.base_url.back() == '/') u.base_url.pop_back();
+    bool http = u.base_url.starts_with("http://"), https = u.base_url.starts_with("https://");
+    if (!http && !https) fail(key + ".base_url", "must start with http:// or https://");
+    if (!u.base_url.ends_with("/v1")) fail(key + ".base_url", "must end with /v1");
+    return u;
+}
+
+}  // namespace
+
+config parse_config(const json::object& section) {
+    config c;
+    bool has_upstreams = false;
+    for (const auto& [k, v] : section) {
+        std::string key(k);
+        constexpr auto u32 = std::numeric_limits<std::uint32_t>::max();
+        if (key == "enabled" || key == "requires") continue;  // the host's keys
+        else if (key == "database") c.database = get_string(v, key);
+        else if (key == "upstreams") {
+            has_upstreams = true;
+            if (!v.is_array()) fail(key, "expected an array");
+            std::size_t i = 0;
+            for (const auto& u : v.as_array()) {
+                c.upstreams.push_back(parse_upstream(u, key + "[" + std::to_string(i++) + "]"));
+                for (std::size_t j = 0; j + 1 < c.upstreams.size(); ++j)
+                    if (c.upstreams[j].name == c.upstreams.back().name)
+                        fail(key + "[" + std::to_string(i - 1) + "].name", "duplicate upstream name");
+            }
+        } else if (key == "max_attempts") c.max_attempts = static_cast<unsigned>(get_uint(v, key, 1, 100));
+        else if (key == "backoff_initial_ms") c.backoff_initial_ms = static_cast<unsigned>(get_uint(v, key, 0, u32));
+        else if (key == "backoff_max_ms") c.backoff_max_ms = static_cast<unsigned>(get_uint(v, key, 0, u32));
+        else if (key == "max_active_batches_per_owner")
+            c.max_active_batches_per_owner = static_cast<unsigned>(get_uint(v, key, 1, u32));
+        else if (key == "max_requests_per_batch") c.max_requests_per_batch = get_uint(v, key, 1, 10'000'000);
+        else if (key == "max_input_bytes") c.max_input_bytes = get_uint(v, key, 1, 1ull << 40);
+        else if (key == "poll_interval_ms") c.poll_interval_ms = static_cast<unsigned>(get_uint(v, key, 1, 3'600'000));
+        else if (key == "max_in_flight") c.max_in_flight = static_cast<unsigned>(get_uint(v, key, 1, 1'000'000));
+        else if (key == "output_expires_after_seconds")
+            c.output_expires_after_seconds = static_cast<std::int64_t>(get_uint(v, key, 3600, 2592000));
+        else if (key == "lease_seconds") c.lease_seconds = static_cast<unsigned>(get_uint(v, key, 1, 86400));
+        else fail(key, "unknown key");
+    }
+    if (c.database.empty()) fail("database", "required (the host provides its own by default)");
+    if (!has_upstreams || c.upstreams.empty()) fail("upstreams", "at least one upstream is required");
+    if (c.backoff_max_ms < c.backoff_initial_ms) fail("backoff_max_ms", "must be >= backoff_initial_ms");
+    return c;
+}
+
+}  // namespace batches

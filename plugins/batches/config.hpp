@@ -1,0 +1,50 @@
+// The batches plugin's config section (`plugins.batches`), validated strictly at init.
+//
+// Every key has a default except `upstreams`; an unknown key or a wrong type fails init with a
+// message naming "plugins.batches.KEY", because a silently ignored typo in a limit is worse than
+// a refusal to start.
+#pragma once
+
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace batches {
+
+struct upstream_config {
+    std::string name;
+    std::string base_url;             // "http(s)://host[:port]/.../v1", no trailing slash
+    std::string api_key;              // empty: no Authorization header
+    std::vector<std::string> models;  // "*" serves every model
+    unsigned max_concurrency = 64;
+    unsigned timeout_seconds = 600;
+
+    bool serves(std::string_view model) const;
+};
+
+struct config {
+    std::string database;             // "sqlite:/path" or "postgresql://..." (host-provided)
+    std::vector<upstream_config> upstreams;
+    unsigned max_attempts = 5;        // upstream tries per line, the first included
+    unsigned backoff_initial_ms = 500;
+    unsigned backoff_max_ms = 60'000;
+    unsigned max_active_batches_per_owner = 100;
+    std::uint64_t max_requests_per_batch = 50'000;
+    std::uint64_t max_input_bytes = 200ull << 20;
+    unsigned poll_interval_ms = 200;  // how often the runner looks for work when idle
+    unsigned max_in_flight = 1024;    // upstream requests at once across all upstreams (per host)
+    std::int64_t output_expires_after_seconds = 30 * 86400;  // output/error files
+    unsigned lease_seconds = 60;      // a dead host's claimed lines are retaken after this
+
+    // The upstream that serves `model` (the first in config order), or nullptr.
+    const upstream_config* upstream_for(std::string_view model) const;
+};
+
+// Throws std::invalid_argument naming the offending key.
+config parse_config(const boost::json::object& section);
+
+}  // namespace batches

@@ -1,0 +1,20 @@
+// The Batch API routes: POST/GET /batches, GET /batches/{batch_id},
+// POST /batches/{batch_id}/cancel (the host adds the /v1 twins). Create validates everything it
+// can synchronously (fields, metadata limits, the input file through the files service, the
+// owner's active-batch limit); the content of the file is validated by the runner.
+#pragma once
+
+#include "config.hpp"
+#include "store.hpp"
+
+#include <aqueduct/plugin.hpp>
+#include <aqueduct/services/files.h>
+
+namespace batches {
+
+// Endpoints a batch may target.
+bool supported_endpoint(std::string_view endpoint) noexcept;
+
+void register_routes(aq::host& host, const config& cfg, store& db, const aq_files_v1& files);
+
+}  // namespace batches

@@ -1,0 +1,55 @@
+// The HTTP client that sends batch lines to OpenAI-compatible upstreams.
+//
+// Asynchronous (Boost.Beast on C++20 coroutines) on one I/O thread owned by the client, so a
+// few hundred requests in flight cost a few hundred sockets, not threads. Per upstream: at most
+// max_concurrency requests at once (the rest wait in a queue), a pool of keep-alive
+// connections, one deadline of timeout_seconds for the whole exchange. https uses OpenSSL with
+// the system's trust store, SNI and host name verification.
+//
+// One call is one HTTP attempt; the runner decides about retries, because attempts and the time
+// of the next one are stored durably. The only retry here is a request whose reused keep-alive
+// connection turned out to be closed before any byte of a response arrived.
+//
+// No Beast or Asio in this header: upstream.cpp is the only translation unit that pays for them.
+#pragma once
+
+#include "config.hpp"
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace batches {
+
+struct upstream_reply {
+    int status = 0;                 // HTTP status; 0 when no answer arrived
+    std::string body;               // the response body as received
+    std::string request_id;         // the upstream's x-request-id, if any
+    long long retry_after_ms = -1;  // from retry-after-ms / retry-after, -1 when absent
+    std::string error_code;         // when status == 0: timeout | connection_error | invalid_response
+    std::string error_message;
+};
+
+class upstream_client {
+public:
+    explicit upstream_client(const std::vector<upstream_config>& upstreams);
+    ~upstream_client();  // stops the I/O thread; callbacks of unfinished requests never run
+    upstream_client(const upstream_client&) = delete;
+    upstream_client& operator=(const upstream_client&) = delete;
+
+    // Sends `body` (JSON) as POST base_url + path of upstream number `upstream` (config order).
+    // `done` runs exactly once on the client's I/O thread, unless the client is destroyed first.
+    // Thread: any.
+    void send(std::size_t upstream, std::string path, std::string body, std::function<void(upstream_reply)> done);
+
+    // Requests handed to `upstream` and not yet answered (queued or in flight). Thread: any.
+    std::size_t load(std::size_t upstream) const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace batches
