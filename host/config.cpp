@@ -3,6 +3,7 @@
 #include "log.hpp"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include <cerrno>
 #include <cstdlib>
@@ -78,6 +79,87 @@ void expand_all(json::value& v, const std::string& path, const env_lookup& env) 
     } else if (auto* a = v.if_array()) {
         for (std::size_t i = 0; i < a->size(); ++i) expand_all((*a)[i], element(path, i), env);
     }
+}
+
+// ---- duplicate keys ---------------------------------------------------------------------------
+
+// Boost.JSON keeps the last of two equal keys without a word; in a config that hides a typo or a
+// merge accident ("enabled": false ... "enabled": true), so a first pass over the text refuses
+// duplicates by path. Everything else (syntax errors included) is left to the real parse.
+class duplicate_key_finder {
+public:
+    static constexpr std::size_t max_array_size = -1;
+    static constexpr std::size_t max_object_size = -1;
+    static constexpr std::size_t max_string_size = -1;
+    static constexpr std::size_t max_key_size = -1;
+
+    std::string duplicate;  // path of the first repeated key
+
+    bool on_document_begin(boost::system::error_code&) { return true; }
+    bool on_document_end(boost::system::error_code&) { return true; }
+    bool on_object_begin(boost::system::error_code&) { return open(true); }
+    bool on_object_end(std::size_t, boost::system::error_code&) { return close(); }
+    bool on_array_begin(boost::system::error_code&) { return open(false); }
+    bool on_array_end(std::size_t, boost::system::error_code&) { return close(); }
+    bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
+        key_.append(s.data(), s.size());
+        return true;
+    }
+    bool on_key(json::string_view s, std::size_t, boost::system::error_code& ec) {
+        key_.append(s.data(), s.size());
+        frame& top = frames_.back();
+        top.key = std::move(key_);
+        key_.clear();
+        if (top.keys.insert(top.key).second) return true;
+        duplicate = path();
+        ec = boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+        return false;
+    }
+    bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+    bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return value(); }
+    bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+    bool on_int64(std::int64_t, json::string_view, boost::system::error_code&) { return value(); }
+    bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code&) { return value(); }
+    bool on_double(double, json::string_view, boost::system::error_code&) { return value(); }
+    bool on_bool(bool, boost::system::error_code&) { return value(); }
+    bool on_null(boost::system::error_code&) { return value(); }
+    bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+    bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+private:
+    struct frame {
+        bool object;
+        std::set<std::string> keys;
+        std::string key;
+        std::size_t index = 0;
+    };
+    std::vector<frame> frames_;
+    std::string key_;
+
+    bool open(bool object) {
+        frames_.push_back(frame{object, {}, {}, 0});
+        return true;
+    }
+    bool close() {
+        frames_.pop_back();
+        return value();
+    }
+    bool value() {
+        if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+        return true;
+    }
+    std::string path() const {
+        std::string out;
+        for (const frame& f : frames_) out = f.object ? child(out, f.key) : element(out, f.index);
+        return out;
+    }
+};
+
+void refuse_duplicate_keys(std::string_view text) {
+    json::basic_parser<duplicate_key_finder> parser(json::parse_options{});
+    boost::system::error_code ec;
+    parser.write_some(false, text.data(), text.size(), ec);
+    if (!parser.handler().duplicate.empty()) fail(parser.handler().duplicate, "duplicate key");
 }
 
 // ---- typed readers ----------------------------------------------------------------------------
@@ -268,6 +350,7 @@ env_lookup process_env() {
 }
 
 config parse_config(std::string_view text, const std::filesystem::path& config_dir, const env_lookup& env) {
+    refuse_duplicate_keys(text);
     json::stream_parser parser;
     boost::system::error_code ec;
     const std::size_t used = parser.write_some(text.data(), text.size(), ec);

@@ -299,3 +299,20 @@ BOOST_AUTO_TEST_CASE(load_config_reports_unreadable_file) {
         BOOST_TEST(std::string(e.what()) == "cannot read config /nonexistent/aq.json: No such file or directory");
     }
 }
+
+BOOST_AUTO_TEST_CASE(duplicate_keys_are_refused_by_path) {
+    BOOST_TEST(error_of(R"({"workers": 2, "workers": 3})") == "workers: duplicate key");
+    BOOST_TEST(error_of(R"({"plugins": {"files": {"enabled": false, "enabled": true}}})") ==
+               "plugins.files.enabled: duplicate key");
+    BOOST_TEST(error_of(R"({"plugins": {"files": {"enabled": true}, "files": {"enabled": true}}})") ==
+               "plugins.files: duplicate key");
+    BOOST_TEST(error_of(R"({"tokens": [{"name": "a"}, {"name": "b", "user": "u", "user": "v"}]})") ==
+               "tokens[1].user: duplicate key");
+    BOOST_TEST(error_of(R"({"plugins": {"x": {"enabled": true, "a": [[1, {"k": 1, "k": 2}]]}}})") ==
+               "plugins.x.a[0][1].k: duplicate key");
+}
+
+BOOST_AUTO_TEST_CASE(equal_keys_in_different_objects_are_fine) {
+    const config cfg = parse(R"({"plugins": {"a": {"enabled": true, "o": {"enabled": 1}}, "b": {"enabled": false}}})");
+    BOOST_TEST(cfg.plugins.size() == 2u);
+}
