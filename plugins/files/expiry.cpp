@@ -1,0 +1,19 @@
+#include "expiry.hpp"
+
+namespace aq::files {
+
+void register_expiry(aq::host& host, const config& cfg, store& files) {
+    const std::uint32_t interval_ms = cfg.expiry_interval_seconds * 1000;
+    // Jitter spreads several hosts' runs apart.
+    host.job("purge-expired-files", interval_ms, interval_ms / 10, [host, &cfg, &files] {
+        std::size_t total = 0;
+        while (!host.stopping()) {
+            std::size_t n = files.purge_expired(cfg.expiry_batch_size);
+            total += n;
+            if (n < cfg.expiry_batch_size) break;
+        }
+        if (total) host.info("purged " + std::to_string(total) + " expired file(s)");
+    });
+}
+
+}  // namespace aq::files

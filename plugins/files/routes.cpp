@@ -1,0 +1,73 @@
+#include "routes.hpp"
+
+#include "download.hpp"
+#include "upload.hpp"
+
+#include <charconv>
+
+namespace aq::files {
+
+void list(aq::request& req, store& files) {
+    store::list_query q;
+    if (auto limit = req.query_param("limit")) {
+        std::int64_t n = 0;
+        auto [end, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), n);
+        if (ec != std::errc() || end != limit->data() + limit->size() || n < 1 || n > 10000)
+            throw aq::http_error(400, "Invalid 'limit': must be an integer between 1 and 10000.", "limit");
+        q.limit = static_cast<std::size_t>(n);
+    }
+    if (auto order = req.query_param("order")) {
+        if (*order != "asc" && *order != "desc")
+            throw aq::http_error(400, "Invalid 'order': must be 'asc' or 'desc'.", "order");
+        q.ascending = *order == "asc";
+    }
+    if (auto purpose = req.query_param("purpose"); purpose && !purpose->empty()) q.purpose = *purpose;
+    if (auto after = req.query_param("after"); after && !after->empty()) q.after = *after;
+
+    store::list_page page;
+    try {
+        page = files.list(req.owner(), q);
+    } catch (const store::unknown_after& e) {
+        throw aq::http_error(400, e.what(), "after");
+    }
+    boost::json::array data;
+    for (const auto& f : page.files) data.push_back(f.to_json());
+    boost::json::object out;
+    out["object"] = "list";
+    out["data"] = std::move(data);
+    out["first_id"] = page.files.empty() ? boost::json::value(nullptr) : boost::json::value(page.files.front().id);
+    out["last_id"] = page.files.empty() ? boost::json::value(nullptr) : boost::json::value(page.files.back().id);
+    out["has_more"] = page.has_more;
+    req.respond_json(200, out);
+}
+
+void retrieve(aq::request& req, store& files) {
+    std::string id(req.param("file_id"));
+    auto record = files.find(req.owner(), id);
+    if (!record) throw aq::http_error(404, "No such File object: " + id, "id");
+    req.respond_json(200, record->to_json());
+}
+
+void remove(aq::request& req, store& files) {
+    std::string id(req.param("file_id"));
+    if (!files.remove(req.owner(), id)) throw aq::http_error(404, "No such File object: " + id, "id");
+    boost::json::object out;
+    out["id"] = id;
+    out["object"] = "file";
+    out["deleted"] = true;
+    req.respond_json(200, out);
+}
+
+void register_routes(aq::host& host, const config& cfg, store& files) {
+    // DELETE and GET take no body, but the Python SDK sends "Content-Type: application/json"
+    // with an empty body on DELETE: a small limit tolerates a stray body.
+    constexpr std::uint64_t small_body = 64 * 1024;
+    host.route("POST", "/files", cfg.max_file_bytes + multipart_overhead_bytes,
+               [&cfg, &files](aq::request& req) { upload(req, cfg, files); });
+    host.route("GET", "/files", 0, [&files](aq::request& req) { list(req, files); });
+    host.route("GET", "/files/{file_id}", 0, [&files](aq::request& req) { retrieve(req, files); });
+    host.route("DELETE", "/files/{file_id}", small_body, [&files](aq::request& req) { remove(req, files); });
+    host.route("GET", "/files/{file_id}/content", 0, [&files](aq::request& req) { download(req, files); });
+}
+
+}  // namespace aq::files

@@ -1,0 +1,35 @@
+// The "files" v1 service (sdk/include/aqueduct/services/files.h) for other plugins.
+//
+// Readers read through the store chunk by chunk. Writers spool content to an anonymous temporary
+// file and only open the database transaction at commit, copying the spool into the store in
+// one go: a producer such as the batches plugin may take hours to write its output, and holding
+// a transaction (on SQLite, the database's single write lock) that long would stall every other
+// writer. Per-owner quotas do not apply to service writes: they are the gateway's own output
+// (batch results), and refusing them would lose paid-for work.
+#pragma once
+
+#include "config.hpp"
+#include "store.hpp"
+
+#include <aqueduct/plugin.hpp>
+#include <aqueduct/services/files.h>
+
+namespace aq::files {
+
+class service {
+public:
+    service(const aq::host& host, const config& cfg, store& files);
+    const aq_files_v1* table() const noexcept { return &table_; }
+
+    const aq::host& host() const noexcept { return host_; }
+    const config& settings() const noexcept { return cfg_; }
+    store& files() noexcept { return files_; }
+
+private:
+    aq::host host_;
+    const config& cfg_;
+    store& files_;
+    aq_files_v1 table_{};
+};
+
+}  // namespace aq::files

@@ -1,0 +1,151 @@
+// Files and their content in SQL (SQLite or PostgreSQL) through SOCI.
+//
+// Schema (migration 1):
+//   files(id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes)
+//   file_chunks(file_id -> files.id on delete cascade, seq, data)   content in ~1 MiB chunks
+//
+// A new file is written by a writer that holds one transaction from its first byte to commit:
+// the metadata row and every chunk become visible together, and an exception, an abort or a
+// crash leaves nothing. Every read filters by owner and by expires_at > now, so another owner's
+// file and an expired one are both simply "not found", whether or not the purge has run.
+//
+// Content bytes: SQLite binds std::string into cast(:d as blob); PostgreSQL uses bytea through
+// libpq binary parameters (aq::sql::bytea), the fast path measured in TOOLCHAIN.md.
+//
+// Every method may be called from any thread; each borrows a session from the pool for its
+// duration. A writer holds one (and its transaction) until committed or destroyed; a reader
+// borrows one per chunk, so a slow consumer never pins a session.
+#pragma once
+
+#include "file_record.hpp"
+#include "sha256.hpp"
+#include "sql/pool.hpp"
+
+#include <soci/session.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aq::sql {
+class write_transaction;
+}
+
+namespace aq::files {
+
+// Unix seconds now.
+std::int64_t unix_now();
+
+class store {
+public:
+    static constexpr std::size_t chunk_bytes = 1 << 20;
+
+    // Thrown by commit when the owner's quota would be exceeded.
+    struct quota_exceeded : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+    // Thrown by a reader when the file disappeared (deleted, purged) while being read.
+    struct gone : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+
+    struct quota {
+        std::uint64_t bytes = 0;  // 0 = unlimited
+        std::uint64_t files = 0;
+    };
+
+    // Streams a new file into the database inside one transaction.
+    class writer {
+    public:
+        ~writer();  // rolls back unless committed
+        writer(const writer&) = delete;
+        writer& operator=(const writer&) = delete;
+
+        // Appends content; full chunks are inserted as they fill.
+        void write(std::string_view data);
+        std::uint64_t bytes() const noexcept { return bytes_; }
+        const std::string& id() const noexcept { return id_; }
+
+        // Inserts the last chunk and the metadata, checks the owner's quota (counting this file)
+        // and commits. created_at is now; expires_at = created_at + lifetime_seconds.
+        file_record commit(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
+                           const quota& limit);
+
+    private:
+        friend class store;
+        writer(store& s, std::string owner);
+        void flush();
+
+        store& store_;
+        std::unique_ptr<soci::session> session_;
+        std::unique_ptr<sql::write_transaction> tx_;
+        std::string id_, owner_;
+        std::string buffer_;
+        std::int64_t seq_ = 0;
+        std::uint64_t bytes_ = 0;
+        sha256 hash_;
+        bool committed_ = false;
+    };
+
+    // Reads a file's content chunk by chunk, from any offset. Each chunk is read on its own (no
+    // snapshot): a file deleted meanwhile ends with store::gone.
+    class reader {
+    public:
+        const file_record& info() const noexcept { return record_; }
+        // Positions the next read at `offset` (<= bytes).
+        void seek(std::uint64_t offset);
+        // The next piece of content; empty at the end. Throws store::gone if the file vanished.
+        std::string next();
+
+    private:
+        friend class store;
+        reader(store& s, file_record record);
+
+        store& store_;
+        file_record record_;
+        std::int64_t seq_ = 0;
+        std::size_t skip_ = 0;  // bytes to drop from the next chunk (after a seek)
+        std::uint64_t left_ = 0;
+    };
+
+    struct list_query {
+        std::optional<std::string> purpose;
+        std::size_t limit = 10000;
+        bool ascending = false;
+        std::optional<std::string> after;  // id of the last item of the previous page
+    };
+    struct list_page {
+        std::vector<file_record> files;
+        bool has_more = false;
+    };
+    struct unknown_after : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+
+    store(sql::pool& pool);
+
+    sql::backend kind() const noexcept { return pool_.kind(); }
+
+    std::unique_ptr<writer> create(std::string owner);
+    // nullptr when the file does not exist for this owner (or expired).
+    std::unique_ptr<reader> open(std::string_view owner, std::string_view id);
+    std::optional<file_record> find(std::string_view owner, std::string_view id);
+    // Throws unknown_after when `after` names no visible file of the owner.
+    list_page list(std::string_view owner, const list_query& q);
+    // False when there was nothing visible to delete.
+    bool remove(std::string_view owner, std::string_view id);
+    // Deletes up to `limit` expired files (and their chunks) in one transaction; returns how
+    // many. Several hosts may run it at once on one PostgreSQL (SKIP LOCKED).
+    std::size_t purge_expired(std::size_t limit);
+
+private:
+    std::string chunk(soci::session& s, std::string_view id, std::int64_t seq);
+
+    sql::pool& pool_;
+};
+
+}  // namespace aq::files

@@ -1,0 +1,201 @@
+#include "upload.hpp"
+
+#include "batch_validator.hpp"
+#include "multipart.hpp"
+#include "utf8.hpp"
+
+#include <charconv>
+#include <optional>
+
+namespace aq::files {
+namespace {
+
+// Text fields the upload reads; others are ignored (API.md) without being buffered.
+constexpr std::size_t max_field_bytes = 1024;
+constexpr std::size_t read_buffer_bytes = 256 * 1024;
+
+[[noreturn]] void bad_request(std::string message, std::string param = {}) {
+    throw aq::http_error(400, std::move(message), std::move(param));
+}
+
+class upload_session {
+public:
+    upload_session(const config& cfg, store& files, std::string owner)
+        : cfg_(cfg), files_(files), owner_(std::move(owner)) {}
+
+    multipart::callbacks callbacks() {
+        return {[this](const multipart::part& p) { begin(p); }, [this](std::string_view d) { data(d); },
+                [this] { end(); }};
+    }
+
+    void respond(aq::request& req) {
+        if (!file_seen_) bad_request("Missing required parameter: 'file'.", "file");
+        if (!purpose_) bad_request("Missing required parameter: 'purpose'.", "purpose");
+        std::int64_t lifetime = cfg_.default_expiry_seconds;
+        if (anchor_ && *anchor_ != "created_at")
+            bad_request("Invalid 'expires_after[anchor]': only 'created_at' is supported.", "expires_after[anchor]");
+        if (seconds_) {
+            std::int64_t s = 0;
+            auto [end, ec] = std::from_chars(seconds_->data(), seconds_->data() + seconds_->size(), s);
+            std::int64_t max = std::min(config::max_expires_after, cfg_.max_expiry_seconds);
+            if (ec != std::errc() || end != seconds_->data() + seconds_->size() || s < config::min_expires_after ||
+                s > max)
+                bad_request("Invalid 'expires_after[seconds]': must be an integer between " +
+                                std::to_string(config::min_expires_after) + " and " + std::to_string(max) + ".",
+                            "expires_after[seconds]");
+            lifetime = s;
+        } else if (anchor_) {
+            bad_request("Missing required parameter: 'expires_after[seconds]'.", "expires_after[seconds]");
+        }
+        if (writer_->bytes() == 0) bad_request("File is empty.", "file");
+        if (*purpose_ == "batch") {
+            if (!filename_.ends_with(".jsonl"))
+                bad_request("Invalid file format for Batch API. Must be .jsonl", "file");
+            if (batch_error_) bad_request(*batch_error_, "file");
+        }
+        file_record r;
+        try {
+            r = writer_->commit(filename_, *purpose_, lifetime, {cfg_.quota_bytes, cfg_.quota_files});
+        } catch (const store::quota_exceeded& e) {
+            throw aq::http_error(413, e.what(), "file", "quota_exceeded");
+        }
+        writer_.reset();
+        req.respond_json(200, r.to_json());
+    }
+
+private:
+    enum class part_kind { none, file, field, ignored };
+
+    void begin(const multipart::part& p) {
+        if (p.name == "file") {
+            if (file_seen_) bad_request("Only one 'file' part may be uploaded per request.", "file");
+            file_seen_ = true;
+            if (!p.filename) bad_request("The 'file' part has no filename.", "file");
+            if (auto problem = filename_problem(*p.filename); !problem.empty()) bad_request(problem, "file");
+            filename_ = *p.filename;
+            writer_ = files_.create(owner_);
+            if (!purpose_ || *purpose_ == "batch") validator_.emplace();
+            kind_ = part_kind::file;
+        } else if (p.name == "purpose" || p.name == "expires_after[anchor]" || p.name == "expires_after[seconds]") {
+            field_name_ = p.name;
+            field_value_.clear();
+            kind_ = part_kind::field;
+        } else {
+            kind_ = part_kind::ignored;
+        }
+    }
+
+    void data(std::string_view d) {
+        if (kind_ == part_kind::file) {
+            if (writer_->bytes() + d.size() > cfg_.max_file_bytes)
+                bad_request("File is too large: the limit is " + std::to_string(cfg_.max_file_bytes) + " bytes.",
+                            "file");
+            writer_->write(d);
+            validate([&] { validator_->push(d); });
+        } else if (kind_ == part_kind::field) {
+            if (field_value_.size() + d.size() > max_field_bytes)
+                bad_request("Parameter '" + field_name_ + "' is too long.", field_name_);
+            field_value_.append(d);
+        }
+    }
+
+    void end() {
+        if (kind_ == part_kind::file) {
+            validate([&] { validator_->finish(); });
+            validator_.reset();
+        } else if (kind_ == part_kind::field) {
+            if (field_name_ == "purpose") {
+                check_purpose(field_value_);
+                purpose_ = field_value_;
+                // The file came first and was validated as batch content on speculation.
+                if (*purpose_ != "batch") batch_error_.reset();
+            } else if (field_name_ == "expires_after[anchor]") {
+                anchor_ = field_value_;
+            } else {
+                seconds_ = field_value_;
+            }
+        }
+        kind_ = part_kind::none;
+    }
+
+    void check_purpose(const std::string& purpose) {
+        if (purpose.empty()) bad_request("Missing required parameter: 'purpose'.", "purpose");
+        if (purpose == "batch_output" || !cfg_.purposes.contains(purpose)) {
+            std::string accepted;
+            for (const auto& p : cfg_.purposes) accepted += (accepted.empty() ? "'" : ", '") + p + "'";
+            bad_request("Invalid value for 'purpose': '" + purpose + "'. Supported values are: " + accepted + ".",
+                        "purpose");
+        }
+    }
+
+    // Runs a validator step. With purpose "batch" known, a failure answers at once; while the
+    // purpose is unknown it is remembered (and validation stops, bounding its memory).
+    template <class Step>
+    void validate(Step step) {
+        if (!validator_) return;
+        try {
+            step();
+        } catch (const batch_validator::error& e) {
+            if (purpose_) bad_request(e.what(), "file");
+            batch_error_ = e.what();
+            validator_.reset();
+        }
+    }
+
+    const config& cfg_;
+    store& files_;
+    std::string owner_;
+
+    part_kind kind_ = part_kind::none;
+    std::string field_name_, field_value_;
+    std::optional<std::string> purpose_, anchor_, seconds_;
+
+    bool file_seen_ = false;
+    std::string filename_;
+    std::unique_ptr<store::writer> writer_;
+    std::optional<batch_validator> validator_;
+    std::optional<std::string> batch_error_;
+};
+
+}  // namespace
+
+std::string filename_problem(std::string_view filename) {
+    if (filename.empty()) return "The filename must not be empty.";
+    if (filename.size() > 255) return "The filename is too long: at most 255 bytes.";
+    if (!is_valid_utf8(filename)) return "The filename is not valid UTF-8.";
+    for (char ch : filename) {
+        auto c = static_cast<unsigned char>(ch);
+        if (c == '/' || c == '\\') return "The filename must not contain path separators.";
+        if (c == '"') return "The filename must not contain quotes.";
+        if (c < 0x20 || c == 0x7F) return "The filename must not contain control characters.";
+    }
+    if (filename == "." || filename == "..") return "The filename is invalid.";
+    return {};
+}
+
+void upload(aq::request& req, const config& cfg, store& files) {
+    auto content_type = req.header("Content-Type");
+    std::optional<std::string> boundary = content_type ? multipart::boundary_of(*content_type) : std::nullopt;
+    if (!boundary)
+        throw aq::http_error(415, "The request body must be multipart/form-data with a boundary.", "",
+                             "unsupported_media_type");
+
+    upload_session session(cfg, files, std::string(req.owner()));
+    multipart parser(*boundary, session.callbacks());
+    std::string buffer(read_buffer_bytes, '\0');
+    try {
+        while (std::size_t n = req.read(buffer)) parser.push(std::string_view(buffer.data(), n));
+        parser.finish();
+    } catch (const multipart::error& e) {
+        bad_request(e.what());
+    } catch (const aq::http_error& e) {
+        // The host's body limit (max_file_bytes + overhead) hit on a chunked body: the file
+        // itself is what was too large, which API.md answers with 400.
+        if (e.status() == 413)
+            bad_request("File is too large: the limit is " + std::to_string(cfg.max_file_bytes) + " bytes.", "file");
+        throw;
+    }
+    session.respond(req);
+}
+
+}  // namespace aq::files

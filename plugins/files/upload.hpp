@@ -1,0 +1,28 @@
+// POST /files: a multipart/form-data upload streamed into the store.
+//
+// Body -> multipart parser -> (batch validator) -> store writer (1 MiB chunks, one transaction):
+// nothing is buffered beyond a read buffer, the parser's tail and one chunk, whatever the size.
+// Fields come in any order (the Node SDK sends `file` before `purpose`): when the purpose is not
+// known yet while the file streams, the batch validation runs anyway and its verdict is applied
+// once the purpose is known. Any error, including a client that disconnects, destroys the
+// writer and so rolls the transaction back.
+#pragma once
+
+#include "config.hpp"
+#include "store.hpp"
+
+#include <aqueduct/plugin.hpp>
+
+namespace aq::files {
+
+// Extra body bytes beyond max_file_bytes that the route accepts for the multipart framing and
+// the other fields; the file part itself is held to max_file_bytes exactly.
+constexpr std::uint64_t multipart_overhead_bytes = 1 << 20;
+
+void upload(aq::request& req, const config& cfg, store& files);
+
+// Why a filename is refused, or empty when it is acceptable: non-empty, at most 255 bytes,
+// UTF-8, no path separators, quotes or control characters.
+std::string filename_problem(std::string_view filename);
+
+}  // namespace aq::files
