@@ -51,7 +51,11 @@ int run_gateway(const config& cfg) {
     // std::list: aq_host addresses are handed to plugins and must never move.
     std::list<running_plugin> plugins;
     try {
-        for (const std::string& name : plugin_order(cfg.plugins)) {
+        auto order = plugin_order(cfg.plugins);
+        // Without a plugin_dir the loader would search wherever the process happened to start.
+        if (!order.empty() && cfg.plugin_dir.empty())
+            throw load_error("plugin_dir: required when a plugin is enabled (plugins." + order.front() + ")");
+        for (const std::string& name : order) {
             const plugin_config* pc = nullptr;
             for (auto& p : cfg.plugins)
                 if (p.name == name) pc = &p;
