@@ -102,6 +102,8 @@ config parse_config(const json::object& section) {
         else if (key == "max_in_flight") c.max_in_flight = static_cast<unsigned>(get_uint(v, key, 1, 1'000'000));
         else if (key == "output_expires_after_seconds")
             c.output_expires_after_seconds = static_cast<std::int64_t>(get_uint(v, key, 3600, 2592000));
+        else if (key == "completion_window_seconds")
+            c.completion_window_seconds = static_cast<long long>(get_uint(v, key, 1, 7 * 86400));
         else if (key == "lease_seconds") c.lease_seconds = static_cast<unsigned>(get_uint(v, key, 1, 86400));
         else fail(key, "unknown key");
     }

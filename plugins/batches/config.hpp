@@ -39,6 +39,8 @@ struct config {
     unsigned max_in_flight = 1024;    // upstream requests at once across all upstreams (per host)
     std::int64_t output_expires_after_seconds = 30 * 86400;  // output/error files
     unsigned lease_seconds = 60;      // a dead host's claimed lines are retaken after this
+    // What completion_window "24h" means in seconds; shorter only for tests of expiry.
+    long long completion_window_seconds = 24 * 3600;
 
     // The upstream that serves `model` (the first in config order), or nullptr.
     const upstream_config* upstream_for(std::string_view model) const;

@@ -121,7 +121,7 @@ void create(aq::request& req, const config& cfg, store& db, const aq_files_v1& f
     b.id = aq::random_id("batch_");
     b.status = "validating";
     b.created_at = now_s();
-    b.expires_at = b.created_at + 24 * 3600;
+    b.expires_at = b.created_at + cfg.completion_window_seconds;
     db.insert_batch(b);
     req.respond_json(200, batch_object(b));
 }

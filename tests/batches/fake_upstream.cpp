@@ -1,0 +1,334 @@
+#include "fake_upstream.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace aqt {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = net::ip::tcp;
+
+struct fake_upstream::impl {
+    net::io_context io;
+    tcp::acceptor acceptor{io};
+    unsigned short port = 0;
+    std::thread accept_thread;
+
+    mutable std::mutex mu;
+    std::condition_variable stop_cv;
+    bool stopping = false;
+    std::vector<std::thread> sessions;
+    std::set<std::shared_ptr<tcp::socket>> sockets;
+
+    std::chrono::milliseconds latency{0};
+    double error_rate = 0;
+    int error_status = 500;
+    std::map<std::string, fake_rule> rules;
+    std::map<std::string, int> counts;
+    std::vector<std::string> order;
+    long long total = 0;
+    int active = 0, max_active = 0;
+    std::mt19937 rng{12345};
+
+    explicit impl(unsigned short p) {
+        tcp::endpoint ep(net::ip::make_address("127.0.0.1"), p);
+        acceptor.open(ep.protocol());
+        acceptor.set_option(net::socket_base::reuse_address(true));
+        acceptor.bind(ep);
+        acceptor.listen(1024);
+        port = acceptor.local_endpoint().port();
+        accept_thread = std::thread([this] { accept_loop(); });
+    }
+
+    ~impl() {
+        {
+            std::lock_guard lock(mu);
+            stopping = true;
+            for (auto& s : sockets) {
+                boost::system::error_code ec;
+                s->shutdown(tcp::socket::shutdown_both, ec);
+            }
+        }
+        stop_cv.notify_all();
+        ::shutdown(acceptor.native_handle(), SHUT_RDWR);
+        accept_thread.join();
+        std::vector<std::thread> all;
+        {
+            std::lock_guard lock(mu);
+            all.swap(sessions);
+        }
+        for (auto& t : all) t.join();
+    }
+
+    void accept_loop() {
+        for (;;) {
+            auto sock = std::make_shared<tcp::socket>(io);
+            boost::system::error_code ec;
+            acceptor.accept(*sock, ec);
+            std::lock_guard lock(mu);
+            if (stopping) return;
+            if (ec) continue;
+            sock->set_option(tcp::no_delay(true), ec);
+            sockets.insert(sock);
+            sessions.emplace_back([this, sock] {
+                session(*sock);
+                std::lock_guard l(mu);
+                sockets.erase(sock);
+            });
+        }
+    }
+
+    // Sleeps unless the server stops first; false when it stopped.
+    bool sleep(std::chrono::milliseconds d) {
+        std::unique_lock lock(mu);
+        return !stop_cv.wait_for(lock, d, [this] { return stopping; });
+    }
+
+    static std::string key_of(const json::object& body) {
+        if (auto* u = body.if_contains("user"); u && u->is_string()) return std::string(u->as_string());
+        if (auto* m = body.if_contains("messages"); m && m->is_array() && !m->as_array().empty()) {
+            const auto& first = m->as_array().front();
+            if (first.is_object())
+                if (auto* c = first.as_object().if_contains("content"); c && c->is_string())
+                    return std::string(c->as_string());
+        }
+        for (const char* k : {"prompt", "input"})
+            if (auto* v = body.if_contains(k); v && v->is_string()) return std::string(v->as_string());
+        return "";
+    }
+
+    template <class Body>
+    static void write(tcp::socket& s, http::response<Body>& res, boost::system::error_code& ec) {
+        res.prepare_payload();
+        http::write(s, res, ec);
+    }
+
+    void session(tcp::socket& sock) {
+        beast::flat_buffer buf;
+        for (;;) {
+            http::request<http::string_body> req;
+            boost::system::error_code ec;
+            http::read(sock, buf, req, ec);
+            if (ec) return;
+            http::response<http::string_body> res{http::status::ok, req.version()};
+            res.set(http::field::content_type, "application/json");
+            res.keep_alive(req.keep_alive());
+            std::string target(req.target());
+            if (req.method() == http::verb::get && target == "/_counts") {
+                json::object c;
+                {
+                    std::lock_guard lock(mu);
+                    for (auto& [k, n] : counts) c[k] = n;
+                    res.body() = json::serialize(json::object{{"total", total}, {"counts", c},
+                                                              {"max_active", max_active}});
+                }
+            } else if (req.method() == http::verb::post && target == "/_reset") {
+                std::lock_guard lock(mu);
+                counts.clear();
+                order.clear();
+                total = 0;
+                max_active = 0;
+                res.body() = "{}";
+            } else if (req.method() == http::verb::post && target == "/_config") {
+                if (!configure(req.body())) res.result(http::status::bad_request);
+                res.body() = "{}";
+            } else if (req.method() == http::verb::post) {
+                if (!serve_api(sock, req, res)) return;  // the behaviour closed the connection
+            } else {
+                res.result(http::status::not_found);
+                res.body() = R"({"error":{"message":"not found","type":"invalid_request_error","param":null,"code":null}})";
+            }
+            write(sock, res, ec);
+            if (ec || !req.keep_alive()) return;
+        }
+    }
+
+    bool configure(const std::string& text) {
+        boost::system::error_code ec;
+        json::value v = json::parse(text, ec);
+        if (ec || !v.is_object()) return false;
+        const auto& o = v.as_object();
+        std::lock_guard lock(mu);
+        if (auto* l = o.if_contains("latency_ms")) latency = std::chrono::milliseconds(json::value_to<long long>(*l));
+        if (auto* r = o.if_contains("error_rate")) error_rate = json::value_to<double>(*r);
+        if (auto* r = o.if_contains("rules"); r && r->is_object()) {
+            rules.clear();
+            for (const auto& [k, rv] : r->as_object()) {
+                fake_rule rule;
+                const auto& ro = rv.as_object();
+                if (auto* x = ro.if_contains("mode")) rule.mode = json::value_to<std::string>(*x);
+                if (auto* x = ro.if_contains("status")) rule.status = json::value_to<int>(*x);
+                if (auto* x = ro.if_contains("times")) rule.times = json::value_to<int>(*x);
+                if (auto* x = ro.if_contains("retry_after")) rule.retry_after_s = json::value_to<double>(*x);
+                rules[std::string(k)] = rule;
+            }
+        }
+        return true;
+    }
+
+    // Answers an API request in `res`; false when the behaviour already ended the connection.
+    bool serve_api(tcp::socket& sock, const http::request<http::string_body>& req,
+                   http::response<http::string_body>& res) {
+        boost::system::error_code ec;
+        json::value body = json::parse(req.body(), ec);
+        if (ec || !body.is_object()) {
+            res.result(http::status::bad_request);
+            res.body() = R"({"error":{"message":"body is not a JSON object","type":"invalid_request_error","param":null,"code":null}})";
+            return true;
+        }
+        std::string key = key_of(body.as_object());
+        std::string model;
+        if (auto* m = body.as_object().if_contains("model"); m && m->is_string()) model = std::string(m->as_string());
+        fake_rule rule;
+        bool apply = false, random_error = false;
+        std::chrono::milliseconds delay;
+        int n = 0;
+        {
+            std::lock_guard lock(mu);
+            n = ++counts[key];
+            ++total;
+            if (order.size() < 1000000) order.push_back(key);
+            max_active = std::max(max_active, ++active);
+            delay = latency;
+            if (auto it = rules.find(key); it != rules.end() && (it->second.times < 0 || n <= it->second.times)) {
+                rule = it->second;
+                apply = true;
+            } else if (error_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < error_rate) {
+                random_error = true;
+                rule.status = error_status;
+            }
+        }
+        struct done_guard {
+            impl* self;
+            ~done_guard() {
+                std::lock_guard lock(self->mu);
+                --self->active;
+            }
+        } guard{this};
+        if (delay.count() > 0 && !sleep(delay)) return false;
+        res.set("x-request-id", "req_" + key + "_" + std::to_string(n));
+        if (apply && rule.mode == "hang") {
+            sleep(std::chrono::hours(1));
+            return false;
+        }
+        if (apply && rule.mode == "close") {
+            std::string partial = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"id\":\"chat";
+            net::write(sock, net::buffer(partial), ec);
+            sock.shutdown(tcp::socket::shutdown_both, ec);
+            return false;
+        }
+        if (apply && rule.mode == "garbage_http") {
+            std::string garbage = "SSH-2.0-NotHTTP\r\n\r\n\x01\x02garbage";
+            net::write(sock, net::buffer(garbage), ec);
+            sock.shutdown(tcp::socket::shutdown_both, ec);
+            return false;
+        }
+        if (apply && rule.mode == "garbage") {
+            res.body() = "this is not json {";
+            return true;
+        }
+        if (apply || random_error) {
+            res.result(static_cast<http::status>(rule.status));
+            if (rule.retry_after_s >= 0) {
+                std::ostringstream s;
+                s << rule.retry_after_s;
+                res.set(http::field::retry_after, s.str());
+            }
+            res.body() = json::serialize(json::object{
+                {"error", {{"message", "injected " + std::to_string(rule.status) + " for " + key},
+                           {"type", rule.status == 429 ? "rate_limit_error" : "server_error"},
+                           {"param", nullptr},
+                           {"code", nullptr}}}});
+            return true;
+        }
+        res.body() = success_body(key, model);
+        return true;
+    }
+};
+
+fake_upstream::fake_upstream(unsigned short port) : impl_(std::make_unique<impl>(port)) {}
+fake_upstream::~fake_upstream() = default;
+
+unsigned short fake_upstream::port() const noexcept { return impl_->port; }
+std::string fake_upstream::base_url() const { return "http://127.0.0.1:" + std::to_string(impl_->port) + "/v1"; }
+
+void fake_upstream::set_latency(std::chrono::milliseconds latency) {
+    std::lock_guard lock(impl_->mu);
+    impl_->latency = latency;
+}
+void fake_upstream::set_error_rate(double rate, int status) {
+    std::lock_guard lock(impl_->mu);
+    impl_->error_rate = rate;
+    impl_->error_status = status;
+}
+void fake_upstream::set_rule(const std::string& key, fake_rule rule) {
+    std::lock_guard lock(impl_->mu);
+    impl_->rules[key] = std::move(rule);
+}
+void fake_upstream::clear_rules() {
+    std::lock_guard lock(impl_->mu);
+    impl_->rules.clear();
+}
+void fake_upstream::reset_counts() {
+    std::lock_guard lock(impl_->mu);
+    impl_->counts.clear();
+    impl_->order.clear();
+    impl_->total = 0;
+    impl_->max_active = 0;
+}
+std::map<std::string, int> fake_upstream::counts() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->counts;
+}
+int fake_upstream::count(const std::string& key) const {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->counts.find(key);
+    return it == impl_->counts.end() ? 0 : it->second;
+}
+std::vector<std::string> fake_upstream::order() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->order;
+}
+long long fake_upstream::total() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->total;
+}
+int fake_upstream::active() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->active;
+}
+int fake_upstream::max_active() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->max_active;
+}
+
+std::string fake_upstream::success_body(const std::string& key, const std::string& model) {
+    json::object message{{"role", "assistant"}, {"content", "echo " + key}};
+    json::object choice{{"index", 0}, {"message", message}, {"finish_reason", "stop"}};
+    json::object usage{{"prompt_tokens", 10},
+                       {"completion_tokens", 5},
+                       {"total_tokens", 15},
+                       {"prompt_tokens_details", {{"cached_tokens", 2}}},
+                       {"completion_tokens_details", {{"reasoning_tokens", 1}}}};
+    json::object body{{"id", "chatcmpl-" + key}, {"object", "chat.completion"}, {"created", 1700000000},
+                      {"model", model}, {"choices", json::array{choice}}, {"usage", usage}};
+    return json::serialize(body);
+}
+
+}  // namespace aqt

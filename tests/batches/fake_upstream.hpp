@@ -1,0 +1,67 @@
+// A fake OpenAI-compatible upstream for the batches tests and benchmark.
+//
+// Serves POST .../chat/completions, /completions, /embeddings and /responses on 127.0.0.1 (port
+// 0 = any free port) with a deterministic body, so a test can predict the output file byte for
+// byte. Each request is keyed by the body's "user" field (the tests put the custom_id there),
+// else the first message's content, else "prompt"/"input". Behaviour per key or at random:
+// latency, an HTTP status (429 with retry-after, 5xx, 4xx) for the first N requests, hang,
+// close mid-response, garbage (200 with a non-JSON body), garbage_http (not HTTP at all).
+//
+// Control over HTTP too (for the standalone program): GET /_counts -> {"total", "counts":
+// {key: n}}; POST /_config with {"latency_ms", "error_rate", "rules": {key: rule}}; POST
+// /_reset clears the counts.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace aqt {
+
+struct fake_rule {
+    // "status": answer `status` (with retry-after if retry_after_s >= 0); "hang": never answer;
+    // "close": send half a response and close; "garbage": 200 with a non-JSON body;
+    // "garbage_http": bytes that are not HTTP.
+    std::string mode = "status";
+    int status = 500;
+    int times = -1;            // apply to the first `times` requests of the key; -1: always
+    double retry_after_s = -1;
+};
+
+class fake_upstream {
+public:
+    explicit fake_upstream(unsigned short port = 0);
+    ~fake_upstream();
+    fake_upstream(const fake_upstream&) = delete;
+    fake_upstream& operator=(const fake_upstream&) = delete;
+
+    unsigned short port() const noexcept;
+    std::string base_url() const;  // "http://127.0.0.1:PORT/v1"
+
+    void set_latency(std::chrono::milliseconds latency);
+    void set_error_rate(double rate, int status = 500);  // random failures, 0..1
+    void set_rule(const std::string& key, fake_rule rule);
+    void clear_rules();
+    void reset_counts();
+
+    // Requests received per key (counted when the request is read, before any answer).
+    std::map<std::string, int> counts() const;
+    int count(const std::string& key) const;
+    long long total() const;
+    // Keys in the order their requests arrived.
+    std::vector<std::string> order() const;
+    // Requests being served right now, and the most at once so far.
+    int active() const;
+    int max_active() const;
+
+    // The body this fake answers for a successful request with `key` and `model` (chat).
+    static std::string success_body(const std::string& key, const std::string& model);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace aqt
