@@ -1,6 +1,6 @@
 #include "gateway.hpp"
 
-#include "build_paths.h"
+#include "aqt_build_paths.h"
 #include "digest.hpp"
 
 #include <boost/json.hpp>
@@ -227,6 +227,16 @@ std::map<std::string, std::string, std::less<>> fill_defaults(json::object& cfg,
     return tokens;
 }
 
+gateway_options make_options(json::object config) {
+    gateway_options o;
+    o.config = std::move(config);
+    return o;
+}
+
+std::string config_text(const gateway_options& o, const json::object& cfg) {
+    return o.raw_config.empty() ? json::serialize(cfg) : o.raw_config;
+}
+
 }  // namespace
 
 std::string exit_status::describe() const {
@@ -238,7 +248,7 @@ std::string exit_status::describe() const {
 fs::path aqueductd_path() { return AQ_TEST_AQUEDUCTD; }
 fs::path fixture_plugin_dir() { return AQ_TEST_FIXTURE_PLUGIN_DIR; }
 
-gateway::gateway(json::object config) : gateway(gateway_options{std::move(config), {}, {}, true, 20s}) {}
+gateway::gateway(json::object config) : gateway(make_options(std::move(config))) {}
 
 gateway::gateway(gateway_options options) : options_(std::move(options)) {
     dir_ = make_temp_dir("aqt-gw");
@@ -247,7 +257,7 @@ gateway::gateway(gateway_options options) : options_(std::move(options)) {
         if (options_.fill_defaults) tokens_ = fill_defaults(config_, dir_);
         link_plugins(dir_ / "plugins", options_.extra_plugins);
         config_path_ = dir_ / "aqueduct.json";
-        write_file(config_path_, json::serialize(config_));
+        write_file(config_path_, config_text(options_, config_));
         start();
     } catch (...) {
         remove_dir(dir_);
@@ -274,7 +284,7 @@ void gateway::start() {
     ++runs_;
     log_path_ = dir_ / ("aqueductd." + std::to_string(runs_) + ".log");
     port_ = 0;
-    pid_ = spawn({"--config", config_path_.string()}, options_.env, spawn_io{log_path_, -1, dir_});
+    pid_ = spawn({"--config", config_path_.string()}, options_.env, spawn_io{log_path_, -1, options_.working_dir.empty() ? dir_ : options_.working_dir});
     auto deadline = clock_type::now() + options_.startup_timeout;
     for (;;) {
         if (unsigned short p = parse_port(read_file(log_path_))) {
@@ -350,7 +360,7 @@ void gateway::restart() {
 }
 
 startup_failure expect_startup_failure(json::object config) {
-    return expect_startup_failure(gateway_options{std::move(config), {}, {}, true, 20s});
+    return expect_startup_failure(make_options(std::move(config)));
 }
 
 startup_failure expect_startup_failure(gateway_options options) {
@@ -363,9 +373,9 @@ startup_failure expect_startup_failure(gateway_options options) {
     if (options.fill_defaults) fill_defaults(cfg, dir);
     link_plugins(dir / "plugins", options.extra_plugins);
     fs::path config_path = dir / "aqueduct.json";
-    write_file(config_path, json::serialize(cfg));
+    write_file(config_path, config_text(options, cfg));
     fs::path log_path = dir / "aqueductd.log";
-    pid_t pid = spawn({"--config", config_path.string()}, options.env, spawn_io{log_path, -1, dir});
+    pid_t pid = spawn({"--config", config_path.string()}, options.env, spawn_io{log_path, -1, options.working_dir.empty() ? dir : options.working_dir});
     auto deadline = clock_type::now() + options.startup_timeout;
     for (;;) {
         exit_status st;

@@ -38,6 +38,10 @@ struct gateway_options {
     std::vector<std::filesystem::path> extra_plugins;
     // Fill in the defaults listed above for absent keys. false: the config is written as given.
     bool fill_defaults = true;
+    // When not empty: written as the config file verbatim instead of `config` (malformed JSON).
+    std::string raw_config;
+    // The process's working directory; empty: the instance's temp dir.
+    std::filesystem::path working_dir;
     std::chrono::milliseconds startup_timeout = 20s;
 };
 

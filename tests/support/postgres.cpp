@@ -1,6 +1,6 @@
 #include "postgres.hpp"
 
-#include "build_paths.h"
+#include "aqt_build_paths.h"
 #include "digest.hpp"
 
 #include <libpq-fe.h>

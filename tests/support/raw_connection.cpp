@@ -184,4 +184,67 @@ read_result connection::read_response(std::chrono::milliseconds timeout) {
     return head;
 }
 
+std::vector<http::response> parse_responses(std::string_view bytes) {
+    std::vector<http::response> out;
+    while (!bytes.empty()) {
+        auto head_end = bytes.find("\r\n\r\n");
+        if (head_end == std::string_view::npos || bytes.compare(0, 9, "HTTP/1.1 ") != 0 || bytes.size() < 12)
+            throw std::runtime_error("not an HTTP/1.1 response: " + std::string(bytes.substr(0, 200)));
+        http::response r;
+        r.status = std::stoi(std::string(bytes.substr(9, 3)));
+        std::string_view head = bytes.substr(0, head_end + 2);
+        for (auto line_start = head.find("\r\n") + 2; line_start < head.size();) {
+            auto line_end = head.find("\r\n", line_start);
+            std::string_view line = head.substr(line_start, line_end - line_start);
+            auto colon = line.find(':');
+            if (colon == std::string_view::npos) throw std::runtime_error("bad header line: " + std::string(line));
+            std::string value(line.substr(colon + 1));
+            value.erase(0, value.find_first_not_of(" \t"));
+            value.erase(value.find_last_not_of(" \t") + 1);
+            auto [it, fresh] = r.headers.emplace(lower(line.substr(0, colon)), value);
+            if (!fresh) it->second += ", " + value;
+            line_start = line_end + 2;
+        }
+        bytes.remove_prefix(head_end + 4);
+        if (r.status >= 100 && r.status < 200) {
+            // interim: no body
+        } else if (r.has_header("content-length")) {
+            std::size_t n = std::stoull(r.header("content-length"));
+            if (n > bytes.size()) throw std::runtime_error("response body shorter than its Content-Length");
+            r.body = std::string(bytes.substr(0, n));
+            bytes.remove_prefix(n);
+        } else if (lower(r.header("transfer-encoding")).find("chunked") != std::string::npos) {
+            for (;;) {
+                auto eol = bytes.find("\r\n");
+                if (eol == std::string_view::npos) throw std::runtime_error("truncated chunked body");
+                std::size_t size = std::stoull(std::string(bytes.substr(0, eol)), nullptr, 16);
+                bytes.remove_prefix(eol + 2);
+                if (size == 0) {
+                    auto end = bytes.find("\r\n");  // no trailers expected from the gateway
+                    if (end == std::string_view::npos) throw std::runtime_error("truncated chunked body");
+                    bytes.remove_prefix(end + 2);
+                    break;
+                }
+                if (bytes.size() < size + 2) throw std::runtime_error("truncated chunk");
+                r.body.append(bytes.substr(0, size));
+                bytes.remove_prefix(size + 2);
+            }
+        } else {
+            r.body = std::string(bytes);
+            bytes = {};
+        }
+        r.body_bytes = r.body.size();
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+http::response parse_response(std::string_view bytes) {
+    auto all = parse_responses(bytes);
+    if (all.size() != 1)
+        throw std::runtime_error("expected one response, got " + std::to_string(all.size()) + ": " +
+                                 std::string(bytes.substr(0, 300)));
+    return std::move(all.front());
+}
+
 }  // namespace aqt::raw

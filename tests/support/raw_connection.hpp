@@ -2,9 +2,12 @@
 // partial headers, bodies that stop halfway. Reads return what arrived and how reading ended.
 #pragma once
 
+#include "http_client.hpp"
+
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace aqt::raw {
 
@@ -54,5 +57,11 @@ private:
     std::string pending_;
     bool eof_ = false;
 };
+
+// Splits raw bytes holding one or more complete HTTP/1.1 responses (Content-Length or chunked
+// framing, or none) into parsed responses; throws std::runtime_error on bytes that do not parse.
+std::vector<http::response> parse_responses(std::string_view bytes);
+// Exactly one response; throws when there are none or more than one.
+http::response parse_response(std::string_view bytes);
 
 }  // namespace aqt::raw
