@@ -101,6 +101,8 @@ private:
 
     void end() {
         if (kind_ == part_kind::file) {
+            // Before the batch verdict ("contains no requests"): the clearer message.
+            if (writer_->bytes() == 0) bad_request("File is empty.", "file");
             validate([&] { validator_->finish(); });
             validator_.reset();
         } else if (kind_ == part_kind::field) {

@@ -1,0 +1,515 @@
+// The Files API through a real aqueductd over HTTP, on SQLite (files_api_sqlite_test) and on a
+// throwaway PostgreSQL (files_api_postgres_test, built from this file with AQ_FILES_POSTGRES):
+// exact status, exact envelope, exact bytes, and the database checked directly for leftovers.
+#define BOOST_TEST_MODULE files_api
+#include <boost/test/unit_test.hpp>
+
+#include "support/digest.hpp"
+#include "support/gateway.hpp"
+#include "support/http_client.hpp"
+#include "support/multipart.hpp"
+#include "support/postgres.hpp"
+#include "support/raw_connection.hpp"
+
+#include <boost/json.hpp>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+
+namespace json = boost::json;
+using aqt::http::response;
+
+namespace {
+
+std::string line(const std::string& id) {
+    return R"({"custom_id": ")" + id +
+           R"(", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "messages": []}})";
+}
+
+std::string jsonl(int n, const std::string& prefix = "r") {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += line(prefix + std::to_string(i)) + "\n";
+    return out;
+}
+
+// Bytes of every value, in a pattern that does not repeat at chunk boundaries.
+std::string binary_content(std::size_t n) {
+    std::string s(n, '\0');
+    std::uint32_t x = 2463534242u;
+    for (auto& c : s) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c = static_cast<char>(x);
+    }
+    return s;
+}
+
+// A gateway with the files plugin on the database under test.
+struct files_gateway {
+    std::string database;
+    std::unique_ptr<aqt::gateway> gw;
+    std::unique_ptr<aqt::http::client> alice, bob;
+
+    explicit files_gateway(json::object extra = {}) {
+        json::object files{{"enabled", true}, {"purposes", json::array{"batch", "user_data"}}};
+#ifdef AQ_FILES_POSTGRES
+        database = aqt::postgres_url();
+        files["database"] = database;
+#endif
+        for (auto& [k, v] : extra) files[k] = v;
+        gw = std::make_unique<aqt::gateway>(json::object{{"plugins", json::object{{"files", files}}}});
+#ifndef AQ_FILES_POSTGRES
+        database = "sqlite:" + (gw->dir() / "aqueduct.db").string();
+#endif
+        alice = std::make_unique<aqt::http::client>(gw->port());
+        alice->default_headers["Authorization"] = gw->bearer("alice");
+        bob = std::make_unique<aqt::http::client>(gw->port());
+        bob->default_headers["Authorization"] = gw->bearer("bob");
+    }
+
+    // A count straight from the database, bypassing the plugin.
+    long long count(const std::string& sql) const {
+        if (database.starts_with("sqlite:")) {
+            sqlite3* db = nullptr;
+            int rc = sqlite3_open_v2(database.substr(7).c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+            BOOST_TEST_REQUIRE(rc == SQLITE_OK, database << ": " << sqlite3_errstr(rc));
+            sqlite3_busy_timeout(db, 10000);
+            sqlite3_stmt* st = nullptr;
+            BOOST_REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+            BOOST_REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+            long long n = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+            sqlite3_close(db);
+            return n;
+        }
+        PGconn* c = PQconnectdb(database.c_str());
+        BOOST_REQUIRE(PQstatus(c) == CONNECTION_OK);
+        PGresult* r = PQexec(c, sql.c_str());
+        BOOST_REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+        long long n = std::atoll(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        PQfinish(c);
+        return n;
+    }
+    long long stored_files() const { return count("select count(*) from files"); }
+    long long stored_chunks() const { return count("select count(*) from file_chunks"); }
+};
+
+response upload(aqt::http::client& c, const std::string& filename, const std::string& content,
+                const std::string& purpose = "batch", bool file_first = false) {
+    aqt::multipart form;
+    if (file_first) {
+        form.file("file", filename, content).field("purpose", purpose);
+    } else {
+        form.field("purpose", purpose).file("file", filename, content);
+    }
+    return c.request("POST", "/v1/files", {{"Content-Type", form.content_type()}}, form.body());
+}
+
+response upload_raw(aqt::http::client& c, const std::string& boundary, const std::string& body) {
+    return c.request("POST", "/v1/files", {{"Content-Type", "multipart/form-data; boundary=" + boundary}}, body);
+}
+
+json::object body_of(const response& r) {
+    BOOST_TEST_REQUIRE(r.header("content-type") == "application/json", r.body);
+    return json::parse(r.body).as_object();
+}
+
+// Exactly the OpenAI error envelope with this status, type invalid_request_error, param, code.
+void expect_error(const response& r, int status, const std::optional<std::string>& param,
+                  const std::optional<std::string>& message = std::nullopt,
+                  const std::optional<std::string>& code = std::nullopt) {
+    BOOST_TEST(r.status == status, r.body);
+    BOOST_TEST(!r.header("x-request-id").empty());
+    auto root = body_of(r);
+    BOOST_TEST_REQUIRE(root.size() == 1u, r.body);
+    auto& e = root.at("error").as_object();
+    BOOST_TEST(e.size() == 4u);
+    BOOST_TEST(e.at("type") == json::value("invalid_request_error"));
+    BOOST_TEST(e.at("param") == (param ? json::value(*param) : json::value(nullptr)), r.body);
+    BOOST_TEST(e.at("code") == (code ? json::value(*code) : json::value(nullptr)), r.body);
+    BOOST_TEST(!e.at("message").as_string().empty());
+    if (message) BOOST_TEST(std::string(e.at("message").as_string()) == *message);
+}
+
+void expect_not_found(const response& r, const std::string& id) {
+    expect_error(r, 404, "id", "No such File object: " + id);
+}
+
+// The FileObject's exact key set and values.
+void expect_file_object(const json::object& o, const std::string& filename, std::uint64_t bytes,
+                        const std::string& purpose, std::int64_t lifetime = 604800) {
+    std::set<std::string> keys;
+    for (auto& kv : o) keys.insert(std::string(kv.key()));
+    BOOST_TEST((keys == std::set<std::string>{"id", "object", "bytes", "created_at", "expires_at", "filename",
+                                               "purpose", "status", "status_details"}));
+    std::string id(o.at("id").as_string());
+    BOOST_TEST(id.size() == 5u + 24u);
+    BOOST_TEST(id.starts_with("file-"));
+    BOOST_TEST(o.at("object") == json::value("file"));
+    BOOST_TEST(o.at("bytes").to_number<std::uint64_t>() == bytes);
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto created = o.at("created_at").as_int64();
+    BOOST_TEST(std::abs(created - now) <= 5);
+    BOOST_TEST(o.at("expires_at").as_int64() == created + lifetime);
+    BOOST_TEST(o.at("filename") == json::value(filename));
+    BOOST_TEST(o.at("purpose") == json::value(purpose));
+    BOOST_TEST(o.at("status") == json::value("processed"));
+    BOOST_TEST(o.at("status_details").is_null());
+}
+
+std::string id_of(const response& r) { return std::string(body_of(r).at("id").as_string()); }
+
+}  // namespace
+
+// ---- upload, retrieve, download, delete ------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(upload_retrieve_download_delete_round_trip) {
+    files_gateway g;
+    std::string content = jsonl(3);
+    response up = upload(*g.alice, "input.jsonl", content);
+    BOOST_TEST_REQUIRE(up.status == 200, up.body);
+    auto obj = body_of(up);
+    expect_file_object(obj, "input.jsonl", content.size(), "batch");
+    std::string id(obj.at("id").as_string());
+
+    for (const char* prefix : {"/files/", "/v1/files/"}) {
+        response got = g.alice->get(prefix + id);
+        BOOST_TEST(got.status == 200);
+        BOOST_TEST(body_of(got) == obj);
+    }
+
+    response dl = g.alice->get("/v1/files/" + id + "/content", {{"Accept", "application/binary"}});
+    BOOST_TEST(dl.status == 200);
+    BOOST_TEST(dl.body == content);
+    BOOST_TEST(dl.header("content-type") == "application/octet-stream");
+    BOOST_TEST(dl.header("content-length") == std::to_string(content.size()));
+    BOOST_TEST(dl.header("content-disposition") == "attachment; filename=\"input.jsonl\"; filename*=UTF-8''input.jsonl");
+    BOOST_TEST(dl.header("etag") == "\"" + aqt::sha256_hex(content) + "\"");
+    BOOST_TEST(dl.header("accept-ranges") == "bytes");
+
+    response del = g.alice->request("DELETE", "/files/" + id, {{"Content-Type", "application/json"}});
+    BOOST_TEST(del.status == 200);
+    BOOST_TEST(body_of(del) == (json::object{{"id", id}, {"object", "file"}, {"deleted", true}}));
+    expect_not_found(g.alice->get("/files/" + id), id);
+    expect_not_found(g.alice->get("/files/" + id + "/content"), id);
+    expect_not_found(g.alice->request("DELETE", "/files/" + id), id);
+    BOOST_TEST(g.stored_files() == 0);
+    BOOST_TEST(g.stored_chunks() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(upload_accepts_file_before_purpose_and_expires_after) {
+    files_gateway g;
+    aqt::multipart form;
+    form.file("file", "first.jsonl", jsonl(2))
+        .field("x-unknown-field", "ignored")
+        .field("purpose", "batch")
+        .field("expires_after[anchor]", "created_at")
+        .field("expires_after[seconds]", "7200");
+    response r = g.alice->request("POST", "/files", {{"Content-Type", form.content_type()}}, form.body());
+    BOOST_TEST_REQUIRE(r.status == 200, r.body);
+    expect_file_object(body_of(r), "first.jsonl", jsonl(2).size(), "batch", 7200);
+}
+
+BOOST_AUTO_TEST_CASE(binary_multi_chunk_content_is_byte_exact_and_chunked_upload_works) {
+    files_gateway g;
+    std::string content = binary_content(3 * 1024 * 1024 + 12345);  // 4 chunks, the last partial
+    aqt::multipart form;
+    form.field("purpose", "user_data").file("file", "blob.bin", content);
+    aqt::http::request req;
+    req.method = "POST";
+    req.target = "/v1/files";
+    req.headers = {{"Content-Type", form.content_type()}};
+    req.body = form.body();
+    req.chunked = true;  // like the Node SDK: no Content-Length
+    response up = g.alice->send(req);
+    BOOST_TEST_REQUIRE(up.status == 200, up.body);
+    std::string id = id_of(up);
+    BOOST_TEST(g.stored_chunks() == 4);
+
+    response dl = g.alice->get("/files/" + id + "/content");
+    BOOST_TEST(dl.status == 200);
+    BOOST_TEST(dl.body.size() == content.size());
+    BOOST_TEST((dl.body == content));
+    BOOST_TEST(dl.header("etag") == "\"" + aqt::sha256_hex(content) + "\"");
+}
+
+BOOST_AUTO_TEST_CASE(range_requests_answer_206_and_416) {
+    files_gateway g;
+    std::string content = binary_content(2 * 1024 * 1024 + 100);
+    response up = upload(*g.alice, "blob.bin", content, "user_data");
+    BOOST_TEST_REQUIRE(up.status == 200, up.body);
+    std::string id = id_of(up), url = "/files/" + id + "/content", size = std::to_string(content.size());
+
+    struct case_t {
+        std::string range;
+        std::size_t first, last;
+    };
+    std::size_t mib = 1024 * 1024;
+    for (const case_t& c : {case_t{"bytes=0-9", 0, 9}, case_t{"bytes=" + std::to_string(mib - 5) + "-" + std::to_string(mib + 4), mib - 5, mib + 4},
+                            case_t{"bytes=" + std::to_string(2 * mib) + "-", 2 * mib, content.size() - 1},
+                            case_t{"bytes=-7", content.size() - 7, content.size() - 1},
+                            case_t{"bytes=10-99999999999", 10, content.size() - 1}}) {
+        response r = g.alice->get(url, {{"Range", c.range}});
+        BOOST_TEST_CONTEXT(c.range) {
+            BOOST_TEST(r.status == 206);
+            BOOST_TEST(r.header("content-range") ==
+                       "bytes " + std::to_string(c.first) + "-" + std::to_string(c.last) + "/" + size);
+            BOOST_TEST(r.header("content-length") == std::to_string(c.last - c.first + 1));
+            BOOST_TEST((r.body == content.substr(c.first, c.last - c.first + 1)));
+        }
+    }
+    response unsat = g.alice->get(url, {{"Range", "bytes=" + size + "-"}});
+    expect_error(unsat, 416, "range");
+    BOOST_TEST(unsat.header("content-range") == "bytes */" + size);
+
+    // Several ranges, or an If-Range naming another version: the whole file.
+    response multi = g.alice->get(url, {{"Range", "bytes=0-1,5-6"}});
+    BOOST_TEST(multi.status == 200);
+    BOOST_TEST(multi.body.size() == content.size());
+    response stale = g.alice->get(url, {{"Range", "bytes=0-1"}, {"If-Range", "\"other\""}});
+    BOOST_TEST(stale.status == 200);
+    response fresh = g.alice->get(url, {{"Range", "bytes=0-1"}, {"If-Range", "\"" + aqt::sha256_hex(content) + "\""}});
+    BOOST_TEST(fresh.status == 206);
+}
+
+BOOST_AUTO_TEST_CASE(utf8_filename_is_encoded_safely_in_content_disposition) {
+    files_gateway g;
+    std::string name = "na\xc3\xafve r\xc3\xa9sum\xc3\xa9;x.jsonl";
+    response up = upload(*g.alice, name, jsonl(1));
+    BOOST_TEST_REQUIRE(up.status == 200, up.body);
+    BOOST_TEST(body_of(up).at("filename") == json::value(name));
+    response dl = g.alice->get("/files/" + id_of(up) + "/content");
+    BOOST_TEST(dl.header("content-disposition") ==
+               "attachment; filename=\"na_ve r_sum_;x.jsonl\"; filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9%3Bx.jsonl");
+}
+
+// ---- list ------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(list_paginates_with_after_in_both_orders) {
+    files_gateway g;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 5; ++i) {
+        response r = upload(*g.alice, "f" + std::to_string(i) + ".jsonl", jsonl(1), "batch");
+        BOOST_TEST_REQUIRE(r.status == 200, r.body);
+        ids.push_back(id_of(r));
+    }
+    response other = upload(*g.alice, "u.bin", "x", "user_data");
+    BOOST_TEST_REQUIRE(other.status == 200);
+
+    for (bool asc : {true, false}) {
+        std::vector<std::string> seen;
+        std::string after;
+        for (int page = 0; page < 10; ++page) {
+            std::string q = "/v1/files?purpose=batch&limit=2&order=" + std::string(asc ? "asc" : "desc");
+            if (!after.empty()) q += "&after=" + after;
+            response r = g.alice->get(q);
+            BOOST_TEST_REQUIRE(r.status == 200, r.body);
+            auto o = body_of(r);
+            BOOST_TEST(o.at("object") == json::value("list"));
+            auto& data = o.at("data").as_array();
+            BOOST_TEST_REQUIRE(!data.empty());
+            for (auto& f : data) seen.emplace_back(f.at("id").as_string());
+            BOOST_TEST(o.at("first_id") == data.front().at("id"));
+            BOOST_TEST(o.at("last_id") == data.back().at("id"));
+            after = std::string(o.at("last_id").as_string());
+            if (!o.at("has_more").as_bool()) break;
+        }
+        BOOST_TEST_REQUIRE(seen.size() == 5u);
+        // created_at then id: same-second uploads are ordered by id, so compare as a set and
+        // check the order is strictly monotonic in (created_at, id).
+        BOOST_TEST((std::set<std::string>(seen.begin(), seen.end()) == std::set<std::string>(ids.begin(), ids.end())));
+    }
+    response all = g.alice->get("/files");
+    auto o = body_of(all);
+    BOOST_TEST(o.at("data").as_array().size() == 6u);
+    BOOST_TEST(o.at("has_more") == json::value(false));
+    // Default order is desc by created_at: the first is not older than the last.
+    auto& d = o.at("data").as_array();
+    BOOST_TEST(d.front().at("created_at").as_int64() >= d.back().at("created_at").as_int64());
+
+    response empty = g.bob->get("/files");
+    BOOST_TEST(body_of(empty) == (json::object{{"object", "list"}, {"data", json::array{}}, {"first_id", nullptr},
+                                               {"last_id", nullptr}, {"has_more", false}}));
+}
+
+BOOST_AUTO_TEST_CASE(list_rejects_bad_parameters) {
+    files_gateway g;
+    expect_error(g.alice->get("/files?limit=0"), 400, "limit");
+    expect_error(g.alice->get("/files?limit=100000"), 400, "limit");
+    expect_error(g.alice->get("/files?limit=ten"), 400, "limit");
+    expect_error(g.alice->get("/files?order=sideways"), 400, "order");
+    expect_error(g.alice->get("/files?after=file-doesnotexist000000000000"), 400, "after");
+    BOOST_TEST(g.alice->get("/files?limit=10000").status == 200);
+    BOOST_TEST(g.alice->get("/files?limit=1").status == 200);
+}
+
+// ---- ownership and expiry --------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(another_owners_file_is_exactly_not_found) {
+    files_gateway g;
+    response up = upload(*g.alice, "mine.jsonl", jsonl(1));
+    BOOST_TEST_REQUIRE(up.status == 200);
+    std::string id = id_of(up);
+    response missing = g.bob->get("/files/file-000000000000000000000000");
+    response foreign = g.bob->get("/files/" + id);
+    expect_not_found(foreign, id);
+    BOOST_TEST(missing.status == foreign.status);
+    expect_not_found(g.bob->get("/files/" + id + "/content"), id);
+    expect_not_found(g.bob->request("DELETE", "/files/" + id), id);
+    expect_error(g.bob->get("/files?after=" + id), 400, "after");
+    BOOST_TEST(body_of(g.bob->get("/files")).at("data").as_array().empty());
+    BOOST_TEST(g.alice->get("/files/" + id).status == 200);  // still there
+}
+
+BOOST_AUTO_TEST_CASE(expired_files_vanish_at_once_and_are_purged) {
+    files_gateway g(json::object{{"default_expiry_seconds", 1}, {"expiry_interval_seconds", 1}});
+    response up = upload(*g.alice, "short.jsonl", jsonl(1));
+    BOOST_TEST_REQUIRE(up.status == 200, up.body);
+    std::string id = id_of(up);
+    BOOST_TEST(body_of(up).at("expires_at").as_int64() == body_of(up).at("created_at").as_int64() + 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+    expect_not_found(g.alice->get("/files/" + id), id);
+    expect_not_found(g.alice->get("/files/" + id + "/content"), id);
+    BOOST_TEST(body_of(g.alice->get("/files")).at("data").as_array().empty());
+    // The purge job reclaims the rows within a few intervals.
+    for (int i = 0; i < 50 && g.stored_files() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    BOOST_TEST(g.stored_files() == 0);
+    BOOST_TEST(g.stored_chunks() == 0);
+}
+
+// ---- bad input: a clear 4xx, nothing stored, the server keeps serving ------------------------
+
+BOOST_AUTO_TEST_CASE(bad_uploads_are_refused_and_store_nothing) {
+    files_gateway g(json::object{{"max_file_bytes", 4096}});
+    auto& c = *g.alice;
+    const std::string b = "XyZboundary";
+    const std::string disp = "Content-Disposition: form-data; name=\"file\"; filename=\"a.jsonl\"\r\n\r\n";
+    const std::string purpose = "--" + b + "\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n";
+
+    expect_error(c.request("POST", "/files", {{"Content-Type", "application/json"}}, "{}"), 415, std::nullopt,
+                 std::nullopt, "unsupported_media_type");
+    expect_error(c.request("POST", "/files", {{"Content-Type", "multipart/form-data"}}, "x"), 415, std::nullopt,
+                 std::nullopt, "unsupported_media_type");
+
+    // Missing parts.
+    expect_error(upload_raw(c, b, purpose + "--" + b + "--\r\n"), 400, "file", "Missing required parameter: 'file'.");
+    expect_error(upload_raw(c, b, "--" + b + "\r\n" + disp + jsonl(1) + "\r\n--" + b + "--\r\n"), 400, "purpose",
+                 "Missing required parameter: 'purpose'.");
+    // Purposes.
+    expect_error(upload(c, "a.jsonl", jsonl(1), "assistants"), 400, "purpose");
+    expect_error(upload(c, "a.jsonl", jsonl(1), "batch_output"), 400, "purpose");
+    expect_error(upload(c, "a.jsonl", jsonl(1), "batch_output", true), 400, "purpose");
+    // Batch content and name.
+    expect_error(upload(c, "a.txt", jsonl(1)), 400, "file", "Invalid file format for Batch API. Must be .jsonl");
+    expect_error(upload(c, "a.jsonl", line("a") + "\n{oops\n"), 400, "file", "Invalid JSON at line 2");
+    expect_error(upload(c, "a.jsonl", line("a") + "\n" + line("b") + "\n" + line("a")), 400, "file",
+                 "Duplicate custom_id at line 3");
+    expect_error(upload(c, "a.jsonl", line("a") + "\n" + line("b\xff") + "\n"), 400, "file", "Invalid UTF-8 at line 2");
+    expect_error(upload(c, "a.jsonl", line("a") + "\n{oops\n", "batch", true), 400, "file", "Invalid JSON at line 2");
+    expect_error(upload(c, "a.jsonl", ""), 400, "file", "File is empty.");
+    expect_error(upload(c, "a.bin", "", "user_data"), 400, "file", "File is empty.");
+    // Size.
+    expect_error(upload(c, "a.bin", std::string(4097, 'x'), "user_data"), 400, "file",
+                 "File is too large: the limit is 4096 bytes.");
+    BOOST_TEST(upload(c, "a.bin", std::string(4096, 'x'), "user_data").status == 200);
+    // Filenames.
+    for (const std::string& name : std::vector<std::string>{"a/b.jsonl", "a\\\\b.jsonl", "..\\\\x.jsonl",
+                                                            "a\\\"b.jsonl", "a\x01" "b.jsonl",
+                                                            std::string(250, 'n') + ".jsonl"}) {
+        BOOST_TEST_CONTEXT(name) {
+            std::string body = purpose + "--" + b + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" +
+                               name + "\"\r\n\r\n" + jsonl(1) + "\r\n--" + b + "--\r\n";
+            expect_error(upload_raw(c, b, body), 400, "file");
+        }
+    }
+    // Framing.
+    std::string two_files = purpose + "--" + b + "\r\n" + disp + jsonl(1) + "\r\n--" + b + "\r\n" + disp + jsonl(1) +
+                            "\r\n--" + b + "--\r\n";
+    expect_error(upload_raw(c, b, two_files), 400, "file", "Only one 'file' part may be uploaded per request.");
+    std::string truncated = purpose + "--" + b + "\r\n" + disp + jsonl(2).substr(0, 50);
+    expect_error(upload_raw(c, b, truncated), 400, std::nullopt,
+                 "The multipart body is truncated: its closing boundary is missing.");
+    std::string no_close = purpose + "--" + b + "\r\n" + disp + jsonl(1) + "\r\n";
+    expect_error(upload_raw(c, b, no_close), 400, std::nullopt,
+                 "The multipart body is truncated: its closing boundary is missing.");
+    std::string huge_headers = purpose + "--" + b + "\r\nX-Pad: " + std::string(40000, 'p') + "\r\n" + disp +
+                               jsonl(1) + "\r\n--" + b + "--\r\n";
+    expect_error(upload_raw(c, b, huge_headers), 400, std::nullopt, "Multipart part headers are too large.");
+    // expires_after.
+    auto with_expiry = [&](const std::string& anchor, const std::string& seconds) {
+        std::string body = purpose;
+        if (!anchor.empty())
+            body += "--" + b + "\r\nContent-Disposition: form-data; name=\"expires_after[anchor]\"\r\n\r\n" + anchor + "\r\n";
+        if (!seconds.empty())
+            body += "--" + b + "\r\nContent-Disposition: form-data; name=\"expires_after[seconds]\"\r\n\r\n" + seconds + "\r\n";
+        body += "--" + b + "\r\n" + disp + jsonl(1) + "\r\n--" + b + "--\r\n";
+        return upload_raw(c, b, body);
+    };
+    expect_error(with_expiry("last_accessed", "3600"), 400, "expires_after[anchor]");
+    expect_error(with_expiry("created_at", "3599"), 400, "expires_after[seconds]");
+    expect_error(with_expiry("created_at", "2592001"), 400, "expires_after[seconds]");
+    expect_error(with_expiry("created_at", "1h"), 400, "expires_after[seconds]");
+    BOOST_TEST(with_expiry("created_at", "3600").status == 200);
+
+    // Only the two good uploads are stored; the server still answers.
+    BOOST_TEST(g.stored_files() == 2);
+    BOOST_TEST(body_of(c.get("/files")).at("data").as_array().size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(quota_answers_413) {
+    files_gateway g(json::object{{"quota_files", 2}, {"quota_bytes", 1000}});
+    BOOST_TEST(upload(*g.alice, "a.jsonl", jsonl(1)).status == 200);
+    expect_error(upload(*g.alice, "big.bin", std::string(1001, 'x'), "user_data"), 413, "file", std::nullopt,
+                 "quota_exceeded");
+    BOOST_TEST(upload(*g.alice, "b.jsonl", jsonl(1)).status == 200);
+    expect_error(upload(*g.alice, "c.jsonl", jsonl(1)), 413, "file", std::nullopt, "quota_exceeded");
+    BOOST_TEST(upload(*g.bob, "c.jsonl", jsonl(1)).status == 200);  // per owner
+    BOOST_TEST(g.stored_files() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(client_disconnect_mid_upload_rolls_back) {
+    files_gateway g;
+    const std::string b = "DisconnectBoundary";
+    std::string head = "--" + b + "\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n--" + b +
+                       "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\r\n";
+    {
+        aqt::raw::connection raw(g.gw->port());
+        std::string request = "POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: " + g.gw->bearer("alice") +
+                              "\r\nContent-Type: multipart/form-data; boundary=" + b +
+                              "\r\nContent-Length: 20000000\r\n\r\n" + head;
+        BOOST_TEST_REQUIRE(raw.send(request));
+        std::string block = binary_content(1024 * 1024);
+        for (int i = 0; i < 3; ++i) BOOST_TEST_REQUIRE(raw.send(block));  // 3 chunks reach the database
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }  // closed mid-body
+    // The rollback is visible once the handler has noticed; the server keeps serving.
+    for (int i = 0; i < 50 && g.stored_chunks() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    BOOST_TEST(g.stored_chunks() == 0);
+    BOOST_TEST(g.stored_files() == 0);
+    BOOST_TEST(body_of(g.alice->get("/files")).at("data").as_array().empty());
+    BOOST_TEST(upload(*g.alice, "after.jsonl", jsonl(1)).status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(team_token_files_belong_to_the_team) {
+    files_gateway g;
+    aqt::http::client carol(g.gw->port());
+    carol.default_headers["Authorization"] = g.gw->bearer("carol");
+    response up = upload(carol, "team.jsonl", jsonl(1));
+    BOOST_TEST_REQUIRE(up.status == 200, up.body);
+    BOOST_TEST(carol.get("/files/" + id_of(up)).status == 200);
+    BOOST_TEST(g.alice->get("/files/" + id_of(up)).status == 404);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_config_key_fails_startup_naming_it) {
+    json::object files{{"enabled", true}, {"max_file_byte", 5}};
+    auto failure = aqt::expect_startup_failure(json::object{{"plugins", json::object{{"files", files}}}});
+    BOOST_TEST(!failure.status.success());
+    BOOST_TEST(failure.log.find("plugins.files.max_file_byte: unknown key") != std::string::npos, failure.log);
+}
