@@ -1,0 +1,138 @@
+// The "files" v1 service table as the batches plugin uses it, on a SQLite store in a temp dir
+// (no host needed beyond a logger): streaming writer -> commit -> reader, ownership, abort.
+#define BOOST_TEST_MODULE files_service
+#include <boost/test/unit_test.hpp>
+
+#include "config.hpp"
+#include "service.hpp"
+#include "store.hpp"
+
+#include "sql/pool.hpp"
+
+#include <filesystem>
+#include <random>
+
+namespace {
+
+void log_line(aq_host*, aq_log_level, aq_str) {}
+
+struct service_fixture {
+    std::filesystem::path dir;
+    aq_host_api api{};
+    aq::files::config cfg;
+    std::unique_ptr<aq::sql::pool> pool;
+    std::unique_ptr<aq::files::store> files;
+    std::unique_ptr<aq::files::service> svc;
+    const aq_files_v1* t = nullptr;
+
+    service_fixture() {
+        dir = std::filesystem::temp_directory_path() / ("files-service-" + std::to_string(std::random_device{}()));
+        std::filesystem::create_directories(dir);
+        api.struct_size = sizeof api;
+        api.log = &log_line;
+        cfg.database = "sqlite:" + (dir / "db.sqlite").string();
+        cfg.max_file_bytes = 5u << 20;
+        pool = std::make_unique<aq::sql::pool>(cfg.database, 2);
+        files = std::make_unique<aq::files::store>(*pool);
+        svc = std::make_unique<aq::files::service>(aq::host(&api), cfg, *files);
+        t = svc->table();
+    }
+    ~service_fixture() {
+        svc.reset();
+        files.reset();
+        pool.reset();
+        std::filesystem::remove_all(dir);
+    }
+
+    aq_file_create params(const char* owner, const char* filename) {
+        aq_file_create p{};
+        p.struct_size = sizeof p;
+        p.owner = aq::to_aq(owner);
+        p.filename = aq::to_aq(filename);
+        p.purpose = aq::to_aq("batch_output");
+        return p;
+    }
+};
+
+std::string pattern(std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131) ^ (i >> 9));
+    return s;
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(service, service_fixture)
+
+BOOST_AUTO_TEST_CASE(write_commit_then_read_back_exact_bytes) {
+    BOOST_TEST(t->struct_size == sizeof(aq_files_v1));
+    std::string content = pattern(2 * 1024 * 1024 + 777);
+    auto p = params("team-a", "output.jsonl");
+    aq_files_writer* w = nullptr;
+    BOOST_TEST_REQUIRE(t->create(t->ctx, &p, &w) == AQ_OK);
+    for (std::size_t off = 0; off < content.size(); off += 100000)
+        BOOST_TEST_REQUIRE(t->write(w, aq::to_aq(std::string_view(content).substr(off, 100000))) == AQ_OK);
+    const aq_file_info* info = nullptr;
+    BOOST_TEST_REQUIRE(t->commit(w, &info) == AQ_OK);
+    BOOST_TEST(info->bytes == content.size());
+    BOOST_TEST(aq::to_sv(info->purpose) == "batch_output");
+    BOOST_TEST(aq::to_sv(info->owner) == "team-a");
+    BOOST_TEST(info->expires_at == info->created_at + cfg.default_expiry_seconds);
+    std::string id(aq::to_sv(info->id));
+    BOOST_TEST(t->commit(w, nullptr) == AQ_ERR_STATE);
+    t->close_writer(w);
+
+    aq_files_reader* r = nullptr;
+    BOOST_TEST_REQUIRE(t->open(t->ctx, aq::to_aq(id), aq::to_aq("team-a"), &r) == AQ_OK);
+    BOOST_TEST(t->reader_info(r)->bytes == content.size());
+    BOOST_TEST(aq::to_sv(t->reader_info(r)->filename) == "output.jsonl");
+    std::string back;
+    char buf[70000];
+    for (int64_t n; (n = t->read(r, buf, sizeof buf)) > 0;) back.append(buf, static_cast<std::size_t>(n));
+    BOOST_TEST((back == content));
+    t->close_reader(r);
+}
+
+BOOST_AUTO_TEST_CASE(foreign_or_missing_file_is_not_found) {
+    auto p = params("alice", "o.jsonl");
+    aq_files_writer* w = nullptr;
+    BOOST_TEST_REQUIRE(t->create(t->ctx, &p, &w) == AQ_OK);
+    BOOST_TEST(t->write(w, aq::to_aq("x")) == AQ_OK);
+    const aq_file_info* info = nullptr;
+    BOOST_TEST_REQUIRE(t->commit(w, &info) == AQ_OK);
+    std::string id(aq::to_sv(info->id));
+    t->close_writer(w);
+    aq_files_reader* r = nullptr;
+    BOOST_TEST(t->open(t->ctx, aq::to_aq(id), aq::to_aq("bob"), &r) == AQ_ERR_NOT_FOUND);
+    BOOST_TEST(r == nullptr);
+    BOOST_TEST(t->open(t->ctx, aq::to_aq("file-nope"), aq::to_aq("alice"), &r) == AQ_ERR_NOT_FOUND);
+}
+
+BOOST_AUTO_TEST_CASE(closing_without_commit_leaves_nothing) {
+    auto p = params("alice", "o.jsonl");
+    aq_files_writer* w = nullptr;
+    BOOST_TEST_REQUIRE(t->create(t->ctx, &p, &w) == AQ_OK);
+    BOOST_TEST(t->write(w, aq::to_aq("abc")) == AQ_OK);
+    t->close_writer(w);
+    BOOST_TEST(files->list("alice", {}).files.empty());
+}
+
+BOOST_AUTO_TEST_CASE(limits_and_invalid_arguments) {
+    auto p = params("alice", "o.jsonl");
+    aq_files_writer* w = nullptr;
+    BOOST_TEST_REQUIRE(t->create(t->ctx, &p, &w) == AQ_OK);
+    std::string big(cfg.max_file_bytes, 'x');
+    BOOST_TEST(t->write(w, aq::to_aq(big)) == AQ_OK);
+    BOOST_TEST(t->write(w, aq::to_aq("y")) == AQ_ERR_LIMIT);
+    t->close_writer(w);
+
+    auto bad = params("alice", "a/b.jsonl");
+    BOOST_TEST(t->create(t->ctx, &bad, &w) == AQ_ERR_INVALID);
+    auto no_owner = params("", "o.jsonl");
+    BOOST_TEST(t->create(t->ctx, &no_owner, &w) == AQ_ERR_INVALID);
+    aq_file_create small{};
+    small.struct_size = offsetof(aq_file_create, purpose);  // an older, shorter struct
+    BOOST_TEST(t->create(t->ctx, &small, &w) == AQ_ERR_INVALID);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
