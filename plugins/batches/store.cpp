@@ -249,17 +249,29 @@ std::vector<claimed_line> store::claim(const batch_work& b, int n, const std::st
     auto lease = pool_.lease();
     soci::session& sql = *lease;
     long long lim = n;
-    std::string pick =
-        "SELECT line_no FROM batch_requests WHERE batch_id = :b1 AND ((state = 'pending' AND next_attempt_at <= :n1)"
-        " OR (state = 'running' AND lease_until < :n2)) ORDER BY line_no LIMIT :lim";
-    if (pool_.kind() == aq::sql::backend::postgresql) pick += " FOR UPDATE SKIP LOCKED";
+    const char* runnable_line =
+        "batch_id = :b1 AND ((state = 'pending' AND next_attempt_at <= :n1) OR (state = 'running' AND lease_until < :n2))";
     {
         aq::sql::write_transaction tx(sql, pool_.kind());
-        sql << "UPDATE batch_requests SET state = 'running', lease_owner = :me, lease_until = :u,"
-               " claim_seq = :seq, attempts = attempts + 1 WHERE batch_id = :b AND line_no IN (" + pick + ")"
-               " AND ((state = 'pending' AND next_attempt_at <= :n3) OR (state = 'running' AND lease_until < :n4))",
-            soci::use(me), soci::use(until_ms), soci::use(claim_seq), soci::use(b.id), soci::use(b.id),
-            soci::use(now_ms), soci::use(now_ms), soci::use(lim), soci::use(now_ms), soci::use(now_ms);
+        if (pool_.kind() == aq::sql::backend::postgresql) {
+            // A CTE runs once. As `line_no IN (subquery)` PostgreSQL may rescan the subquery per
+            // row, and after the first updates it yields the next lines: far more than n.
+            sql << std::string("WITH picked AS (SELECT line_no FROM batch_requests WHERE ") + runnable_line +
+                       " ORDER BY line_no LIMIT :lim FOR UPDATE SKIP LOCKED)"
+                       " UPDATE batch_requests r SET state = 'running', lease_owner = :me, lease_until = :u,"
+                       " claim_seq = :seq, attempts = r.attempts + 1 FROM picked"
+                       " WHERE r.batch_id = :b AND r.line_no = picked.line_no",
+                soci::use(b.id), soci::use(now_ms), soci::use(now_ms), soci::use(lim), soci::use(me), soci::use(until_ms),
+                soci::use(claim_seq), soci::use(b.id);
+        } else {
+            // SQLite has one writer at a time (BEGIN IMMEDIATE) and evaluates IN (...) once.
+            sql << std::string("UPDATE batch_requests SET state = 'running', lease_owner = :me, lease_until = :u,"
+                               " claim_seq = :seq, attempts = attempts + 1 WHERE batch_id = :b AND line_no IN"
+                               " (SELECT line_no FROM batch_requests WHERE ") +
+                       runnable_line + " ORDER BY line_no LIMIT :lim)",
+                soci::use(me), soci::use(until_ms), soci::use(claim_seq), soci::use(b.id), soci::use(b.id),
+                soci::use(now_ms), soci::use(now_ms), soci::use(lim);
+        }
         tx.commit();
     }
     std::vector<claimed_line> out;

@@ -6,6 +6,7 @@
 
 #include "fake_files.hpp"
 #include "fake_upstream.hpp"
+#include "support/postgres.hpp"
 
 #include "batch_object.hpp"
 #include "config.hpp"
@@ -27,6 +28,13 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 namespace {
+
+bool use_postgres() {
+    auto& m = boost::unit_test::framework::master_test_suite();
+    for (int i = 1; i < m.argc; ++i)
+        if (std::string(m.argv[i]) == "--postgres") return true;
+    return false;
+}
 
 std::string line(const std::string& custom_id, const std::string& model = "m1",
                  const std::string& url = "/v1/chat/completions") {
@@ -59,7 +67,8 @@ struct env {
             for (auto& [k, v] : u->as_object()) upstream[k] = v;
             overrides.erase("upstream");
         }
-        json::object c{{"database", "sqlite:" + (dir / "batches.db").string()},
+        std::string database = use_postgres() ? aqt::postgres_url() : "sqlite:" + (dir / "batches.db").string();
+        json::object c{{"database", database},
                        {"upstreams", json::array{upstream}},
                        {"backoff_initial_ms", 10},
                        {"backoff_max_ms", 100},

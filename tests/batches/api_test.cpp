@@ -1,0 +1,473 @@
+// The Batch API through the real aqueductd with the files and batches plugins and the fake
+// upstream: create validation, lifecycle with exact output bytes, list paging, the active-batch
+// limit, cancel, expiry, a deleted input file, kill -9 and restart, and (PostgreSQL) two hosts
+// on one database. Runs on SQLite; `batches_api_postgres_test` runs the same cases with
+// `-- --postgres` on the throwaway PostgreSQL of the "postgres" fixture.
+#define BOOST_TEST_MODULE batches_api
+#include <boost/test/unit_test.hpp>
+
+#include "fake_upstream.hpp"
+#include "support/gateway.hpp"
+#include "support/http_client.hpp"
+#include "support/multipart.hpp"
+#include "support/postgres.hpp"
+
+#include "sql/pool.hpp"
+
+#include <boost/json.hpp>
+#include <soci/soci.h>
+
+#include <chrono>
+#include <cstring>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool use_postgres() {
+    auto& m = boost::unit_test::framework::master_test_suite();
+    for (int i = 1; i < m.argc; ++i)
+        if (std::strcmp(m.argv[i], "--postgres") == 0) return true;
+    return false;
+}
+
+std::string line(const std::string& custom_id, const std::string& model = "m1",
+                 const std::string& url = "/v1/chat/completions") {
+    json::object body{{"model", model}, {"user", custom_id}, {"messages", json::array{{{"role", "user"}, {"content", "hi"}}}}};
+    return json::serialize(json::object{{"custom_id", custom_id}, {"method", "POST"}, {"url", url}, {"body", body}}) + "\n";
+}
+
+std::string lines(const std::string& prefix, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += line(prefix + std::to_string(i));
+    return s;
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+    std::vector<std::string> out;
+    std::istringstream in(s);
+    for (std::string l; std::getline(in, l);) out.push_back(l);
+    return out;
+}
+
+// One gateway (or several on one database) with the files and batches plugins.
+struct env {
+    aqt::fake_upstream up;
+    std::string database;  // empty: each gateway's own SQLite file
+
+    json::object config(json::object batches = {}) {
+        json::object upstream{{"name", "fake"}, {"base_url", up.base_url()}, {"models", json::array{"m1", "m2"}},
+                              {"max_concurrency", 64}, {"timeout_seconds", 2}};
+        json::object b{{"enabled", true},
+                       {"requires", json::array{"files"}},
+                       {"upstreams", json::array{upstream}},
+                       {"poll_interval_ms", 50},
+                       {"lease_seconds", 2},
+                       {"backoff_initial_ms", 10},
+                       {"backoff_max_ms", 100}};
+        for (auto& [k, v] : batches) b[k] = v;
+        json::object c{{"plugins", {{"files", {{"enabled", true}, {"purposes", json::array{"batch", "user_data"}}}},
+                                    {"batches", b}}}};
+        if (!database.empty()) c["database"] = database;
+        return c;
+    }
+
+    env() {
+        if (use_postgres()) database = aqt::postgres_url();
+    }
+};
+
+struct client {
+    aqt::http::client http;
+    client(aqt::gateway& gw, const std::string& who) : http(gw.port()) {
+        http.default_headers["Authorization"] = gw.bearer(who);
+    }
+
+    std::string upload(const std::string& content, const std::string& purpose = "batch") {
+        aqt::multipart form;
+        form.field("purpose", purpose).file("file", "input.jsonl", content);
+        auto r = http.request("POST", "/v1/files", {{"Content-Type", form.content_type()}}, form.body());
+        BOOST_REQUIRE_MESSAGE(r.status == 200, "upload: " + std::to_string(r.status) + " " + r.body);
+        return std::string(r.json().at("id").as_string());
+    }
+
+    aqt::http::response create(json::object body) {
+        return http.request("POST", "/v1/batches", {{"Content-Type", "application/json"}}, json::serialize(body));
+    }
+
+    std::string create_batch(const std::string& file_id, json::object extra = {}) {
+        json::object body{{"input_file_id", file_id}, {"endpoint", "/v1/chat/completions"}, {"completion_window", "24h"}};
+        for (auto& [k, v] : extra) body[k] = v;
+        auto r = create(body);
+        BOOST_REQUIRE_MESSAGE(r.status == 200, "create: " + std::to_string(r.status) + " " + r.body);
+        return std::string(r.json().at("id").as_string());
+    }
+
+    json::object get(const std::string& batch_id) {
+        auto r = http.get("/v1/batches/" + batch_id);
+        BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
+        return r.json().as_object();
+    }
+
+    json::object wait(const std::string& batch_id, std::set<std::string> statuses, std::chrono::seconds timeout = 60s) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            auto b = get(batch_id);
+            if (statuses.count(std::string(b.at("status").as_string()))) return b;
+            if (std::chrono::steady_clock::now() > deadline)
+                BOOST_FAIL("batch " + batch_id + " stayed " + std::string(b.at("status").as_string()));
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+
+    std::string content(const json::value& file_id) {
+        if (file_id.is_null()) return {};
+        auto r = http.get("/v1/files/" + std::string(file_id.as_string()) + "/content");
+        BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
+        return r.body;
+    }
+};
+
+void expect_error(const aqt::http::response& r, int status, const char* param) {
+    BOOST_TEST(r.status == status, r.body);
+    BOOST_TEST(r.header("content-type") == "application/json");
+    auto e = r.json().at("error").as_object();
+    BOOST_TEST(e.size() == 4u);
+    BOOST_TEST(e.contains("message"));
+    BOOST_TEST(e.contains("type"));
+    BOOST_TEST(e.contains("code"));
+    if (param) BOOST_TEST(e.at("param") == json::value(param), r.body);
+}
+
+const char* const batch_keys[] = {"id", "object", "endpoint", "model", "errors", "input_file_id", "completion_window",
+                                  "status", "output_file_id", "error_file_id", "created_at", "in_progress_at",
+                                  "expires_at", "finalizing_at", "completed_at", "failed_at", "expired_at",
+                                  "cancelling_at", "cancelled_at", "request_counts", "usage", "metadata"};
+
+// custom_ids whose result is recorded, read straight from the database.
+std::set<std::string> recorded_ids(const std::string& url) {
+    aq::sql::pool pool(url, 1);
+    auto s = pool.lease();
+    std::set<std::string> out;
+    std::string id;
+    soci::statement st = (s->prepare << "SELECT custom_id FROM batch_requests WHERE state = 'done'", soci::into(id));
+    st.execute();
+    while (st.fetch()) out.insert(id);
+    return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(create_validates_fields_files_and_owner) {
+    env e;
+    aqt::gateway gw(e.config());
+    client alice(gw, "alice"), bob(gw, "bob");
+    std::string file = alice.upload(line("a"));
+    json::object ok{{"input_file_id", file}, {"endpoint", "/v1/chat/completions"}, {"completion_window", "24h"}};
+
+    auto without = [&](const char* key) {
+        json::object b = ok;
+        b.erase(key);
+        return b;
+    };
+    expect_error(alice.create(without("input_file_id")), 400, "input_file_id");
+    expect_error(alice.create(without("endpoint")), 400, "endpoint");
+    expect_error(alice.create(without("completion_window")), 400, "completion_window");
+    auto with = [&](const char* key, json::value v) {
+        json::object b = ok;
+        b[key] = std::move(v);
+        return b;
+    };
+    expect_error(alice.create(with("endpoint", "/v1/images/generations")), 400, "endpoint");
+    expect_error(alice.create(with("completion_window", "1h")), 400, "completion_window");
+    json::object many;
+    for (int i = 0; i < 17; ++i) many["k" + std::to_string(i)] = "v";
+    expect_error(alice.create(with("metadata", many)), 400, "metadata");
+    expect_error(alice.create(with("metadata", json::object{{std::string(65, 'k'), "v"}})), 400, "metadata");
+    expect_error(alice.create(with("metadata", json::object{{"k", std::string(513, 'v')}})), 400, "metadata");
+    expect_error(alice.create(with("metadata", json::object{{"k", 1}})), 400, "metadata");
+    expect_error(alice.create(with("output_expires_after", json::object{{"anchor", "created_at"}, {"seconds", 60}})),
+                 400, "output_expires_after.seconds");
+    expect_error(alice.create(with("input_file_id", "file-doesnotexist")), 404, "input_file_id");
+    expect_error(bob.create(ok), 404, "input_file_id");  // alice's file does not exist for bob
+    std::string user_data = alice.upload("{\"x\":1}\n", "user_data");
+    expect_error(alice.create(with("input_file_id", json::value(user_data))), 400, "input_file_id");
+    auto bad_json = alice.http.request("POST", "/v1/batches", {{"Content-Type", "application/json"}}, "{nope");
+    expect_error(bad_json, 400, nullptr);
+
+    // A valid create answers the full Batch object.
+    json::object meta{{"k", std::string(512, 'v')}};
+    auto r = alice.create(with("metadata", meta));
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    BOOST_TEST(r.header("content-type") == "application/json");
+    BOOST_TEST(!r.header("x-request-id").empty());
+    auto b = r.json().as_object();
+    for (const char* key : batch_keys) BOOST_TEST(b.contains(key), key);
+    BOOST_TEST(b.size() == std::size(batch_keys));
+    BOOST_TEST(b.at("object") == "batch");
+    BOOST_TEST(b.at("status") == "validating");
+    BOOST_TEST(std::string(b.at("id").as_string()).starts_with("batch_"));
+    BOOST_TEST(b.at("id").as_string().size() == 30u);
+    BOOST_TEST(b.at("expires_at").as_int64() == b.at("created_at").as_int64() + 86400);
+    BOOST_TEST(b.at("metadata") == json::value(meta));
+    BOOST_TEST(b.at("in_progress_at").is_null());
+    BOOST_TEST(b.at("errors").is_null());
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":0,"completed":0,"failed":0})"));
+    // Both route prefixes; another owner cannot see it.
+    BOOST_TEST(alice.http.get("/batches/" + std::string(b.at("id").as_string())).status == 200);
+    expect_error(bob.http.get("/v1/batches/" + std::string(b.at("id").as_string())), 404, nullptr);
+    expect_error(alice.http.get("/v1/batches/batch_nope"), 404, nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(lifecycle_to_completed_with_exact_output_bytes_in_input_order) {
+    env e;
+    e.up.set_rule("c5", {"status", 400, -1, -1});
+    aqt::gateway gw(e.config());
+    client alice(gw, "alice");
+    std::string file = alice.upload(lines("c", 30));
+    std::string id = alice.create_batch(file, {{"metadata", {{"purpose", "test"}}}});
+    auto b = alice.wait(id, {"completed", "failed"});
+    BOOST_REQUIRE_MESSAGE(b.at("status") == "completed", json::serialize(b));
+    for (const char* key : batch_keys) BOOST_TEST(b.contains(key), key);
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":30,"completed":29,"failed":1})"));
+    BOOST_TEST(b.at("usage").at("input_tokens").as_int64() == 290);
+    BOOST_TEST(b.at("usage").at("output_tokens").as_int64() == 145);
+    BOOST_TEST(b.at("usage").at("total_tokens").as_int64() == 435);
+    BOOST_TEST(b.at("usage").at("input_tokens_details").at("cached_tokens").as_int64() == 58);
+    BOOST_TEST(b.at("model") == "m1");
+    for (const char* t : {"in_progress_at", "finalizing_at", "completed_at"}) BOOST_TEST(b.at(t).is_int64(), t);
+    for (const char* t : {"failed_at", "expired_at", "cancelling_at", "cancelled_at"}) BOOST_TEST(b.at(t).is_null(), t);
+
+    std::string out = alice.content(b.at("output_file_id"));
+    auto out_lines = split_lines(out);
+    BOOST_REQUIRE_EQUAL(out_lines.size(), 29u);
+    std::string expected;
+    std::size_t k = 0;
+    for (int i = 0; i < 30; ++i) {
+        if (i == 5) continue;
+        std::string cid = "c" + std::to_string(i);
+        std::string req_id(json::parse(out_lines[k++]).at("id").as_string());
+        BOOST_TEST(req_id.starts_with("batch_req_"));
+        BOOST_TEST(req_id.size() == 34u);
+        expected += "{\"id\":\"" + req_id + "\",\"custom_id\":\"" + cid +
+                    "\",\"response\":{\"status_code\":200,\"request_id\":\"req_" + cid + "_1\",\"body\":" +
+                    aqt::fake_upstream::success_body(cid, "m1") + "},\"error\":null}\n";
+    }
+    BOOST_TEST(out == expected);
+    auto err = split_lines(alice.content(b.at("error_file_id")));
+    BOOST_REQUIRE_EQUAL(err.size(), 1u);
+    auto v = json::parse(err[0]);
+    BOOST_TEST(v.at("custom_id") == "c5");
+    BOOST_TEST(v.at("response").at("status_code") == 400);
+    BOOST_TEST(v.at("error").is_null());
+
+    // The result files are ordinary files of the owner, purpose batch_output.
+    auto meta = alice.http.get("/v1/files/" + std::string(b.at("output_file_id").as_string()));
+    BOOST_TEST(meta.status == 200);
+    BOOST_TEST(meta.json().at("purpose") == "batch_output");
+    BOOST_TEST(meta.json().at("bytes").as_int64() == static_cast<std::int64_t>(out.size()));
+    auto listed = alice.http.get("/v1/files?purpose=batch_output").json();
+    BOOST_TEST(listed.at("data").as_array().size() == 2u);
+    client bob(gw, "bob");
+    BOOST_TEST(bob.http.get("/v1/files/" + std::string(b.at("output_file_id").as_string())).status == 404);
+    // A finished batch cannot be cancelled.
+    expect_error(alice.http.request("POST", "/v1/batches/" + id + "/cancel", {{"Content-Type", "application/json"}}),
+                 400, nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(validation_failures_name_code_and_line) {
+    env e;
+    aqt::gateway gw(e.config());
+    client alice(gw, "alice");
+    std::string mismatch = alice.upload(line("a") + line("b", "m1", "/v1/embeddings"));
+    auto b = alice.wait(alice.create_batch(mismatch), {"failed", "completed"});
+    BOOST_TEST(b.at("status") == "failed");
+    BOOST_TEST(b.at("failed_at").is_int64());
+    auto err = b.at("errors").at("data").at(0);
+    BOOST_TEST(b.at("errors").at("object") == "list");
+    BOOST_TEST(err.at("code") == "url_mismatch");
+    BOOST_TEST(err.at("line") == 2);
+    BOOST_TEST(err.at("param") == "url");
+
+    std::string unknown_model = alice.upload(line("a") + line("b") + line("c", "gpt-unknown"));
+    b = alice.wait(alice.create_batch(unknown_model), {"failed", "completed"});
+    BOOST_TEST(b.at("errors").at("data").at(0).at("code") == "model_not_found");
+    BOOST_TEST(b.at("errors").at("data").at(0).at("line") == 3);
+    BOOST_TEST(e.up.total() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(list_pages_newest_first) {
+    env e;
+    aqt::gateway gw(e.config());
+    client alice(gw, "alice");
+    std::string file = alice.upload(line("a"));
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) ids.push_back(alice.create_batch(file));
+    auto page = alice.http.get("/v1/batches?limit=2").json();
+    BOOST_TEST(page.at("object") == "list");
+    BOOST_REQUIRE_EQUAL(page.at("data").as_array().size(), 2u);
+    BOOST_TEST(page.at("has_more") == true);
+    BOOST_TEST(page.at("first_id") == page.at("data").at(0).at("id"));
+    BOOST_TEST(page.at("last_id") == page.at("data").at(1).at("id"));
+    auto rest = alice.http.get("/v1/batches?limit=2&after=" + std::string(page.at("last_id").as_string())).json();
+    BOOST_REQUIRE_EQUAL(rest.at("data").as_array().size(), 1u);
+    BOOST_TEST(rest.at("has_more") == false);
+    std::set<std::string> seen;
+    for (auto& p : {page, rest})
+        for (auto& b : p.at("data").as_array()) seen.insert(std::string(b.at("id").as_string()));
+    BOOST_TEST(seen == std::set<std::string>(ids.begin(), ids.end()));
+    auto all = alice.http.get("/batches").json();
+    BOOST_TEST(all.at("data").as_array().size() == 3u);
+    BOOST_TEST(all.at("data").at(0).at("created_at").as_int64() >= all.at("data").at(2).at("created_at").as_int64());
+    expect_error(alice.http.get("/v1/batches?limit=0"), 400, "limit");
+    expect_error(alice.http.get("/v1/batches?limit=101"), 400, "limit");
+    client bob(gw, "bob");
+    auto none = bob.http.get("/v1/batches").json();
+    BOOST_TEST(none.at("data").as_array().empty());
+    BOOST_TEST(none.at("first_id").is_null());
+    BOOST_TEST(none.at("has_more") == false);
+}
+
+BOOST_AUTO_TEST_CASE(active_batch_limit_answers_429_with_retry_after) {
+    env e;
+    e.up.set_latency(500ms);
+    aqt::gateway gw(e.config({{"max_active_batches_per_owner", 2}}));
+    client alice(gw, "alice");
+    std::string file = alice.upload(lines("x", 4));
+    alice.create_batch(file);
+    alice.create_batch(file);
+    auto r = alice.create(json::object{{"input_file_id", file}, {"endpoint", "/v1/chat/completions"}, {"completion_window", "24h"}});
+    expect_error(r, 429, nullptr);
+    BOOST_TEST(!r.header("retry-after").empty());
+    client bob(gw, "bob");
+    BOOST_TEST(bob.create(json::object{{"input_file_id", bob.upload(line("b"))}, {"endpoint", "/v1/chat/completions"},
+                                       {"completion_window", "24h"}}).status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_moves_to_cancelled_with_partial_results) {
+    env e;
+    e.up.set_latency(200ms);
+    aqt::gateway gw(e.config({{"max_in_flight", 2}}));
+    client alice(gw, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("k", 40)));
+    while (e.up.total() < 3) std::this_thread::sleep_for(10ms);
+    auto r = alice.http.request("POST", "/v1/batches/" + id + "/cancel", {{"Content-Type", "application/json"}});
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    BOOST_TEST(r.json().at("status") == "cancelling");
+    BOOST_TEST(r.json().at("cancelling_at").is_int64());
+    // Cancelling again answers the batch unchanged.
+    auto again = alice.http.request("POST", "/batches/" + id + "/cancel");
+    BOOST_TEST(again.status == 200);
+    auto b = alice.wait(id, {"cancelled"});
+    long long sent = e.up.total();
+    BOOST_TEST(sent < 40);
+    BOOST_TEST(b.at("cancelled_at").is_int64());
+    BOOST_TEST(b.at("request_counts").at("completed").as_int64() == sent);
+    std::set<std::string> seen;
+    for (auto& l : split_lines(alice.content(b.at("output_file_id"))))
+        BOOST_TEST(seen.insert(std::string(json::parse(l).at("custom_id").as_string())).second);
+    for (auto& l : split_lines(alice.content(b.at("error_file_id")))) {
+        auto v = json::parse(l);
+        BOOST_TEST(v.at("error").at("code") == "batch_cancelled");
+        BOOST_TEST(v.at("response").is_null());
+        BOOST_TEST(seen.insert(std::string(v.at("custom_id").as_string())).second);
+    }
+    BOOST_TEST(seen.size() == 40u);
+    std::this_thread::sleep_for(300ms);
+    BOOST_TEST(e.up.total() == sent);  // nothing was sent after the cancel took effect
+    expect_error(alice.http.request("POST", "/v1/batches/" + id + "/cancel"), 400, nullptr);
+    expect_error(alice.http.request("POST", "/v1/batches/batch_nope/cancel"), 404, nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(expiry_writes_batch_expired_lines) {
+    env e;
+    e.up.set_latency(300ms);
+    aqt::gateway gw(e.config({{"max_in_flight", 1}, {"completion_window_seconds", 1}}));
+    client alice(gw, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("k", 10)));
+    auto b = alice.wait(id, {"expired", "completed"});
+    BOOST_TEST(b.at("status") == "expired");
+    BOOST_TEST(b.at("expired_at").is_int64());
+    auto err = split_lines(alice.content(b.at("error_file_id")));
+    BOOST_TEST(!err.empty());
+    for (auto& l : err) BOOST_TEST(json::parse(l).at("error").at("code") == "batch_expired");
+    BOOST_TEST(split_lines(alice.content(b.at("output_file_id"))).size() + err.size() == 10u);
+}
+
+BOOST_AUTO_TEST_CASE(input_file_deleted_before_validation_fails_the_batch) {
+    env e;
+    aqt::gateway gw(e.config({{"poll_interval_ms", 1500}}));
+    client alice(gw, "alice");
+    std::string file = alice.upload(line("a"));
+    std::string id = alice.create_batch(file);
+    BOOST_REQUIRE_EQUAL(alice.http.request("DELETE", "/v1/files/" + file).status, 200);
+    auto b = alice.wait(id, {"failed", "completed"});
+    BOOST_TEST(b.at("status") == "failed");
+    BOOST_TEST(b.at("errors").at("data").at(0).at("code") == "file_not_found");
+    BOOST_TEST(e.up.total() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(kill9_mid_batch_then_restart_sends_no_recorded_line_again) {
+    env e;
+    e.up.set_latency(20ms);
+    e.up.set_rule("k7", {"status", 500, 2, -1});  // needs retries across the crash too
+    aqt::gateway gw(e.config({{"max_in_flight", 8}}));
+    client alice(gw, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("k", 300)));
+    while (alice.get(id).at("request_counts").at("completed").as_int64() < 60) std::this_thread::sleep_for(20ms);
+    gw.kill9();
+    std::string url = e.database.empty() ? "sqlite:" + (gw.dir() / "aqueduct.db").string() : e.database;
+    auto recorded = recorded_ids(url);
+    auto counts_at_kill = e.up.counts();
+    BOOST_TEST(recorded.size() >= 60u);
+    gw.restart();
+    client again(gw, "alice");
+    auto b = again.wait(id, {"completed"}, 90s);
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":300,"completed":300,"failed":0})"));
+    auto counts = e.up.counts();
+    for (const auto& cid : recorded) BOOST_TEST(counts[cid] == counts_at_kill[cid], cid);  // never sent again
+    int resent = 0;
+    for (auto& [cid, n] : counts) {
+        if (cid == "k7") continue;
+        BOOST_TEST(n <= 2, cid);
+        resent += n - 1;
+    }
+    BOOST_TEST(resent <= 8);  // only lines in flight at the kill
+    std::multiset<std::string> seen;
+    for (auto& l : split_lines(again.content(b.at("output_file_id"))))
+        seen.insert(std::string(json::parse(l).at("custom_id").as_string()));
+    BOOST_TEST(seen.size() == 300u);
+    BOOST_TEST(std::set<std::string>(seen.begin(), seen.end()).size() == 300u);
+    BOOST_TEST(b.at("error_file_id").is_null());
+}
+
+BOOST_AUTO_TEST_CASE(two_hosts_on_one_postgres_share_the_work_and_take_over_a_dead_one) {
+    if (!use_postgres()) return;  // needs a database both hosts reach
+    env e;
+    e.up.set_latency(20ms);
+    aqt::gateway one(e.config({{"max_in_flight", 8}}));
+    aqt::gateway two(e.config({{"max_in_flight", 8}}));
+    client alice(one, "alice");
+    // Tokens differ per gateway but owners are names: alice on two sees alice's batches.
+    client alice2(two, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("k", 400)));
+    BOOST_TEST(alice2.get(id).at("id").as_string() == id);
+    while (alice.get(id).at("request_counts").at("completed").as_int64() < 100) std::this_thread::sleep_for(20ms);
+    // While both run, no line is sent twice.
+    for (auto& [cid, n] : e.up.counts()) BOOST_TEST(n == 1, cid);
+    BOOST_TEST(e.up.max_active() > 8);  // both hosts were sending
+    one.kill9();
+    auto b = alice2.wait(id, {"completed"}, 90s);
+    BOOST_TEST(b.at("request_counts").at("completed").as_int64() == 400);
+    int resent = 0;
+    for (auto& [cid, n] : e.up.counts()) resent += n - 1;
+    BOOST_TEST(resent <= 8);  // only what the dead host had in flight
+    std::set<std::string> seen;
+    for (auto& l : split_lines(alice2.content(b.at("output_file_id"))))
+        BOOST_TEST(seen.insert(std::string(json::parse(l).at("custom_id").as_string())).second);
+    BOOST_TEST(seen.size() == 400u);
+}
