@@ -67,6 +67,12 @@ aq_status host_register_route(aq_host* h, const aq_route* route) {
         target.max_body_bytes = route->max_body_bytes;
         target.flags = route->flags;
         target.plugin = h->plugin;
+        if (AQ_HAS_FIELD(route, aq_route, body_limit_param)) {
+            if (route->body_limit_status != 0 && !valid_status(route->body_limit_status)) return AQ_ERR_INVALID;
+            target.limit_status = route->body_limit_status;
+            target.limit_message.assign(sv(route->body_limit_message));
+            target.limit_param.assign(sv(route->body_limit_param));
+        }
         h->context->routes.add(sv(route->method), sv(route->pattern), std::move(target));
         return AQ_OK;
     } catch (const route_error& e) {

@@ -215,6 +215,9 @@ private:
 
         max_body_ = route.max_body_bytes;
         if (has_body_ && (max_body_ == 0 || (content_length_ > 0 && static_cast<std::uint64_t>(content_length_) > max_body_))) {
+            if (max_body_ > 0 && route.limit_status != 0) {
+                return answer_early(route.limit_status, route.limit_message, {}, false, "", route.limit_param);
+            }
             return answer_early(413, max_body_ == 0 ? "This endpoint does not take a request body."
                                                     : "Request body of " + std::to_string(content_length_) +
                                                           " bytes exceeds the limit of " + std::to_string(max_body_) +

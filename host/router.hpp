@@ -23,6 +23,10 @@ struct route_target {
     std::uint64_t max_body_bytes = 0;
     std::uint32_t flags = 0;
     std::string plugin;  // who registered it, for logs
+    // The answer to a body over max_body_bytes (aq_route's body_limit_*); 0: 413, generic.
+    int limit_status = 0;
+    std::string limit_message;
+    std::string limit_param;
 };
 
 struct route_error : std::runtime_error {

@@ -62,8 +62,12 @@ void register_routes(aq::host& host, const config& cfg, store& files) {
     // DELETE and GET take no body, but the Python SDK sends "Content-Type: application/json"
     // with an empty body on DELETE: a small limit tolerates a stray body.
     constexpr std::uint64_t small_body = 64 * 1024;
-    host.route("POST", "/files", cfg.max_file_bytes + multipart_overhead_bytes,
-               [&cfg, &files](aq::request& req) { upload(req, cfg, files); });
+    // A body over the file limit (plus multipart framing) is refused the way API.md wants an
+    // oversize file refused: 400 naming `file`, before the body is read when Content-Length
+    // says so, and from read() when a chunked body grows past it.
+    aq::body_limit upload_limit{cfg.max_file_bytes + multipart_overhead_bytes, 400,
+                                too_large_message(cfg), "file"};
+    host.route("POST", "/files", std::move(upload_limit), [&cfg, &files](aq::request& req) { upload(req, cfg, files); });
     host.route("GET", "/files", 0, [&files](aq::request& req) { list(req, files); });
     host.route("GET", "/files/{file_id}", 0, [&files](aq::request& req) { retrieve(req, files); });
     host.route("DELETE", "/files/{file_id}", small_body, [&files](aq::request& req) { remove(req, files); });

@@ -88,8 +88,7 @@ private:
     void data(std::string_view d) {
         if (kind_ == part_kind::file) {
             if (writer_->bytes() + d.size() > cfg_.max_file_bytes)
-                bad_request("File is too large: the limit is " + std::to_string(cfg_.max_file_bytes) + " bytes.",
-                            "file");
+                bad_request(too_large_message(cfg_), "file");
             writer_->write(d);
             validate([&] { validator_->push(d); });
         } else if (kind_ == part_kind::field) {
@@ -161,6 +160,10 @@ private:
 
 }  // namespace
 
+std::string too_large_message(const config& cfg) {
+    return "File is too large: the limit is " + std::to_string(cfg.max_file_bytes) + " bytes.";
+}
+
 std::string filename_problem(std::string_view filename) {
     if (filename.empty()) return "The filename must not be empty.";
     if (filename.size() > 255) return "The filename is too long: at most 255 bytes.";
@@ -190,12 +193,6 @@ void upload(aq::request& req, const config& cfg, store& files) {
         parser.finish();
     } catch (const multipart::error& e) {
         bad_request(e.what());
-    } catch (const aq::http_error& e) {
-        // The host's body limit (max_file_bytes + overhead) hit on a chunked body: the file
-        // itself is what was too large, which API.md answers with 400.
-        if (e.status() == 413)
-            bad_request("File is too large: the limit is " + std::to_string(cfg.max_file_bytes) + " bytes.", "file");
-        throw;
     }
     session.respond(req);
 }

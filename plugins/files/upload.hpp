@@ -21,6 +21,9 @@ constexpr std::uint64_t multipart_overhead_bytes = 1 << 20;
 
 void upload(aq::request& req, const config& cfg, store& files);
 
+// "File is too large: the limit is N bytes." — one wording for every place that refuses one.
+std::string too_large_message(const config& cfg);
+
 // Why a filename is refused, or empty when it is acceptable: non-empty, at most 255 bytes,
 // UTF-8, no path separators, quotes or control characters.
 std::string filename_problem(std::string_view filename);

@@ -474,6 +474,21 @@ BOOST_AUTO_TEST_CASE(quota_answers_413) {
     BOOST_TEST(g.stored_files() == 3);
 }
 
+BOOST_AUTO_TEST_CASE(content_length_over_the_file_limit_is_refused_before_the_body_is_read) {
+    files_gateway g(json::object{{"max_file_bytes", 4096}});
+    aqt::raw::connection raw(g.gw->port());
+    // Only the headers are sent: the answer must not wait for the 10 MiB announced.
+    BOOST_TEST_REQUIRE(raw.send("POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: " + g.gw->bearer("alice") +
+                                "\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 10485760\r\n\r\n"));
+    auto r = raw.read_response(std::chrono::seconds(5));
+    BOOST_TEST_REQUIRE(std::string(aqt::raw::to_string(r.how)) == "data");
+    BOOST_TEST(r.data.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
+    BOOST_TEST(r.data.find("Connection: close\r\n") != std::string::npos);
+    const std::string body = r.data.substr(r.data.find("\r\n\r\n") + 4);
+    BOOST_TEST(body == R"({"error":{"message":"File is too large: the limit is 4096 bytes.","type":"invalid_request_error","param":"file","code":null}})");
+    BOOST_TEST(g.stored_files() == 0);
+}
+
 BOOST_AUTO_TEST_CASE(client_disconnect_mid_upload_rolls_back) {
     files_gateway g;
     const std::string b = "DisconnectBoundary";

@@ -116,6 +116,13 @@ typedef struct aq_route {
     uint32_t flags;         /* AQ_ROUTE_* */
     aq_handler_fn handler;
     void* ctx;              /* passed back to handler; owned by the plugin                    */
+    /* How a body over max_body_bytes is refused. The host answers before reading the body when
+     * Content-Length says so; a chunked body that grows past the limit makes read_body return
+     * -AQ_ERR_TOO_LARGE and the handler answers. 0 / empty: 413 with a generic message. (The
+     * Files API, for one, answers an oversize upload with 400 naming the "file" param.) */
+    int body_limit_status;
+    aq_str body_limit_message;  /* copied by the host */
+    aq_str body_limit_param;    /* copied by the host */
 } aq_route;
 
 /* A periodic job. The scheduler runs it on a worker thread every interval_ms (plus a random

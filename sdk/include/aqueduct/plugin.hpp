@@ -147,6 +147,14 @@ inline std::optional<std::string> query_value(std::string_view query, std::strin
 class request;
 using handler = std::function<void(request&)>;
 
+// A route's body limit and how a body over it is refused (default: 413, generic message).
+struct body_limit {
+    std::uint64_t max_bytes = 0;
+    int status = 0;
+    std::string message;
+    std::string param;
+};
+
 // A plugin's view of the host: the function table plus typed helpers.
 class host {
 public:
@@ -173,7 +181,11 @@ public:
     // Registers a route whose handler is a C++ callable. The callable lives until process exit
     // (plugins are never unloaded). Throws std::runtime_error when the host refuses the route.
     void route(std::string_view method, std::string_view pattern, std::uint64_t max_body_bytes,
-               handler fn, std::uint32_t flags = 0);
+               handler fn, std::uint32_t flags = 0) {
+        route(method, pattern, body_limit{max_body_bytes, 0, {}, {}}, std::move(fn), flags);
+    }
+    void route(std::string_view method, std::string_view pattern, body_limit limit, handler fn,
+               std::uint32_t flags = 0);
 
     // Registers a periodic job running `fn` every interval (+ up to jitter) milliseconds.
     void job(std::string_view name, std::uint32_t interval_ms, std::uint32_t jitter_ms,
@@ -196,7 +208,8 @@ private:
 // One request, valid only inside its handler.
 class request {
 public:
-    request(const aq_host_api* api, aq_request* req) noexcept : api_(api), req_(req) {}
+    request(const aq_host_api* api, aq_request* req, const body_limit* limit = nullptr) noexcept
+        : api_(api), req_(req), limit_(limit) {}
 
     std::string_view method() const noexcept { return to_sv(api_->request_method(req_)); }
     std::string_view path() const noexcept { return to_sv(api_->request_path(req_)); }
@@ -233,7 +246,10 @@ public:
     std::size_t read(std::span<char> buf) {
         std::int64_t n = api_->read_body(req_, buf.data(), buf.size());
         if (n >= 0) return static_cast<std::size_t>(n);
-        if (n == -AQ_ERR_TOO_LARGE) throw http_error(413, "Request body is too large.");
+        if (n == -AQ_ERR_TOO_LARGE) {
+            if (limit_ && limit_->status) throw http_error(limit_->status, limit_->message, limit_->param);
+            throw http_error(413, "Request body is too large.");
+        }
         throw client_gone();
     }
 
@@ -293,6 +309,7 @@ private:
 
     const aq_host_api* api_;
     aq_request* req_;
+    const body_limit* limit_;
     bool answered_ = false;
     bool streaming_ = false;
 };
@@ -302,6 +319,7 @@ namespace detail {
 struct route_binding {
     const aq_host_api* api;
     handler fn;
+    body_limit limit;
 };
 
 struct job_binding {
@@ -314,7 +332,7 @@ struct job_binding {
 inline void handler_trampoline(void* ctx, aq_request* raw) noexcept {
     auto* binding = static_cast<route_binding*>(ctx);
     host h(binding->api);
-    request req(binding->api, raw);
+    request req(binding->api, raw, &binding->limit);
     auto fail = [&](int status, std::string_view message, std::string_view detail) noexcept {
         try {
             if (!req.answered()) {
@@ -376,18 +394,21 @@ aq_status init_trampoline(const aq_host_api* api, void** plugin_ctx, Init&& init
 
 }  // namespace detail
 
-inline void host::route(std::string_view method, std::string_view pattern, std::uint64_t max_body_bytes,
-                        handler fn, std::uint32_t flags) {
+inline void host::route(std::string_view method, std::string_view pattern, body_limit limit, handler fn,
+                        std::uint32_t flags) {
     // Deliberately leaked: routes live as long as the process, like the plugin itself.
-    auto* binding = new detail::route_binding{api_, std::move(fn)};
+    auto* binding = new detail::route_binding{api_, std::move(fn), std::move(limit)};
     aq_route r{};
     r.struct_size = sizeof r;
     r.method = to_aq(method);
     r.pattern = to_aq(pattern);
-    r.max_body_bytes = max_body_bytes;
+    r.max_body_bytes = binding->limit.max_bytes;
     r.flags = flags;
     r.handler = &detail::handler_trampoline;
     r.ctx = binding;
+    r.body_limit_status = binding->limit.status;
+    r.body_limit_message = to_aq(binding->limit.message);
+    r.body_limit_param = to_aq(binding->limit.param);
     if (aq_status st = api_->register_route(api_->host, &r); st != AQ_OK) {
         delete binding;
         throw std::runtime_error("route " + std::string(method) + " " + std::string(pattern) +
