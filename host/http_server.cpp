@@ -265,6 +265,10 @@ private:
 
     void read_body_piece() {
         reading_ = true;
+        // Beast sizes each socket read by the buffer's spare capacity (512 bytes at least): without
+        // room, a large body arrives 512 bytes per recvmsg and the I/O thread drowns in syscalls.
+        // Grown only for bodies, so idle keep-alive connections stay small.
+        if (buffer_.capacity() < read_piece_bytes) buffer_.reserve(read_piece_bytes);
         auto& body = parser_->get().body();
         body.data = piece_.data();
         body.size = piece_.size();
