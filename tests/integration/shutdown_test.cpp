@@ -30,16 +30,18 @@ std::future<aqt::http::response> slow_request(const aqt::gateway& gw, int ms) {
     });
 }
 
-// Gives the request time to reach its handler; /slow sleeps far longer than this pause, so the
-// request is still in flight when the signal arrives.
-void let_it_start() { std::this_thread::sleep_for(300ms); }
+// Waits until the slow request's handler runs (testplug logs it), so it is in flight when the
+// signal arrives.
+void wait_until_in_flight(const aqt::gateway& gw, int ms) {
+    BOOST_TEST_REQUIRE(gw.wait_for_log("slow request started: " + std::to_string(ms) + " ms", 10s), gw.log());
+}
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(sigterm_lets_the_in_flight_request_finish) {
     aqt::gateway gw(aqt::with_testplug());
     auto pending = slow_request(gw, 1500);
-    let_it_start();
+    wait_until_in_flight(gw, 1500);
     gw.signal(SIGTERM);
     auto r = pending.get();
     BOOST_TEST(r.status == 200);
@@ -56,7 +58,7 @@ BOOST_AUTO_TEST_CASE(sigterm_lets_the_in_flight_request_finish) {
 BOOST_AUTO_TEST_CASE(sigint_shuts_down_like_sigterm) {
     aqt::gateway gw(aqt::with_testplug());
     auto pending = slow_request(gw, 800);
-    let_it_start();
+    wait_until_in_flight(gw, 800);
     gw.signal(SIGINT);
     BOOST_TEST(pending.get().status == 200);
     auto st = gw.wait_exit(10s);
@@ -67,7 +69,7 @@ BOOST_AUTO_TEST_CASE(sigint_shuts_down_like_sigterm) {
 BOOST_AUTO_TEST_CASE(new_connections_are_refused_while_draining) {
     aqt::gateway gw(aqt::with_testplug());
     auto pending = slow_request(gw, 2000);
-    let_it_start();
+    wait_until_in_flight(gw, 2000);
     gw.signal(SIGTERM);
     BOOST_TEST_REQUIRE(gw.wait_for_log("received SIGTERM", 5s));
     std::this_thread::sleep_for(100ms);
@@ -98,7 +100,7 @@ BOOST_AUTO_TEST_CASE(requests_past_the_shutdown_deadline_are_cut_off) {
     // client at the deadline, and exits once the handler has returned.
     aqt::gateway gw(aqt::with_testplug({{"shutdown_timeout_ms", 300}}));
     auto pending = slow_request(gw, 3000);
-    let_it_start();
+    wait_until_in_flight(gw, 3000);
     auto start = clock_type::now();
     gw.signal(SIGTERM);
     bool answered = false;
