@@ -59,8 +59,9 @@ int run_gateway(const config& cfg) {
             const plugin_config* pc = nullptr;
             for (auto& p : cfg.plugins)
                 if (p.name == name) pc = &p;
+            loaded_plugin lib = load_plugin(cfg.plugin_dir, name);  // throws before anything is listed
             auto& rp = plugins.emplace_back();
-            rp.lib = load_plugin(cfg.plugin_dir, name);
+            rp.lib = std::move(lib);
             rp.host.context = &context;
             rp.host.plugin = name;
             rp.host.config_json = pc->json;

@@ -145,6 +145,8 @@ private:
 
     void on_header(beast::error_code ec, std::size_t) {
         first_ = false;
+        // Every answer carries an id, including the 400 for a request that never parsed.
+        request_id_ = aq::random_id("req_", 24);
         if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
             ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
             return close();
@@ -169,7 +171,6 @@ private:
         auto qpos = target.find('?');
         path_ = std::string(target.substr(0, qpos));
         query_ = qpos == std::string_view::npos ? std::string() : std::string(target.substr(qpos + 1));
-        request_id_ = aq::random_id("req_", 24);
         keep_alive_ = req.keep_alive();
         chunked_ = req.chunked();
         content_length_ = req.has_content_length() ? static_cast<std::int64_t>(*parser_->content_length()) : (chunked_ ? -1 : 0);
