@@ -4,7 +4,7 @@
 #   bash etc/bootstrap.sh [--with-node]
 #
 # Packages are checked one by one (dpkg-query) and apt runs only when something is missing, so a
-# second run goes straight to an incremental build. --with-node also ensures nodejs and npm (for
+# second run goes straight to an incremental build. --with-node also ensures node and npm (for
 # the conformance tests with the official OpenAI Node SDK). Runs as root (CI) or through sudo.
 # AQUEDUCT_BUILD_DIR overrides the build directory (default: build/ in the repository).
 set -euo pipefail
@@ -15,9 +15,10 @@ build=${AQUEDUCT_BUILD_DIR:-$repo/build}
 packages=(g++ cmake ninja-build pkg-config curl
   libboost1.81-dev libboost-json1.81-dev libboost-test1.81-dev libboost-url1.81-dev
   libsoci-dev libssl-dev libpq-dev libsqlite3-dev postgresql-15)
+with_node=
 for arg in "$@"; do
   case $arg in
-    --with-node) packages+=(nodejs npm) ;;
+    --with-node) with_node=1 ;;
     *) echo "bootstrap.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +29,12 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# Node may come from another packaging (e.g. a nodejs build that bundles npm, which conflicts with
+# Debian's npm package): what counts is that both commands work.
+if [[ -n $with_node ]] && ! { command -v node && command -v npm; } >/dev/null; then
+  missing+=(nodejs npm)
+fi
 
 if ((${#missing[@]})); then
   echo "bootstrap: installing ${missing[*]}"
