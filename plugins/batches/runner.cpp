@@ -225,6 +225,7 @@ std::size_t runner::record(std::vector<completion>& done) {
     auto lease = db_.pool().lease();
     soci::session& sql = *lease;
     aq::sql::write_transaction tx(sql, db_.kind());
+    store::recorder rec(sql, me_);
     long long t = now_ms();
     for (auto& c : done) {
         const upstream_reply& rep = c.reply;
@@ -258,12 +259,12 @@ std::size_t runner::record(std::vector<completion>& done) {
         }
         if (retryable && c.line.attempts < static_cast<long long>(cfg_.max_attempts)) {
             last_error = r.status_code ? "HTTP " + std::to_string(r.status_code) : r.error_message;
-            db_.record_retry(sql, c.line, me_, t + backoff_ms(c.line.attempts, rep.retry_after_ms), printable(last_error));
+            rec.retry(c.line, t + backoff_ms(c.line.attempts, rep.retry_after_ms), printable(last_error));
             continue;
         }
         r.req_id = aq::random_id("batch_req_");
         r.request_id = rep.request_id.empty() ? aq::random_id("req_") : printable(rep.request_id, 200);
-        if (!db_.record_result(sql, c.line, me_, r, u)) continue;  // another host owns the line now
+        if (!rec.result(c.line, r, u)) continue;  // another host owns the line now
         delta& d = deltas[c.line.batch_id];
         (success ? d.completed : d.failed) += 1;
         d.usage.input_tokens += u.input_tokens;

@@ -296,21 +296,64 @@ void store::renew_leases(const std::string& me, long long until_ms) {
         soci::use(until_ms), soci::use(me);
 }
 
-bool store::record_result(soci::session& sql, const claimed_line& line, const std::string& me, const result_row& r,
-                          const usage_counts& u) {
-    soci::statement st =
-        (sql.prepare << "UPDATE batch_requests SET state = 'done', lease_owner = '', lease_until = 0, req_id = :rid,"
-                        " status_code = :sc, request_id = :reqid, response_body = :body, error_code = :ec,"
-                        " error_message = :em, input_tokens = :it, output_tokens = :ot, total_tokens = :tt,"
-                        " cached_tokens = :ct, reasoning_tokens = :rt"
-                        " WHERE batch_id = :b AND line_no = :n AND state = 'running' AND lease_owner = :me"
-                        " AND claim_seq = :seq",
-         soci::use(r.req_id), soci::use(r.status_code), soci::use(r.request_id), soci::use(r.response_body),
-         soci::use(r.error_code), soci::use(r.error_message), soci::use(u.input_tokens), soci::use(u.output_tokens),
-         soci::use(u.total_tokens), soci::use(u.cached_tokens), soci::use(u.reasoning_tokens),
-         soci::use(line.batch_id), soci::use(line.line_no), soci::use(me), soci::use(line.claim_seq));
-    st.execute(true);
-    return st.get_affected_rows() == 1;
+// The bound variables live here, so each execute() only changes their values.
+struct store::recorder::statements {
+    std::string me, batch_id, req_id, request_id, response_body, error_code, error_message;
+    long long line_no = 0, claim_seq = 0, next_ms = 0;
+    int status_code = 0;
+    usage_counts u;
+    soci::statement done, retry;
+
+    explicit statements(soci::session& sql)
+        : done((sql.prepare << "UPDATE batch_requests SET state = 'done', lease_owner = '', lease_until = 0,"
+                               " req_id = :rid, status_code = :sc, request_id = :reqid, response_body = :body,"
+                               " error_code = :ec, error_message = :em, input_tokens = :it, output_tokens = :ot,"
+                               " total_tokens = :tt, cached_tokens = :ct, reasoning_tokens = :rt"
+                               " WHERE batch_id = :b AND line_no = :n AND state = 'running' AND lease_owner = :me"
+                               " AND claim_seq = :seq",
+                soci::use(req_id), soci::use(status_code), soci::use(request_id), soci::use(response_body),
+                soci::use(error_code), soci::use(error_message), soci::use(u.input_tokens), soci::use(u.output_tokens),
+                soci::use(u.total_tokens), soci::use(u.cached_tokens), soci::use(u.reasoning_tokens),
+                soci::use(batch_id), soci::use(line_no), soci::use(me), soci::use(claim_seq))),
+          retry((sql.prepare << "UPDATE batch_requests SET state = 'pending', lease_owner = '', lease_until = 0,"
+                                " next_attempt_at = :next, error_message = :em"
+                                " WHERE batch_id = :b AND line_no = :n AND state = 'running' AND lease_owner = :me"
+                                " AND claim_seq = :seq",
+                 soci::use(next_ms), soci::use(error_message), soci::use(batch_id), soci::use(line_no), soci::use(me),
+                 soci::use(claim_seq))) {}
+};
+
+store::recorder::recorder(soci::session& sql, const std::string& me) : st_(std::make_unique<statements>(sql)) {
+    st_->me = me;
+}
+
+store::recorder::~recorder() = default;
+
+bool store::recorder::result(const claimed_line& line, const result_row& r, const usage_counts& u) {
+    auto& s = *st_;
+    s.req_id = r.req_id;
+    s.status_code = r.status_code;
+    s.request_id = r.request_id;
+    s.response_body = r.response_body;
+    s.error_code = r.error_code;
+    s.error_message = r.error_message;
+    s.u = u;
+    s.batch_id = line.batch_id;
+    s.line_no = line.line_no;
+    s.claim_seq = line.claim_seq;
+    s.done.execute(true);
+    return s.done.get_affected_rows() == 1;
+}
+
+bool store::recorder::retry(const claimed_line& line, long long next_ms, const std::string& last_error) {
+    auto& s = *st_;
+    s.next_ms = next_ms;
+    s.error_message = last_error;
+    s.batch_id = line.batch_id;
+    s.line_no = line.line_no;
+    s.claim_seq = line.claim_seq;
+    s.retry.execute(true);
+    return s.retry.get_affected_rows() == 1;
 }
 
 void store::add_counts(soci::session& sql, const std::string& batch_id, long long completed, long long failed,
@@ -321,19 +364,6 @@ void store::add_counts(soci::session& sql, const std::string& batch_id, long lon
            " reasoning_tokens = reasoning_tokens + :rt WHERE id = :b",
         soci::use(completed), soci::use(failed), soci::use(u.input_tokens), soci::use(u.output_tokens),
         soci::use(u.total_tokens), soci::use(u.cached_tokens), soci::use(u.reasoning_tokens), soci::use(batch_id);
-}
-
-bool store::record_retry(soci::session& sql, const claimed_line& line, const std::string& me, long long next_ms,
-                         const std::string& last_error) {
-    soci::statement st =
-        (sql.prepare << "UPDATE batch_requests SET state = 'pending', lease_owner = '', lease_until = 0,"
-                        " next_attempt_at = :next, error_message = :em"
-                        " WHERE batch_id = :b AND line_no = :n AND state = 'running' AND lease_owner = :me"
-                        " AND claim_seq = :seq",
-         soci::use(next_ms), soci::use(last_error), soci::use(line.batch_id), soci::use(line.line_no), soci::use(me),
-         soci::use(line.claim_seq));
-    st.execute(true);
-    return st.get_affected_rows() == 1;
 }
 
 store::line_counts store::count_lines(const std::string& batch_id, long long now_ms) {

@@ -13,6 +13,7 @@
 #include <soci/soci.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -112,16 +113,24 @@ public:
                                     long long now_ms, long long until_ms);
     // Extends this host's leases on its running lines.
     void renew_leases(const std::string& me, long long until_ms);
-    // Records a final result if this host still holds the line's lease. Returns false when the
-    // lease was lost (another host owns the line now); the caller then drops the result.
-    bool record_result(soci::session& sql, const claimed_line& line, const std::string& me,
-                       const result_row& r, const usage_counts& u);
+    // Records results and retries of lines this host claimed, inside the caller's transaction
+    // on `sql`, with statements prepared once per group (one round trip per line on PostgreSQL).
+    // Each call returns false when the lease was lost (another host owns the line now); the
+    // caller then drops that reply, so a line's result is recorded exactly once.
+    class recorder {
+    public:
+        recorder(soci::session& sql, const std::string& me);
+        ~recorder();
+        bool result(const claimed_line& line, const result_row& r, const usage_counts& u);
+        bool retry(const claimed_line& line, long long next_ms, const std::string& last_error);
+
+    private:
+        struct statements;
+        std::unique_ptr<statements> st_;
+    };
     // Adds finished lines to a batch's live request_counts and usage.
     void add_counts(soci::session& sql, const std::string& batch_id, long long completed, long long failed,
                     const usage_counts& u);
-    // Puts a line back to pending for another attempt at `next_ms`.
-    bool record_retry(soci::session& sql, const claimed_line& line, const std::string& me, long long next_ms,
-                      const std::string& last_error);
     // How many lines of a batch are not done, and how many of those run under a live lease.
     struct line_counts {
         long long not_done = 0, live_running = 0;
