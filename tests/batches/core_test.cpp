@@ -6,6 +6,7 @@
 
 #include "fake_files.hpp"
 #include "fake_upstream.hpp"
+#include "test_cert.hpp"
 #include "support/postgres.hpp"
 
 #include "batch_object.hpp"
@@ -19,6 +20,8 @@
 #include <boost/json.hpp>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -454,4 +457,34 @@ BOOST_AUTO_TEST_CASE(upstream_concurrency_is_bounded_and_owners_take_turns) {
     for (std::size_t i = 0; i < order.size(); ++i)
         if (order[i].starts_with("b")) last_bob = i;
     BOOST_TEST(last_bob < 40u);
+}
+
+BOOST_AUTO_TEST_CASE(https_upstream_certificate_and_host_name_are_verified) {
+    auto pem = aqt::make_self_signed("localhost");
+    aqt::fake_upstream tls_up(0, pem.cert, pem.key);
+    auto ca = std::filesystem::temp_directory_path() / ("batches_ca_" + aq::random_id("", 8) + ".pem");
+    std::ofstream(ca) << pem.cert;
+    std::string port = std::to_string(tls_up.port());
+    auto run_one = [&](const std::string& base_url) {
+        env e(json::object{{"max_attempts", 1}, {"upstream", json::object{{"base_url", base_url}}}});
+        batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+        auto b = e.run(r, "alice", e.create("alice", line("t1")));
+        BOOST_TEST(b.status == "completed");
+        if (b.completed == 1) return std::string("ok");
+        return std::string(json::parse(e.content(b.error_file_id)).at("error").at("message").as_string());
+    };
+
+    // Trusted through the default verify paths (SSL_CERT_FILE), name matches: it works.
+    setenv("SSL_CERT_FILE", ca.c_str(), 1);
+    BOOST_TEST(run_one("https://localhost:" + port + "/v1") == "ok");
+    BOOST_TEST(tls_up.count("t1") == 1);
+    // Trusted, but the URL's host is not the certificate's name.
+    std::string mismatch = run_one("https://127.0.0.1:" + port + "/v1");
+    BOOST_TEST(mismatch.find("certificate verify failed") != std::string::npos, mismatch);
+    // Not trusted at all.
+    unsetenv("SSL_CERT_FILE");
+    std::string untrusted = run_one("https://localhost:" + port + "/v1");
+    BOOST_TEST(untrusted.find("certificate verify failed") != std::string::npos, untrusted);
+    BOOST_TEST(tls_up.count("t1") == 1);  // neither refused request reached the server's HTTP layer
+    std::filesystem::remove(ca);
 }

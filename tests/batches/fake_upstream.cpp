@@ -1,6 +1,7 @@
 #include "fake_upstream.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
@@ -26,6 +27,7 @@ using tcp = net::ip::tcp;
 
 struct fake_upstream::impl {
     net::io_context io;
+    std::unique_ptr<net::ssl::context> tls;
     tcp::acceptor acceptor{io};
     unsigned short port = 0;
     std::thread accept_thread;
@@ -46,7 +48,12 @@ struct fake_upstream::impl {
     int active = 0, max_active = 0;
     std::mt19937 rng{12345};
 
-    explicit impl(unsigned short p) {
+    impl(unsigned short p, const std::string& cert, const std::string& key) {
+        if (!cert.empty()) {
+            tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+            tls->use_certificate_chain(net::buffer(cert));
+            tls->use_private_key(net::buffer(key), net::ssl::context::pem);
+        }
         tcp::endpoint ep(net::ip::make_address("127.0.0.1"), p);
         acceptor.open(ep.protocol());
         acceptor.set_option(net::socket_base::reuse_address(true));
@@ -87,7 +94,14 @@ struct fake_upstream::impl {
             sock->set_option(tcp::no_delay(true), ec);
             sockets.insert(sock);
             sessions.emplace_back([this, sock] {
-                session(*sock);
+                if (tls) {
+                    net::ssl::stream<tcp::socket&> stream(*sock, *tls);
+                    boost::system::error_code hec;
+                    stream.handshake(net::ssl::stream_base::server, hec);
+                    if (!hec) session(stream);
+                } else {
+                    session(*sock);
+                }
                 std::lock_guard l(mu);
                 sockets.erase(sock);
             });
@@ -113,13 +127,14 @@ struct fake_upstream::impl {
         return "";
     }
 
-    template <class Body>
-    static void write(tcp::socket& s, http::response<Body>& res, boost::system::error_code& ec) {
+    template <class Stream, class Body>
+    static void write(Stream& s, http::response<Body>& res, boost::system::error_code& ec) {
         res.prepare_payload();
         http::write(s, res, ec);
     }
 
-    void session(tcp::socket& sock) {
+    template <class Stream>
+    void session(Stream& sock) {
         beast::flat_buffer buf;
         for (;;) {
             http::request<http::string_body> req;
@@ -183,7 +198,8 @@ struct fake_upstream::impl {
     }
 
     // Answers an API request in `res`; false when the behaviour already ended the connection.
-    bool serve_api(tcp::socket& sock, const http::request<http::string_body>& req,
+    template <class Stream>
+    bool serve_api(Stream& sock, const http::request<http::string_body>& req,
                    http::response<http::string_body>& res) {
         boost::system::error_code ec;
         json::value body = json::parse(req.body(), ec);
@@ -230,13 +246,13 @@ struct fake_upstream::impl {
         if (apply && rule.mode == "close") {
             std::string partial = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"id\":\"chat";
             net::write(sock, net::buffer(partial), ec);
-            sock.shutdown(tcp::socket::shutdown_both, ec);
+            beast::get_lowest_layer(sock).shutdown(tcp::socket::shutdown_both, ec);
             return false;
         }
         if (apply && rule.mode == "garbage_http") {
             std::string garbage = "SSH-2.0-NotHTTP\r\n\r\n\x01\x02garbage";
             net::write(sock, net::buffer(garbage), ec);
-            sock.shutdown(tcp::socket::shutdown_both, ec);
+            beast::get_lowest_layer(sock).shutdown(tcp::socket::shutdown_both, ec);
             return false;
         }
         if (apply && rule.mode == "garbage") {
@@ -262,11 +278,15 @@ struct fake_upstream::impl {
     }
 };
 
-fake_upstream::fake_upstream(unsigned short port) : impl_(std::make_unique<impl>(port)) {}
+fake_upstream::fake_upstream(unsigned short port) : impl_(std::make_unique<impl>(port, "", "")) {}
+fake_upstream::fake_upstream(unsigned short port, const std::string& cert_pem, const std::string& key_pem)
+    : impl_(std::make_unique<impl>(port, cert_pem, key_pem)) {}
 fake_upstream::~fake_upstream() = default;
 
 unsigned short fake_upstream::port() const noexcept { return impl_->port; }
-std::string fake_upstream::base_url() const { return "http://127.0.0.1:" + std::to_string(impl_->port) + "/v1"; }
+std::string fake_upstream::base_url() const {
+    return (impl_->tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(impl_->port) + "/v1";
+}
 
 void fake_upstream::set_latency(std::chrono::milliseconds latency) {
     std::lock_guard lock(impl_->mu);

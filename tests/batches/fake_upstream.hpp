@@ -33,12 +33,14 @@ struct fake_rule {
 class fake_upstream {
 public:
     explicit fake_upstream(unsigned short port = 0);
+    // Serves HTTPS with this certificate chain and key (PEM) instead of HTTP.
+    fake_upstream(unsigned short port, const std::string& cert_pem, const std::string& key_pem);
     ~fake_upstream();
     fake_upstream(const fake_upstream&) = delete;
     fake_upstream& operator=(const fake_upstream&) = delete;
 
     unsigned short port() const noexcept;
-    std::string base_url() const;  // "http://127.0.0.1:PORT/v1"
+    std::string base_url() const;  // "http(s)://127.0.0.1:PORT/v1"
 
     void set_latency(std::chrono::milliseconds latency);
     void set_error_rate(double rate, int status = 500);  // random failures, 0..1
