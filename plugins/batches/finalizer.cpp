@@ -88,8 +88,22 @@ void finalize_ready(const config& cfg, store& db, const aq_files_v1& files, cons
         auto b = db.get_batch(w.owner, w.id);
         if (!b) continue;
         std::int64_t expiry = b->output_expires_after > 0 ? b->output_expires_after : cfg.output_expires_after_seconds;
-        std::string output_id = write_results(db, files, *b, true, expiry);
-        std::string error_id = write_results(db, files, *b, false, expiry);
+        std::string output_id, error_id;
+        try {
+            output_id = write_results(db, files, *b, true, expiry);
+            error_id = write_results(db, files, *b, false, expiry);
+        } catch (const files_error& e) {
+            // Unavailable: the lease expires and a later run tries again. Refused for good (a
+            // quota, a size limit): retrying cannot help, so the batch ends failed, saying why.
+            if (e.status != AQ_ERR_LIMIT && e.status != AQ_ERR_INVALID) throw;
+            json::array errors{{{"code", "output_file_rejected"},
+                                {"message", std::string("The files store refused the result file: ") + e.what() +
+                                                (e.status == AQ_ERR_LIMIT ? " (a limit or quota was exceeded)." : ".")},
+                                {"param", nullptr},
+                                {"line", nullptr}}};
+            db.fail_finalize(w.id, json::serialize(errors), now_ms() / 1000);
+            continue;
+        }
         db.finish(w.id, output_id, error_id, final_status, now_ms() / 1000);
     }
 }

@@ -30,6 +30,13 @@ std::string required_string(const json::object& body, const char* key) {
     return std::string(v->as_string());
 }
 
+// Characters, not bytes: the limits are the OpenAI API's, counted in characters.
+std::size_t utf8_length(std::string_view s) {
+    std::size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+}
+
 std::string validated_metadata(const json::object& body) {
     auto* v = body.if_contains("metadata");
     if (!v || v->is_null()) return {};
@@ -37,11 +44,11 @@ std::string validated_metadata(const json::object& body) {
     const auto& m = v->as_object();
     if (m.size() > 16) throw aq::http_error(400, "Invalid 'metadata': at most 16 keys are allowed.", "metadata");
     for (const auto& [k, val] : m) {
-        if (k.size() > 64)
+        if (utf8_length(k) > 64)
             throw aq::http_error(400, "Invalid 'metadata': keys can be at most 64 characters long.", "metadata");
         if (!val.is_string())
             throw aq::http_error(400, "Invalid 'metadata': values must be strings.", "metadata");
-        if (val.as_string().size() > 512)
+        if (utf8_length(val.as_string()) > 512)
             throw aq::http_error(400, "Invalid 'metadata': values can be at most 512 characters long.", "metadata");
     }
     return json::serialize(m);

@@ -244,6 +244,14 @@ void store::fail_batch(const std::string& id, const std::string& errors_json, lo
         soci::use(now_s), soci::use(errors_json), soci::use(id);
 }
 
+void store::fail_finalize(const std::string& id, const std::string& errors_json, long long now_s) {
+    auto lease = pool_.lease();
+    soci::session& sql = *lease;
+    sql << "UPDATE batches SET status = 'failed', failed_at = :t, errors = :e, lease_owner = '', lease_until = 0"
+           " WHERE id = :id",
+        soci::use(now_s), soci::use(errors_json), soci::use(id);
+}
+
 std::vector<claimed_line> store::claim(const batch_work& b, int n, const std::string& me, long long claim_seq,
                                        long long now_ms, long long until_ms) {
     auto lease = pool_.lease();

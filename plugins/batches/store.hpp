@@ -105,6 +105,8 @@ public:
     void activate(soci::session& sql, const std::string& batch_id, const std::string& model, long long total,
                   long long now_s);
     void fail_batch(const std::string& id, const std::string& errors_json, long long now_s);
+    // A batch whose results cannot be written (the files service refuses them) ends failed.
+    void fail_finalize(const std::string& id, const std::string& errors_json, long long now_s);
 
     // ---- runner ----
     // Claims up to `n` runnable lines of a batch for this host: pending lines whose retry time

@@ -471,3 +471,14 @@ BOOST_AUTO_TEST_CASE(two_hosts_on_one_postgres_share_the_work_and_take_over_a_de
         BOOST_TEST(seen.insert(std::string(json::parse(l).at("custom_id").as_string())).second);
     BOOST_TEST(seen.size() == 400u);
 }
+
+BOOST_AUTO_TEST_CASE(init_fails_naming_an_unknown_or_invalid_key) {
+    env e;
+    auto c = e.config({{"max_inflight", 3}});
+    auto f = aqt::expect_startup_failure(c);
+    BOOST_TEST(!f.status.success());
+    BOOST_TEST(f.log.find("plugins.batches.max_inflight") != std::string::npos, f.log);
+    auto d = e.config({{"upstreams", json::array{{{"name", "x"}, {"base_url", "ftp://h/v1"}, {"models", json::array{"*"}}}}}});
+    f = aqt::expect_startup_failure(d);
+    BOOST_TEST(f.log.find("plugins.batches.upstreams[0].base_url") != std::string::npos, f.log);
+}

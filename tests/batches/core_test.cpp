@@ -488,3 +488,25 @@ BOOST_AUTO_TEST_CASE(https_upstream_certificate_and_host_name_are_verified) {
     BOOST_TEST(tls_up.count("t1") == 1);  // neither refused request reached the server's HTTP layer
     std::filesystem::remove(ca);
 }
+
+BOOST_AUTO_TEST_CASE(result_files_unavailable_are_retried_and_refused_ones_fail_the_batch) {
+    env e(json::object{{"lease_seconds", 1}});
+    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    e.files.refuse_create = AQ_ERR_UNAVAILABLE;
+    std::string id = e.create("alice", line("a") + line("b"));
+    for (int i = 0; i < 20; ++i) {
+        r.run();
+        std::this_thread::sleep_for(20ms);
+    }
+    BOOST_TEST(e.get("alice", id).status == "finalizing");  // kept, to be retried
+    e.files.refuse_create = AQ_OK;
+    auto b = e.run(r, "alice", id);
+    BOOST_TEST(b.status == "completed");
+    BOOST_TEST(split_lines(e.content(b.output_file_id)).size() == 2u);
+    BOOST_TEST(e.up.total() == 2);
+
+    e.files.refuse_create = AQ_ERR_LIMIT;
+    auto refused = e.run(r, "alice", e.create("alice", line("c")));
+    BOOST_TEST(refused.status == "failed");
+    BOOST_TEST(errors_of(refused)[0].at("code").as_string() == "output_file_rejected");
+}

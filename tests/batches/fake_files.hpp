@@ -52,6 +52,8 @@ public:
         if (it == files_.end()) return std::nullopt;
         return it->second;
     }
+    // create() answers this status instead of AQ_OK when set (a quota, an outage).
+    std::atomic<int> refuse_create{AQ_OK};
     // Makes reads of any file fail with "not found" after `bytes` bytes (deleted meanwhile).
     std::atomic<long long> vanish_after{-1};
 
@@ -100,6 +102,7 @@ private:
     static void close_reader(aq_files_reader* rd) { delete reinterpret_cast<reader*>(rd); }
     static aq_status create(void* ctx, const aq_file_create* p, aq_files_writer** out) {
         auto* self = static_cast<fake_files*>(ctx);
+        if (self->refuse_create.load() != AQ_OK) return static_cast<aq_status>(self->refuse_create.load());
         auto* w = new writer{self, file{}};
         w->f.owner = std::string(aq::to_sv(p->owner));
         w->f.filename = std::string(aq::to_sv(p->filename));
