@@ -505,8 +505,11 @@ private:
         beast::error_code ec;
         stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
         stream_.close();
-        std::lock_guard lock(srv_->mutex);
-        srv_->sessions.erase(weak_from_this());
+        {
+            std::lock_guard lock(srv_->mutex);
+            srv_->sessions.erase(weak_from_this());
+        }
+        srv_->idle.notify_all();
     }
 
     beast::tcp_stream stream_;
@@ -627,6 +630,12 @@ void http_server::stop() {
     }
     for (auto& p : live) p->abort();
     live.clear();
+    // Let the aborts run (they close the sockets) before the I/O threads stop; otherwise the
+    // clients stay connected until the process exits.
+    {
+        std::unique_lock lock(s.mutex);
+        s.idle.wait_for(lock, std::chrono::seconds(2), [&] { return s.sessions.empty(); });
+    }
     s.work.reset();
     s.ioc.stop();
     for (auto& t : s.threads)

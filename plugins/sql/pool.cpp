@@ -81,6 +81,9 @@ target parse_postgresql(std::string_view rest) {
     add("host", percent_decode(host));
     add("port", port);
     add("dbname", percent_decode(dbname));
+    // Server NOTICEs ("relation already exists, skipping" from idempotent DDL) would otherwise be
+    // printed by libpq to stderr, outside the log. A URL's own ?options= comes later and wins.
+    add("options", "-c client_min_messages=warning");
     while (!query.empty()) {
         auto amp = query.find('&');
         std::string_view pair = query.substr(0, amp);
