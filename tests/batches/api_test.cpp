@@ -482,3 +482,32 @@ BOOST_AUTO_TEST_CASE(init_fails_naming_an_unknown_or_invalid_key) {
     f = aqt::expect_startup_failure(d);
     BOOST_TEST(f.log.find("plugins.batches.upstreams[0].base_url") != std::string::npos, f.log);
 }
+
+BOOST_AUTO_TEST_CASE(sigterm_mid_batch_stops_promptly_and_restart_finishes) {
+    env e;
+    e.up.set_latency(50ms);
+    e.up.set_rule("k3", {"hang", 0, -1, -1});  // a hanging upstream must not hold up shutdown
+    aqt::gateway gw(e.config({{"max_in_flight", 4}, {"max_attempts", 1}}));
+    client alice(gw, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("k", 100)));
+    while (alice.get(id).at("request_counts").at("completed").as_int64() < 10) std::this_thread::sleep_for(20ms);
+    auto t0 = std::chrono::steady_clock::now();
+    auto status = gw.stop();
+    BOOST_TEST(status.success(), status.describe());
+    BOOST_TEST((std::chrono::steady_clock::now() - t0 < 5s));
+    e.up.clear_rules();
+    gw.restart();
+    client again(gw, "alice");
+    auto b = again.wait(id, {"completed"}, 60s);
+    BOOST_TEST(b.at("request_counts").at("completed").as_int64() + b.at("request_counts").at("failed").as_int64() == 100);
+}
+
+BOOST_AUTO_TEST_CASE(input_over_max_input_bytes_is_refused_at_create) {
+    env e;
+    aqt::gateway gw(e.config({{"max_input_bytes", 200}}));
+    client alice(gw, "alice");
+    std::string file = alice.upload(lines("k", 3));
+    expect_error(alice.create(json::object{{"input_file_id", file}, {"endpoint", "/v1/chat/completions"},
+                                           {"completion_window", "24h"}}),
+                 400, "input_file_id");
+}

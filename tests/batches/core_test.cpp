@@ -510,3 +510,24 @@ BOOST_AUTO_TEST_CASE(result_files_unavailable_are_retried_and_refused_ones_fail_
     BOOST_TEST(refused.status == "failed");
     BOOST_TEST(errors_of(refused)[0].at("code").as_string() == "output_file_rejected");
 }
+
+BOOST_AUTO_TEST_CASE(unreachable_upstream_is_retried_then_recorded_as_connection_error) {
+    unsigned short closed_port;
+    {
+        aqt::fake_upstream gone;  // bound, then closed: nothing listens there now
+        closed_port = gone.port();
+    }
+    env e(json::object{{"max_attempts", 3},
+                       {"upstream", json::object{{"base_url", "http://127.0.0.1:" + std::to_string(closed_port) + "/v1"}}}});
+    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    auto b = e.run(r, "alice", e.create("alice", line("a") + line("b")));
+    BOOST_TEST(b.status == "completed");
+    BOOST_TEST(b.failed == 2);
+    auto err = split_lines(e.content(b.error_file_id));
+    BOOST_REQUIRE_EQUAL(err.size(), 2u);
+    auto v = json::parse(err[0]);
+    BOOST_TEST(v.at("response").is_null());
+    BOOST_TEST(v.at("error").at("code").as_string() == "connection_error");
+    BOOST_TEST(b.output_file_id.empty());
+    BOOST_TEST(batches::batch_object(b).at("output_file_id").is_null());
+}
