@@ -78,7 +78,8 @@ std::string body_json(const std::string& body, int status) {
 }  // namespace
 
 runner::runner(aq::host host, const config& cfg, store& db, const aq_files_v1& files)
-    : host_(host), cfg_(cfg), db_(db), files_(files), me_(aq::random_id("host_", 16)), client_(cfg.upstreams) {}
+    : host_(host), cfg_(cfg), db_(db), files_(files), me_(aq::random_id("host_", 16)),
+      paused_until_(cfg.upstreams.size(), 0), client_(cfg.upstreams) {}
 
 runner::~runner() = default;
 
@@ -176,7 +177,7 @@ std::size_t runner::dispatch(std::size_t capacity) {
             std::size_t want = std::min(chunk, capacity - sent);
             std::size_t got = 0;
             // An upstream that already has a full queue gets no more lines of its batches now.
-            if (!up || client_.load(index) < 2 * up->max_concurrency) {
+            if (!up || (client_.load(index) < 2 * up->max_concurrency && paused_until_[index] <= t)) {
                 auto lines = db_.claim(b, static_cast<int>(want), me_, ++claim_seq_, t, t + lease_ms);
                 got = lines.size();
                 for (auto& l : lines) send(std::move(l));
@@ -250,6 +251,11 @@ std::size_t runner::record(std::vector<completion>& done) {
             }
         } else if (rep.status > 0) {
             retryable = rep.status == 429 || rep.status >= 500;
+            if (rep.status == 429 && rep.retry_after_ms > 0)
+                if (const upstream_config* up = cfg_.upstream_for(c.line.model)) {
+                    long long& until = paused_until_[static_cast<std::size_t>(up - cfg_.upstreams.data())];
+                    until = std::max(until, t + rep.retry_after_ms);
+                }
             r.status_code = rep.status;
             r.response_body = body_json(rep.body, rep.status);
         } else {

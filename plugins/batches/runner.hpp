@@ -5,7 +5,8 @@
 // upstream client (bounded globally by max_in_flight and per upstream by max_concurrency),
 // records every result durably as it arrives (one transaction per drained group of results;
 // a result whose lease was lost is dropped, so each line is recorded exactly once), schedules
-// retries with exponential backoff, jitter and retry-after, renews its leases, and finalizes
+// retries with exponential backoff, jitter and retry-after (a 429's retry-after also pauses new
+// lines to that upstream), renews its leases, and finalizes
 // finished, expired and cancelled batches. A run keeps going while work is in flight and
 // returns when idle; the scheduler calls it again every poll_interval_ms.
 //
@@ -58,6 +59,9 @@ private:
     long long claim_seq_ = 0;
     std::size_t rr_ = 0;
     std::size_t in_flight_ = 0;  // job thread only
+    // Per upstream: no new lines before this time (ms), set by a 429 with retry-after, since
+    // an upstream's rate limit is usually for the whole key, not for one line. Job thread only.
+    std::vector<long long> paused_until_;
 
     std::mutex mu_;
     std::condition_variable cv_;

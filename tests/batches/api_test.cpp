@@ -511,3 +511,24 @@ BOOST_AUTO_TEST_CASE(input_over_max_input_bytes_is_refused_at_create) {
                                            {"completion_window", "24h"}}),
                  400, "input_file_id");
 }
+
+BOOST_AUTO_TEST_CASE(api_key_from_the_environment_is_sent_upstream) {
+    env e;
+    e.up.require_api_key("sk-test-123");
+    aqt::gateway_options o;
+    o.config = e.config();
+    auto& ups = o.config["plugins"].as_object()["batches"].as_object()["upstreams"].as_array();
+    ups[0].as_object()["api_key"] = "${AQT_FAKE_KEY}";
+    o.env["AQT_FAKE_KEY"] = "sk-test-123";
+    aqt::gateway gw(o);
+    client alice(gw, "alice");
+    auto b = alice.wait(alice.create_batch(alice.upload(line("a"))), {"completed"});
+    BOOST_TEST(b.at("request_counts").at("completed") == 1);
+
+    // A wrong key is a 401 from the upstream: final at once, kept as the error line's response.
+    e.up.require_api_key("sk-other");
+    auto f = alice.wait(alice.create_batch(alice.upload(line("b"))), {"completed"});
+    BOOST_TEST(f.at("request_counts").at("failed") == 1);
+    auto err = json::parse(alice.content(f.at("error_file_id")));
+    BOOST_TEST(err.at("response").at("status_code") == 401);
+}

@@ -531,3 +531,17 @@ BOOST_AUTO_TEST_CASE(unreachable_upstream_is_retried_then_recorded_as_connection
     BOOST_TEST(b.output_file_id.empty());
     BOOST_TEST(batches::batch_object(b).at("output_file_id").is_null());
 }
+
+BOOST_AUTO_TEST_CASE(a_429_with_retry_after_pauses_new_lines_to_that_upstream) {
+    env e(json::object{{"max_in_flight", 1}});
+    e.up.set_rule("p0", {"status", 429, 1, 0.5});
+    std::string id = e.create("alice", line("p0") + line("p1") + line("p2"));
+    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    auto b = e.run(r, "alice", id);
+    BOOST_TEST(b.completed == 3);
+    auto order = e.up.order();
+    auto times = e.up.arrival_times();
+    BOOST_REQUIRE_EQUAL(order.size(), 4u);
+    BOOST_TEST(order[0] == "p0");
+    BOOST_TEST(times[1] - times[0] >= 0.45);  // p1 waited for the upstream's retry-after too
+}

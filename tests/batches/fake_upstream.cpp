@@ -42,8 +42,11 @@ struct fake_upstream::impl {
     double error_rate = 0;
     int error_status = 500;
     std::map<std::string, fake_rule> rules;
+    std::string api_key;
     std::map<std::string, int> counts;
     std::vector<std::string> order;
+    std::vector<double> times;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     long long total = 0;
     int active = 0, max_active = 0;
     std::mt19937 rng{12345};
@@ -157,6 +160,7 @@ struct fake_upstream::impl {
                 std::lock_guard lock(mu);
                 counts.clear();
                 order.clear();
+                times.clear();
                 total = 0;
                 max_active = 0;
                 res.body() = "{}";
@@ -208,6 +212,14 @@ struct fake_upstream::impl {
             res.body() = R"({"error":{"message":"body is not a JSON object","type":"invalid_request_error","param":null,"code":null}})";
             return true;
         }
+        {
+            std::lock_guard lock(mu);
+            if (!api_key.empty() && req[http::field::authorization] != "Bearer " + api_key) {
+                res.result(http::status::unauthorized);
+                res.body() = R"({"error":{"message":"bad api key","type":"authentication_error","param":null,"code":null}})";
+                return true;
+            }
+        }
         std::string key = key_of(body.as_object());
         std::string model;
         if (auto* m = body.as_object().if_contains("model"); m && m->is_string()) model = std::string(m->as_string());
@@ -219,7 +231,10 @@ struct fake_upstream::impl {
             std::lock_guard lock(mu);
             n = ++counts[key];
             ++total;
-            if (order.size() < 1000000) order.push_back(key);
+            if (order.size() < 1000000) {
+                order.push_back(key);
+                times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+            }
             max_active = std::max(max_active, ++active);
             delay = latency;
             if (auto it = rules.find(key); it != rules.end() && (it->second.times < 0 || n <= it->second.times)) {
@@ -301,6 +316,10 @@ void fake_upstream::set_rule(const std::string& key, fake_rule rule) {
     std::lock_guard lock(impl_->mu);
     impl_->rules[key] = std::move(rule);
 }
+void fake_upstream::require_api_key(const std::string& key) {
+    std::lock_guard lock(impl_->mu);
+    impl_->api_key = key;
+}
 void fake_upstream::clear_rules() {
     std::lock_guard lock(impl_->mu);
     impl_->rules.clear();
@@ -309,6 +328,7 @@ void fake_upstream::reset_counts() {
     std::lock_guard lock(impl_->mu);
     impl_->counts.clear();
     impl_->order.clear();
+    impl_->times.clear();
     impl_->total = 0;
     impl_->max_active = 0;
 }
@@ -324,6 +344,10 @@ int fake_upstream::count(const std::string& key) const {
 std::vector<std::string> fake_upstream::order() const {
     std::lock_guard lock(impl_->mu);
     return impl_->order;
+}
+std::vector<double> fake_upstream::arrival_times() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->times;
 }
 long long fake_upstream::total() const {
     std::lock_guard lock(impl_->mu);

@@ -46,6 +46,8 @@ public:
     void set_error_rate(double rate, int status = 500);  // random failures, 0..1
     void set_rule(const std::string& key, fake_rule rule);
     void clear_rules();
+    // When set, a request without "Authorization: Bearer <key>" gets 401.
+    void require_api_key(const std::string& key);
     void reset_counts();
 
     // Requests received per key (counted when the request is read, before any answer).
@@ -54,6 +56,8 @@ public:
     long long total() const;
     // Keys in the order their requests arrived.
     std::vector<std::string> order() const;
+    // Seconds since the server started at which each request of order() arrived.
+    std::vector<double> arrival_times() const;
     // Requests being served right now, and the most at once so far.
     int active() const;
     int max_active() const;
