@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <random>
+#include <thread>
 
 namespace batches {
 
@@ -88,7 +89,13 @@ void runner::run() {
     const long long lease_ms = static_cast<long long>(cfg_.lease_seconds) * 1000;
     long long last_housekeeping = 0, last_renew = now_ms(), last_empty_claim = 0;
     std::vector<completion> batch;
+    bool storage_failed = false;
     while (!host_.stopping()) {
+        if (storage_failed) {
+            // Give the database a moment instead of spinning on the same replies.
+            std::this_thread::sleep_for(std::chrono::milliseconds(poll));
+            storage_failed = false;
+        }
         long long t = now_ms();
         if (t - last_housekeeping >= poll) {
             housekeeping();
@@ -108,6 +115,8 @@ void runner::run() {
                 std::lock_guard lock(mu_);
                 done_.insert(done_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
                 batch.clear();
+                storage_failed = true;
+                continue;
             }
         }
         t = now_ms();

@@ -193,16 +193,17 @@ std::vector<batch_work> store::finalize_candidates(long long now_s, long long no
     auto lease = pool_.lease();
     soci::session& sql = *lease;
     batch_work w;
-    // in_progress with nothing left to run, or past its window; cancelling; a finalizing batch
-    // whose finalizer died (lease expired).
+    // in_progress with nothing left to run, or past its window; validating past its window;
+    // cancelling; a finalizing batch whose finalizer died (lease expired).
     soci::statement st =
         (sql.prepare << "SELECT id, owner, status, endpoint, model, expires_at, input_file_id FROM batches b"
                         " WHERE lease_until < :nowms AND (status = 'cancelling' OR status = 'finalizing'"
+                        " OR (status = 'validating' AND expires_at <= :now0)"
                         " OR (status = 'in_progress' AND (expires_at <= :now OR NOT EXISTS"
                         " (SELECT 1 FROM batch_requests r WHERE r.batch_id = b.id AND r.state <> 'done'))))"
                         " ORDER BY created_at, id",
          soci::into(w.id), soci::into(w.owner), soci::into(w.status), soci::into(w.endpoint), soci::into(w.model),
-         soci::into(w.expires_at), soci::into(w.input_file_id), soci::use(now_ms), soci::use(now_s));
+         soci::into(w.expires_at), soci::into(w.input_file_id), soci::use(now_ms), soci::use(now_s), soci::use(now_s));
     return fetch_work(sql, st, w);
 }
 

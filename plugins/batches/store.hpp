@@ -92,8 +92,8 @@ public:
     std::vector<batch_work> validating(long long now_ms, int limit);
     // in_progress batches that can run lines now (not expired), for the fair claim.
     std::vector<batch_work> runnable(long long now_s);
-    // Batches that may be ready to finalize: in_progress (done, or past expiry), cancelling,
-    // or finalizing with an expired lease.
+    // Batches that may be ready to finalize: in_progress (done, or past expiry), validating
+    // past expiry, cancelling, or finalizing with an expired lease.
     std::vector<batch_work> finalize_candidates(long long now_s, long long now_ms);
 
     // ---- validation ----

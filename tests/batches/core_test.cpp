@@ -545,3 +545,17 @@ BOOST_AUTO_TEST_CASE(a_429_with_retry_after_pauses_new_lines_to_that_upstream) {
     BOOST_TEST(order[0] == "p0");
     BOOST_TEST(times[1] - times[0] >= 0.45);  // p1 waited for the upstream's retry-after too
 }
+
+BOOST_AUTO_TEST_CASE(a_batch_still_validating_past_its_window_expires) {
+    env e(json::object{{"completion_window_seconds", 1}});
+    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    std::string id = e.create("alice", line("a"));
+    // Another host holds the validation lease and never finishes.
+    long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch()).count();
+    BOOST_REQUIRE(e.db->lease_batch(id, "host_dead", now, now + 1500));
+    auto b = e.run(r, "alice", id);
+    BOOST_TEST(b.status == "expired");
+    BOOST_TEST(b.expired_at > 0);
+    BOOST_TEST(e.up.total() == 0);
+}
