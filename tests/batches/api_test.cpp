@@ -532,3 +532,52 @@ BOOST_AUTO_TEST_CASE(api_key_from_the_environment_is_sent_upstream) {
     auto err = json::parse(alice.content(f.at("error_file_id")));
     BOOST_TEST(err.at("response").at("status_code") == 401);
 }
+
+BOOST_AUTO_TEST_CASE(a_long_upload_holding_the_sqlite_write_lock_delays_but_never_loses_results) {
+    if (use_postgres()) return;  // PostgreSQL has no database-wide write lock
+    env e;
+    e.up.set_latency(20ms);
+    aqt::gateway gw(e.config({{"max_in_flight", 4}}));
+    client alice(gw, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("k", 200)));
+    while (alice.get(id).at("request_counts").at("completed").as_int64() < 10) std::this_thread::sleep_for(10ms);
+    // An upload streamed slowly for ~13 s keeps the files plugin's write transaction open
+    // longer than the 10 s busy timeout of the shared SQLite file.
+    std::thread slow([&] {
+        aqt::http::client c(gw.port(), 60s);
+        aqt::multipart form;
+        form.field("purpose", "user_data").file("file", "slow.jsonl", std::string(3584 * 1024, 'x'));
+        std::string body = form.body();
+        std::size_t pos = 0;
+        aqt::http::request req;
+        req.method = "POST";
+        req.target = "/v1/files";
+        req.headers = {{"Authorization", gw.bearer("alice")}, {"Content-Type", form.content_type()}};
+        req.content_length = body.size();
+        req.body_source = [&](char* buf, std::size_t cap) -> std::size_t {
+            if (pos >= body.size()) return 0;
+            // The first 1.5 MiB at once (the store writes 1 MiB chunks), the rest over ~12 s.
+            bool trickle = pos >= 1536 * 1024;
+            if (trickle) std::this_thread::sleep_for(100ms);
+            std::size_t n = std::min<std::size_t>({cap, body.size() - pos, trickle ? std::size_t{16 * 1024} : std::size_t{64 * 1024}});
+            std::memcpy(buf, body.data() + pos, n);
+            pos += n;
+            return n;
+        };
+        auto r = c.send(req);
+        BOOST_TEST(r.status == 200, r.body);
+    });
+    auto b = alice.wait(id, {"completed"}, 90s);
+    slow.join();
+    std::istringstream log(gw.log());
+    for (std::string l; std::getline(log, l);)
+        if (l.find("[batches]") != std::string::npos && l.find("WARN") != std::string::npos) BOOST_TEST_MESSAGE(l);
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":200,"completed":200,"failed":0})"));
+    std::set<std::string> seen;
+    for (auto& l : split_lines(alice.content(b.at("output_file_id"))))
+        BOOST_TEST(seen.insert(std::string(json::parse(l).at("custom_id").as_string())).second);
+    BOOST_TEST(seen.size() == 200u);
+    int resent = 0;
+    for (auto& [cid, n] : e.up.counts()) resent += n - 1;
+    BOOST_TEST(resent == 0);
+}
