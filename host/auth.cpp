@@ -1,5 +1,7 @@
 #include "auth.hpp"
 
+#include "ascii.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -24,16 +26,6 @@ void digest(std::string_view data, unsigned char (&out)[32]) {
         throw std::runtime_error("SHA-256 failed (OpenSSL EVP_Digest)");
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 }  // namespace
 

@@ -1,5 +1,6 @@
 #include "host_api.hpp"
 
+#include "ascii.hpp"
 #include "exchange.hpp"
 #include "log.hpp"
 #include "router.hpp"
@@ -21,13 +22,6 @@ exchange& X(aq_request* req) { return *static_cast<exchange*>(req); }
 
 std::string_view sv(aq_str s) { return aq::to_sv(s); }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
-}
 
 exchange::header_list copy_headers(const aq_header* headers, std::size_t count) {
     exchange::header_list out;

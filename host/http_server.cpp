@@ -1,5 +1,6 @@
 #include "http_server.hpp"
 
+#include "ascii.hpp"
 #include "auth.hpp"
 #include "config.hpp"
 #include "exchange.hpp"
@@ -85,13 +86,6 @@ struct http_server::state {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
-}
 
 // One connection. All its members are touched only on its strand.
 class session : public std::enable_shared_from_this<session>, public exchange::owner {
