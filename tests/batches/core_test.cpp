@@ -559,3 +559,16 @@ BOOST_AUTO_TEST_CASE(a_batch_still_validating_past_its_window_expires) {
     BOOST_TEST(b.expired_at > 0);
     BOOST_TEST(e.up.total() == 0);
 }
+
+BOOST_AUTO_TEST_CASE(the_request_url_is_base_url_plus_endpoint_without_v1) {
+    env e;
+    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    std::string content;
+    for (const char* id : {"e1", "e2"})
+        content += json::serialize(json::object{{"custom_id", id}, {"method", "POST"}, {"url", "/v1/embeddings"},
+                                                {"body", {{"model", "m1"}, {"input", id}}}}) + "\n";
+    auto b = e.run(r, "alice", e.create("alice", content, "/v1/embeddings"));
+    BOOST_TEST(b.status == "completed");
+    BOOST_TEST(b.completed == 2);  // the fake answers 404 on any other path
+    BOOST_TEST(e.up.count("e1") == 1);
+}

@@ -167,7 +167,9 @@ struct fake_upstream::impl {
             } else if (req.method() == http::verb::post && target == "/_config") {
                 if (!configure(req.body())) res.result(http::status::bad_request);
                 res.body() = "{}";
-            } else if (req.method() == http::verb::post) {
+            } else if (req.method() == http::verb::post &&
+                       (target == "/v1/chat/completions" || target == "/v1/completions" ||
+                        target == "/v1/embeddings" || target == "/v1/responses")) {
                 if (!serve_api(sock, req, res)) return;  // the behaviour closed the connection
             } else {
                 res.result(http::status::not_found);
