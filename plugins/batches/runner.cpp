@@ -185,14 +185,23 @@ std::size_t runner::dispatch(std::size_t capacity) {
             std::size_t index = up ? static_cast<std::size_t>(up - cfg_.upstreams.data()) : 0;
             std::size_t want = std::min(chunk, capacity - sent);
             std::size_t got = 0;
-            // An upstream that already has a full queue gets no more lines of its batches now.
-            if (!up || (client_.load(index) < 2 * up->max_concurrency && paused_until_[index] <= t)) {
+            // An upstream takes at most 2 x max_concurrency lines (running + waiting for a
+            // connection): the rest stay unclaimed in the database, where a cancel, an expiry or
+            // another host can still reach them. Claiming more would queue lines in this
+            // process that a cancel no longer stops.
+            std::size_t room = 0;
+            if (up && paused_until_[index] <= t) {
+                std::size_t queued = client_.load(index), bound = 2 * static_cast<std::size_t>(up->max_concurrency);
+                room = queued < bound ? bound - queued : 0;
+            }
+            if (up) want = std::min(want, room);
+            if (!up || want > 0) {
                 auto lines = db_.claim(b, static_cast<int>(want), me_, ++claim_seq_, t, t + lease_ms);
                 got = lines.size();
                 for (auto& l : lines) send(std::move(l));
             }
             sent += got;
-            if (got < want) it->pop_front();
+            if (got < want || want == 0) it->pop_front();  // nothing more to take now
             else it->push_back(std::move(it->front())), it->pop_front();
             if (it->empty()) it = owners.erase(it);
             else ++it;
