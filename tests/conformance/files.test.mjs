@@ -159,6 +159,31 @@ describe('files through the OpenAI Node SDK', () => {
   });
 });
 
+describe('files with a per-owner quota', () => {
+  let gw, alice;
+  before(async () => {
+    gw = await startGateway({ plugins: { files: { enabled: true, quota_files: 1 } } });
+    alice = new OpenAI({ apiKey: gw.tokens.alice, baseURL: `${gw.baseURL}/v1`, maxRetries: 0 });
+  });
+  after(async () => gw?.stop());
+
+  test('an_upload_over_the_quota_is_a_413_api_error_and_stores_nothing', async () => {
+    await alice.files.create({ file: await toFile(Buffer.from(batchJsonl(1)), 'one.jsonl'), purpose: 'batch' });
+    await assert.rejects(alice.files.create({ file: await toFile(Buffer.from(batchJsonl(1)), 'two.jsonl'), purpose: 'batch' }),
+      (e) => {
+        // The SDK has no class of its own for 413: a plain APIError with the status and envelope.
+        assert.ok(e instanceof OpenAI.APIError);
+        assert.equal(e.status, 413);
+        assert.equal(e.error.param, 'file');
+        assert.equal(e.error.code, 'quota_exceeded');
+        return true;
+      });
+    const names = [];
+    for await (const f of alice.files.list()) names.push(f.filename);
+    assert.deepEqual(names, ['one.jsonl']);
+  });
+});
+
 describe('files through curl, with the API reference commands', () => {
   let gw, token, curl;
   before(async () => {
@@ -198,6 +223,14 @@ describe('files through curl, with the API reference commands', () => {
     const [body, status] = out.toString().split('\n');
     assert.equal(status, '200');
     assert.equal(JSON.parse(body).bytes, Buffer.byteLength(content));
+  });
+
+  test('a_body_that_is_not_multipart_is_415', () => {
+    const out = curl(`${gw.baseURL}/v1/files`, '-H', `Authorization: Bearer ${token}`,
+      '-H', 'Content-Type: application/json', '-d', '{"purpose":"batch"}', '-w', '\n%{http_code}');
+    const [body, status] = out.toString().split('\n');
+    assert.equal(status, '415');
+    assert.equal(JSON.parse(body).error.type, 'invalid_request_error');
   });
 
   test('an_error_answers_the_exact_envelope', () => {
