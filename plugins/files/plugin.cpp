@@ -26,7 +26,12 @@ aq_status init(aq::host& host, void** ctx) {
     auto p = std::make_unique<files_plugin>();
     p->cfg = aq::files::config::parse(host.config());
     p->pool = std::make_unique<aq::sql::pool>(p->cfg.database, p->cfg.pool_size);
-    p->files = std::make_unique<aq::files::store>(*p->pool);
+    // Uploads to SQLite and service writes are staged beside the database (same disk, never a
+    // RAM-backed /tmp); with PostgreSQL only service writes are staged, in TMPDIR.
+    std::filesystem::path staging = p->pool->file().empty()
+                                        ? std::filesystem::temp_directory_path()
+                                        : std::filesystem::path(p->pool->file()).parent_path();
+    p->files = std::make_unique<aq::files::store>(*p->pool, staging);
     p->service = std::make_unique<aq::files::service>(host, p->cfg, *p->files);
     aq::files::register_routes(host, p->cfg, *p->files);
     aq::files::register_expiry(host, p->cfg, *p->files);

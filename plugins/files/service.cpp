@@ -2,7 +2,6 @@
 
 #include "upload.hpp"
 
-#include <cstdio>
 #include <cstring>
 
 // The opaque handles of services/files.h, defined by their provider.
@@ -15,18 +14,15 @@ struct aq_files_reader {
 
 struct aq_files_writer {
     aq::files::service* owner_service = nullptr;
-    std::string owner, filename, purpose;
+    std::string filename, purpose;
     std::int64_t lifetime = 0;
-    std::FILE* spool = nullptr;
-    std::uint64_t bytes = 0;
+    // Spooled: a consumer may write for hours (a batch's output), so the content is staged and
+    // the database transaction lasts only as long as commit's local copy.
+    std::unique_ptr<aq::files::store::writer> writer;
     bool failed = false;
     bool committed = false;
     aq::files::file_record record;
     aq_file_info info{};
-
-    ~aq_files_writer() {
-        if (spool) std::fclose(spool);  // an anonymous tmpfile: closing deletes it
-    }
 };
 
 namespace aq::files {
@@ -109,15 +105,14 @@ aq_status create_file(void* ctx, const aq_file_create* params, aq_files_writer**
     return guarded(svc, "create", [&] {
         auto w = std::make_unique<aq_files_writer>();
         w->owner_service = &svc;
-        w->owner = std::string(aq::to_sv(params->owner));
+        std::string owner(aq::to_sv(params->owner));
         w->filename = std::string(aq::to_sv(params->filename));
         w->purpose = std::string(aq::to_sv(params->purpose));
-        if (w->owner.empty() || w->purpose.empty() || !filename_problem(w->filename).empty()) return AQ_ERR_INVALID;
+        if (owner.empty() || w->purpose.empty() || !filename_problem(w->filename).empty()) return AQ_ERR_INVALID;
         if (params->expires_after_seconds < 0) return AQ_ERR_INVALID;
         w->lifetime = params->expires_after_seconds ? params->expires_after_seconds
                                                     : svc.settings().default_expiry_seconds;
-        w->spool = std::tmpfile();
-        if (!w->spool) return AQ_ERR_UNAVAILABLE;
+        w->writer = svc.files().create(std::move(owner), store::staging::spooled);
         *out = w.release();
         return AQ_OK;
     });
@@ -126,12 +121,13 @@ aq_status create_file(void* ctx, const aq_file_create* params, aq_files_writer**
 aq_status write_file(aq_files_writer* w, aq_str chunk) noexcept {
     if (!w || w->committed) return AQ_ERR_STATE;
     if (w->failed) return AQ_ERR_UNAVAILABLE;
-    if (w->bytes + chunk.len > w->owner_service->settings().max_file_bytes) return AQ_ERR_LIMIT;
-    if (chunk.len && std::fwrite(chunk.data, 1, chunk.len, w->spool) != chunk.len) {
-        w->failed = true;
+    if (w->writer->bytes() + chunk.len > w->owner_service->settings().max_file_bytes) return AQ_ERR_LIMIT;
+    try {
+        w->writer->write(aq::to_sv(chunk));
+    } catch (...) {
+        w->failed = true;  // the staged content is incomplete: commit must not succeed
         return AQ_ERR_UNAVAILABLE;
     }
-    w->bytes += chunk.len;
     return AQ_OK;
 }
 
@@ -140,18 +136,7 @@ aq_status commit_file(aq_files_writer* w, const aq_file_info** info) noexcept {
     if (w->failed) return AQ_ERR_UNAVAILABLE;
     auto& svc = *w->owner_service;
     return guarded(svc, "commit", [&] {
-        if (std::fflush(w->spool) != 0 || std::fseek(w->spool, 0, SEEK_SET) != 0) return AQ_ERR_UNAVAILABLE;
-        auto writer = svc.files().create(w->owner);
-        std::string block(store::chunk_bytes, '\0');
-        for (;;) {
-            std::size_t n = std::fread(block.data(), 1, block.size(), w->spool);
-            if (n > 0) writer->write(std::string_view(block.data(), n));
-            if (n < block.size()) {
-                if (std::ferror(w->spool)) return AQ_ERR_UNAVAILABLE;
-                break;
-            }
-        }
-        w->record = writer->commit(w->filename, w->purpose, w->lifetime, {});
+        w->record = w->writer->commit(w->filename, w->purpose, w->lifetime, {});
         w->committed = true;
         w->info = info_of(w->record);
         if (info) *info = &w->info;

@@ -85,17 +85,24 @@ std::int64_t unix_now() {
         .count();
 }
 
-store::store(sql::pool& pool) : pool_(pool) {
+store::store(sql::pool& pool, std::filesystem::path staging_folder)
+    : pool_(pool), staging_folder_(std::move(staging_folder)) {
     sql::migrate(*pool_.lease(), pool_.kind(), "files", migrations());
 }
 
 // ---- writer ------------------------------------------------------------------------------
 
-store::writer::writer(store& s, std::string owner)
-    : store_(s), session_(s.pool_.lease()), id_(aq::random_id("file-")), owner_(std::move(owner)) {
-    tx_ = std::make_unique<sql::write_transaction>(*session_, s.kind());
-    // The row exists from the start (file_chunks references it) but stays invisible: other
-    // sessions do not see uncommitted rows, and expires_at = 0 hides it even from this one.
+store::writer::writer(store& s, std::string owner, staging mode)
+    : store_(s), id_(aq::random_id("file-")), owner_(std::move(owner)) {
+    if (mode == staging::spooled) spool_ = std::make_unique<spool>(s.staging_folder_);
+    else begin();
+}
+
+// Opens the transaction and inserts the row the chunks reference. The row stays invisible:
+// other sessions do not see uncommitted rows, and expires_at = 0 hides it even from this one.
+void store::writer::begin() {
+    session_ = store_.pool_.lease();
+    tx_ = std::make_unique<sql::write_transaction>(*session_, store_.kind());
     int cb = static_cast<int>(chunk_bytes);
     *session_ << "insert into files (id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes)"
                  " values (:i, :o, '', '', 0, 0, 0, '', :c)",
@@ -110,6 +117,7 @@ store::writer::~writer() {
 void store::writer::write(std::string_view data) {
     bytes_ += data.size();
     hash_.update(data);
+    if (spool_) return spool_->append(data);
     while (!data.empty()) {
         std::size_t take = std::min(chunk_bytes - buffer_.size(), data.size());
         buffer_.append(data.substr(0, take));
@@ -136,6 +144,15 @@ void store::writer::flush() {
 
 file_record store::writer::commit(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
                                   const quota& limit) {
+    if (spool_) {
+        // The transaction starts now and lasts as long as a local copy of the staged content.
+        begin();
+        spool_->replay(chunk_bytes, [&](std::string_view block) {
+            buffer_.assign(block);
+            flush();
+        });
+        spool_.reset();
+    }
     flush();
     std::string o = owner_;
     if (limit.bytes || limit.files) {
@@ -177,8 +194,8 @@ file_record store::writer::commit(std::string_view filename, std::string_view pu
     return r;
 }
 
-std::unique_ptr<store::writer> store::create(std::string owner) {
-    return std::unique_ptr<writer>(new writer(*this, std::move(owner)));
+std::unique_ptr<store::writer> store::create(std::string owner, staging mode) {
+    return std::unique_ptr<writer>(new writer(*this, std::move(owner), mode));
 }
 
 // ---- reader ------------------------------------------------------------------------------

@@ -4,9 +4,12 @@
 //   files(id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes)
 //   file_chunks(file_id -> files.id on delete cascade, seq, data)   content in ~1 MiB chunks
 //
-// A new file is written by a writer that holds one transaction from its first byte to commit:
-// the metadata row and every chunk become visible together, and an exception, an abort or a
-// crash leaves nothing. Every read filters by owner and by expires_at > now, so another owner's
+// A new file is written by a writer, in one transaction: the metadata row and every chunk become
+// visible together, and an exception, an abort or a crash leaves nothing. A `direct` writer holds
+// that transaction from its first byte (PostgreSQL uploads: no extra copy, MVCC lets others
+// write meanwhile); a `spooled` writer stages the content in a spool and opens the transaction
+// only at commit (SQLite uploads, whose single write lock must not wait for a client's network,
+// and service writers, which may take hours). Every read filters by owner and by expires_at > now, so another owner's
 // file and an expired one are both simply "not found", whether or not the purge has run.
 //
 // Content bytes: SQLite binds std::string into cast(:d as blob); PostgreSQL uses bytea through
@@ -19,11 +22,13 @@
 
 #include "file_record.hpp"
 #include "sha256.hpp"
+#include "spool.hpp"
 #include "sql/pool.hpp"
 
 #include <soci/session.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -58,6 +63,8 @@ public:
         std::uint64_t files = 0;
     };
 
+    enum class staging { direct, spooled };
+
     // Streams a new file into the database inside one transaction.
     class writer {
     public:
@@ -77,10 +84,12 @@ public:
 
     private:
         friend class store;
-        writer(store& s, std::string owner);
+        writer(store& s, std::string owner, staging mode);
+        void begin();
         void flush();
 
         store& store_;
+        std::unique_ptr<spool> spool_;  // spooled writers only
         std::unique_ptr<soci::session> session_;
         std::unique_ptr<sql::write_transaction> tx_;
         std::string id_, owner_;
@@ -126,11 +135,16 @@ public:
         using std::runtime_error::runtime_error;
     };
 
-    store(sql::pool& pool);
+    // Spooled writers stage content in `staging_folder`.
+    store(sql::pool& pool, std::filesystem::path staging_folder);
 
     sql::backend kind() const noexcept { return pool_.kind(); }
 
-    std::unique_ptr<writer> create(std::string owner);
+    std::unique_ptr<writer> create(std::string owner, staging mode);
+    // How an upload over HTTP should be written on this backend.
+    staging upload_staging() const noexcept {
+        return kind() == sql::backend::sqlite ? staging::spooled : staging::direct;
+    }
     // nullptr when the file does not exist for this owner (or expired).
     std::unique_ptr<reader> open(std::string_view owner, std::string_view id);
     std::optional<file_record> find(std::string_view owner, std::string_view id);
@@ -146,6 +160,7 @@ private:
     std::string chunk(soci::session& s, std::string_view id, std::int64_t seq);
 
     sql::pool& pool_;
+    std::filesystem::path staging_folder_;
 };
 
 }  // namespace aq::files

@@ -97,7 +97,7 @@ target parse_postgresql(std::string_view rest) {
                 throw std::invalid_argument("database URL: invalid parameter name");
         add(key, percent_decode(pair.substr(eq + 1)));
     }
-    return {backend::postgresql, out};
+    return {backend::postgresql, out, {}};
 }
 
 // SOCI's sqlite3 backend reads "db=... timeout=..." and accepts a quoted value.
@@ -125,7 +125,8 @@ target parse_url(std::string_view url) {
         if (path.starts_with("//")) path = path.substr(2);  // sqlite:///abs/path
         if (path.empty() || path.front() != '/')
             throw std::invalid_argument("database URL: sqlite: needs an absolute path (sqlite:/var/lib/x.db)");
-        return {backend::sqlite, sqlite_connect_string(percent_decode(path))};
+        std::string file = percent_decode(path);
+        return {backend::sqlite, sqlite_connect_string(file), file};
     }
     if (url.starts_with("postgresql://")) return parse_postgresql(url.substr(13));
     if (url.starts_with("postgres://")) return parse_postgresql(url.substr(11));
@@ -135,6 +136,7 @@ target parse_url(std::string_view url) {
 pool::pool(std::string_view url, std::size_t size) {
     target t = parse_url(url);
     kind_ = t.kind;
+    file_ = t.file;
     size_ = size == 0 ? 1 : size;
     pool_ = std::make_unique<soci::connection_pool>(size_);
     for (std::size_t i = 0; i < size_; ++i) {

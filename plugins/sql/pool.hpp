@@ -28,6 +28,7 @@ enum class backend { sqlite, postgresql };
 struct target {
     backend kind;
     std::string connect_string;
+    std::string file;  // SQLite: the database file; empty for PostgreSQL
 };
 
 // Parses a database URL. Throws std::invalid_argument naming what is wrong (never echoing a
@@ -43,6 +44,8 @@ public:
     pool& operator=(const pool&) = delete;
 
     backend kind() const noexcept { return kind_; }
+    // The SQLite database file; empty for PostgreSQL.
+    const std::string& file() const noexcept { return file_; }
     std::size_t size() const noexcept { return size_; }
 
     // A session borrowed from the pool until the returned object is destroyed.
@@ -50,6 +53,7 @@ public:
 
 private:
     backend kind_;
+    std::string file_;
     std::size_t size_;
     std::unique_ptr<soci::connection_pool> pool_;
 };

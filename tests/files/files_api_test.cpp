@@ -489,6 +489,32 @@ BOOST_AUTO_TEST_CASE(content_length_over_the_file_limit_is_refused_before_the_bo
     BOOST_TEST(g.stored_files() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_stalled_upload_does_not_block_other_uploads) {
+    files_gateway g;
+    const std::string b = "StalledBoundary";
+    const std::string content = jsonl(3000);  // far more than the parser's lookahead
+    std::string head = "--" + b + "\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--" + b +
+                       "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.jsonl\"\r\n\r\n";
+    std::string tail = "\r\n--" + b + "--\r\n";
+    aqt::raw::connection slow(g.gw->port());
+    BOOST_TEST_REQUIRE(slow.send("POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: " + g.gw->bearer("alice") +
+                                 "\r\nContent-Type: multipart/form-data; boundary=" + b + "\r\nContent-Length: " +
+                                 std::to_string(head.size() + content.size() + tail.size()) + "\r\n\r\n" + head +
+                                 content.substr(0, content.size() - 5)));
+    // The slow upload is inside its file part, past the parser's boundary lookahead, so its
+    // content has reached the store.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // Meanwhile another owner uploads and lists: neither waits for the stalled client.
+    auto other = upload(*g.bob, "quick.jsonl", jsonl(1));
+    BOOST_TEST(other.status == 200);
+    BOOST_TEST(body_of(g.bob->get("/files")).at("data").as_array().size() == 1u);
+    // The stalled upload then finishes normally.
+    BOOST_TEST_REQUIRE(slow.send(content.substr(content.size() - 5) + tail));
+    auto r = slow.read_response(std::chrono::seconds(10));
+    BOOST_TEST(r.data.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    BOOST_TEST(g.stored_files() == 2);
+}
+
 BOOST_AUTO_TEST_CASE(client_disconnect_mid_upload_rolls_back) {
     files_gateway g;
     const std::string b = "DisconnectBoundary";

@@ -33,7 +33,7 @@ struct service_fixture {
         cfg.database = "sqlite:" + (dir / "db.sqlite").string();
         cfg.max_file_bytes = 5u << 20;
         pool = std::make_unique<aq::sql::pool>(cfg.database, 2);
-        files = std::make_unique<aq::files::store>(*pool);
+        files = std::make_unique<aq::files::store>(*pool, dir);
         svc = std::make_unique<aq::files::service>(aq::host(&api), cfg, *files);
         t = svc->table();
     }
