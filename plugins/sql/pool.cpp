@@ -3,30 +3,16 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <aqueduct/plugin.hpp>
+
 #include <stdexcept>
 #include <string>
 
 namespace aq::sql {
 namespace {
 
-std::string percent_decode(std::string_view in) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    std::string out;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
-            out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
-            i += 2;
-        } else {
-            out.push_back(in[i]);
-        }
-    }
-    return out;
-}
+// URL parts: '+' is a plus here, not a space.
+std::string percent_decode(std::string_view in) { return aq::percent_decode(in, false); }
 
 // libpq keyword=value syntax: single-quoted, with ' and \ escaped by a backslash.
 std::string libpq_value(std::string_view v) {
