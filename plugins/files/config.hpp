@@ -8,8 +8,9 @@
 //   quota_bytes, quota_files per-owner storage quota, 0 = unlimited (the default)
 //   expiry_interval_seconds  how often the purge job runs, default 60
 //   expiry_batch_size        files purged per transaction, default 20
-//   pool_size                database sessions, default 8 (an upload or download holds one for
-//                            its whole duration; more concurrent ones wait)
+//   pool_size                database sessions, default 8 (a PostgreSQL upload holds one while it
+//                            streams; a staged SQLite upload only during its commit; a download
+//                            one per chunk; more concurrent ones wait)
 //
 // Errors throw std::invalid_argument naming the key: "plugins.files.max_file_byte: unknown key".
 #pragma once
