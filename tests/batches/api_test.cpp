@@ -6,6 +6,7 @@
 #define BOOST_TEST_MODULE batches_api
 #include <boost/test/unit_test.hpp>
 
+#include "batch_input.hpp"
 #include "fake_upstream.hpp"
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
@@ -28,18 +29,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool use_postgres() {
-    auto& m = boost::unit_test::framework::master_test_suite();
-    for (int i = 1; i < m.argc; ++i)
-        if (std::strcmp(m.argv[i], "--postgres") == 0) return true;
-    return false;
-}
+using aqt::line;
+using aqt::split_lines;
+using aqt::use_postgres;
 
-std::string line(const std::string& custom_id, const std::string& model = "m1",
-                 const std::string& url = "/v1/chat/completions") {
-    json::object body{{"model", model}, {"user", custom_id}, {"messages", json::array{{{"role", "user"}, {"content", "hi"}}}}};
-    return json::serialize(json::object{{"custom_id", custom_id}, {"method", "POST"}, {"url", url}, {"body", body}}) + "\n";
-}
+
 
 std::string lines(const std::string& prefix, int n) {
     std::string s;
@@ -47,12 +41,6 @@ std::string lines(const std::string& prefix, int n) {
     return s;
 }
 
-std::vector<std::string> split_lines(const std::string& s) {
-    std::vector<std::string> out;
-    std::istringstream in(s);
-    for (std::string l; std::getline(in, l);) out.push_back(l);
-    return out;
-}
 
 // One gateway (or several on one database) with the files and batches plugins.
 struct env {

@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "fake_files.hpp"
+#include "batch_input.hpp"
 #include "fake_upstream.hpp"
 #include "test_cert.hpp"
 #include "support/postgres.hpp"
@@ -32,25 +33,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool use_postgres() {
-    auto& m = boost::unit_test::framework::master_test_suite();
-    for (int i = 1; i < m.argc; ++i)
-        if (std::string(m.argv[i]) == "--postgres") return true;
-    return false;
-}
+using aqt::line;
+using aqt::split_lines;
+using aqt::use_postgres;
 
-std::string line(const std::string& custom_id, const std::string& model = "m1",
-                 const std::string& url = "/v1/chat/completions") {
-    json::object body{{"model", model}, {"user", custom_id}, {"messages", json::array{{{"role", "user"}, {"content", "hi"}}}}};
-    return json::serialize(json::object{{"custom_id", custom_id}, {"method", "POST"}, {"url", url}, {"body", body}}) + "\n";
-}
 
-std::vector<std::string> split_lines(const std::string& s) {
-    std::vector<std::string> out;
-    std::istringstream in(s);
-    for (std::string l; std::getline(in, l);) out.push_back(l);
-    return out;
-}
+
 
 struct env {
     std::filesystem::path dir;
