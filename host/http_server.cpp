@@ -166,8 +166,11 @@ private:
         path_ = std::string(target.substr(0, qpos));
         query_ = qpos == std::string_view::npos ? std::string() : std::string(target.substr(qpos + 1));
         keep_alive_ = req.keep_alive();
-        chunked_ = req.chunked();
-        content_length_ = req.has_content_length() ? static_cast<std::int64_t>(*parser_->content_length()) : (chunked_ ? -1 : 0);
+        // The body's framing as the parser reads it: the message's chunked() looks at the first
+        // Transfer-Encoding field only, so with the codings split over two fields the chunked
+        // body would be taken for the next request (found by tests/fuzz).
+        chunked_ = parser_->chunked();
+        content_length_ = parser_->content_length() ? static_cast<std::int64_t>(*parser_->content_length()) : (chunked_ ? -1 : 0);
         has_body_ = chunked_ || content_length_ > 0;
         body_done_ = !has_body_;
         body_received_ = 0;
