@@ -161,6 +161,9 @@ struct batch_validator::impl {
     std::uint64_t requests = 0;
     bool started = false;   // the current line has a non-whitespace byte
     bool parsed = false;    // the current line's JSON value is complete
+    // The current line is not valid JSON. Reported at the end of the line, so that invalid UTF-8
+    // later in the same line wins whatever the chunking (as it does when the line comes whole).
+    bool bad_json = false;
     std::unordered_set<std::string> ids;
 
     [[noreturn]] void fail(std::string_view what) const {
@@ -172,6 +175,7 @@ struct batch_validator::impl {
     // Bytes of one line (no '\n').
     void feed(std::string_view s) {
         if (!utf8.feed(s)) fail("Invalid UTF-8");
+        if (bad_json) return;
         if (!started) {
             while (!s.empty() && blank(s.front())) s.remove_prefix(1);
             if (s.empty()) return;
@@ -182,16 +186,20 @@ struct batch_validator::impl {
         if (!parsed) {
             error_code ec;
             std::size_t used = parser.write_some(true, s.data(), s.size(), ec);
-            if (ec) fail("Invalid JSON");
+            if (ec) {
+                bad_json = true;
+                return;
+            }
             s.remove_prefix(used);
             parsed = parser.done();
         }
         for (char c : s)
-            if (!blank(c)) fail("Invalid JSON");
+            if (!blank(c)) bad_json = true;
     }
 
     void end_line() {
         if (!utf8.complete()) fail("Invalid UTF-8");
+        if (bad_json) fail("Invalid JSON");
         if (!started) return;
         if (!parsed) {
             error_code ec;

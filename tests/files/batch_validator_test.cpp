@@ -134,3 +134,14 @@ BOOST_AUTO_TEST_CASE(large_body_is_streamed) {
     v.finish();
     BOOST_TEST(v.requests() == 1u);
 }
+
+// Found by tests/fuzz (fuzz_batch_validator): a line with a JSON error and, later in the same
+// line, invalid UTF-8 was "Invalid UTF-8" when the line came in one piece and "Invalid JSON" when
+// a piece ended between the two. The whole line decides: invalid UTF-8 anywhere in it wins.
+BOOST_AUTO_TEST_CASE(utf8_error_after_a_json_error_in_the_line_wins_at_every_split_point) {
+    const std::string bad = line("a") + "\n{\"custom_id\" 7, \"x\": \"\xff\"}\n" + line("b") + "\n";
+    for (std::size_t i = 0; i <= bad.size(); ++i) BOOST_REQUIRE_EQUAL(verdict_split(bad, i), "Invalid UTF-8 at line 2");
+    const std::string json_only = line("a") + "\n{\"custom_id\" 7}\n" + line("b") + "\n";
+    for (std::size_t i = 0; i <= json_only.size(); ++i)
+        BOOST_REQUIRE_EQUAL(verdict_split(json_only, i), "Invalid JSON at line 2");
+}
