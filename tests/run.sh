@@ -44,8 +44,9 @@ reports=$build/sanitizer-reports
 rm -rf "$reports"
 mkdir -p "$reports"
 source tests/sanitizer_options.sh
-export ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$reports/asan:log_exe_name=1"
-export UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$reports/ubsan:log_exe_name=1"
+# One log_path for both: ASan and UBSan share one runtime, where the last setting would win.
+export ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$reports/report:log_exe_name=1"
+export UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$reports/report:log_exe_name=1"
 status=0
 ctest --test-dir "$build" --output-on-failure --timeout 900 -j "$(nproc)" "$@" || status=$?
 shopt -s nullglob
