@@ -1,0 +1,117 @@
+#include "object_writer.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace aq::s3 {
+
+object_writer::object_writer(client& c, std::string key)
+    : client_(c), key_(std::move(key)), part_size_(c.config().part_size) {}
+
+object_writer::~object_writer() {
+    if (state_ == state::uploading) abort();
+}
+
+void object_writer::require_open(const char* what) const {
+    if (state_ != state::buffering && state_ != state::uploading)
+        throw std::logic_error(std::string("object_writer: ") + what + " after the upload ended");
+}
+
+// Runs one step; a failure aborts the upload and leaves the writer failed.
+template <class Fn>
+auto object_writer::guarded(Fn&& fn) -> decltype(fn()) {
+    try {
+        return fn();
+    } catch (...) {
+        abort();
+        state_ = state::failed;
+        throw;
+    }
+}
+
+void object_writer::send_part() {
+    if (upload_id_.empty()) {
+        upload_id_ = client_.create_multipart_upload(key_);
+        state_ = state::uploading;
+    }
+    int number = static_cast<int>(parts_.size()) + 1;
+    std::string etag = client_.upload_part(key_, upload_id_, number, buffer_);
+    parts_.push_back({number, std::move(etag)});
+    buffer_.clear();  // keeps its capacity: the next part reuses it
+}
+
+void object_writer::write(std::string_view data) {
+    require_open("write");
+    guarded([&] {
+        while (!data.empty()) {
+            // A full buffer is sent only once more bytes come, so an object of exactly one part
+            // still goes as a single PUT, and the last part is never empty.
+            if (buffer_.size() == part_size_) send_part();
+            std::size_t take = std::min(part_size_ - buffer_.size(), data.size());
+            if (buffer_.capacity() < buffer_.size() + take)
+                buffer_.reserve(std::min(part_size_, std::max(buffer_.size() + take, 2 * buffer_.capacity())));
+            buffer_.append(data.substr(0, take));
+            data.remove_prefix(take);
+            size_ += take;
+        }
+    });
+}
+
+std::uint64_t object_writer::write_from(const std::function<std::size_t(char*, std::size_t)>& read) {
+    require_open("write_from");
+    std::uint64_t total = 0;
+    guarded([&] {
+        buffer_.reserve(part_size_);
+        for (;;) {
+            if (buffer_.size() == part_size_) {
+                // Reading one byte ahead tells a full last part from one with more to follow.
+                char next;
+                std::size_t n = read(&next, 1);
+                if (n == 0) return;
+                send_part();
+                buffer_.push_back(next);
+                ++size_;
+                ++total;
+            }
+            // Fill the buffer in place: no copy between the source and the part.
+            std::size_t used = buffer_.size();
+            buffer_.resize(part_size_);
+            std::size_t n = read(buffer_.data() + used, part_size_ - used);
+            buffer_.resize(used + n);
+            if (n == 0) return;
+            size_ += n;
+            total += n;
+        }
+    });
+    return total;
+}
+
+std::string object_writer::finish() {
+    require_open("finish");
+    return guarded([&] {
+        std::string etag;
+        if (upload_id_.empty()) {
+            etag = client_.put_object(key_, buffer_);
+        } else {
+            send_part();
+            etag = client_.complete_multipart_upload(key_, upload_id_, parts_);
+        }
+        state_ = state::finished;
+        std::string().swap(buffer_);
+        return etag;
+    });
+}
+
+void object_writer::abort() noexcept {
+    if (state_ == state::uploading) {
+        try {
+            client_.abort_multipart_upload(key_, upload_id_);
+        } catch (...) {
+            // Best effort: an unfinished upload is found again by list_multipart_uploads.
+        }
+    }
+    if (state_ == state::buffering || state_ == state::uploading) state_ = state::aborted;
+    std::string().swap(buffer_);
+}
+
+}  // namespace aq::s3
