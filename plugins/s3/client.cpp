@@ -63,6 +63,7 @@ void validate(const client_config& cfg) {
     if (cfg.secret_key.empty()) throw std::invalid_argument("secret_key: must not be empty");
     if (cfg.part_size < min_part_size || cfg.part_size > max_part_size)
         throw std::invalid_argument("part_size: must be between 5 MiB and 5 GiB");
+    if (cfg.parts_in_flight > 16) throw std::invalid_argument("parts_in_flight: at most 16");
     if (cfg.retry.max_attempts < 1) throw std::invalid_argument("retry.max_attempts: must be at least 1");
     if (cfg.retry.base_delay.count() < 0 || cfg.retry.max_delay < cfg.retry.base_delay)
         throw std::invalid_argument("retry delays: need 0 <= base_delay <= max_delay");
@@ -132,6 +133,13 @@ struct client::impl {
 
     static std::string describe(std::string_view what, std::string_view key) {
         return key.empty() ? std::string(what) : std::string(what) + " " + quoted(key);
+    }
+
+    // x-amz-content-sha256: computed once per request, not per attempt.
+    std::string payload_hash_of(const call& c) const {
+        if (c.source) return std::string(unsigned_payload);  // known only once it was sent
+        if (c.data.empty()) return empty_payload_hash;
+        return cfg.sign_payloads ? sha256_hex(c.data) : std::string(unsigned_payload);
     }
 
     // One attempt. `pulled` counts the bytes taken from call.source.
@@ -219,11 +227,6 @@ struct client::impl {
         return true;
     }
 
-    static std::string hash_of(const call& c) {
-        if (c.source) return std::string(unsigned_payload);
-        return c.data.empty() ? empty_payload_hash : sha256_hex(c.data);
-    }
-
     [[noreturn]] static void fail(const error& e, bool body_consumed) {
         if (!body_consumed) throw e;
         throw error(e.kind(), e.status(), e.code(), e.message(), e.request_id(), e.retryable(),
@@ -232,10 +235,10 @@ struct client::impl {
 
     // The request with retries; returns the successful (2xx) answer or throws the last error.
     http_response perform(const call& c) {
-        const std::string hash = hash_of(c);
+        const std::string payload_hash = payload_hash_of(c);
         bool reconnect_used = false;
         for (unsigned n = 1;; ++n) {
-            outcome o = attempt(c, hash, reconnect_used);
+            outcome o = attempt(c, payload_hash, reconnect_used);
             if (o.response) return std::move(*o.response);
             if (o.body_consumed || !wait_before_retry(c, n, *o.failure)) fail(*o.failure, o.body_consumed);
         }
@@ -364,11 +367,11 @@ struct client::impl {
         call c(describe("complete multipart upload of", key), "POST", path_of(key), {{"uploadId", std::string(upload_id)}},
                {{"content-type", "application/xml"}});
         c.with_body(body);
-        const std::string hash = hash_of(c);
+        const std::string payload_hash = payload_hash_of(c);
         bool reconnect_used = false;
         bool may_have_completed = false;  // an earlier attempt reached the server and its answer was lost
         for (unsigned n = 1;; ++n) {
-            outcome o = attempt(c, hash, reconnect_used);
+            outcome o = attempt(c, payload_hash, reconnect_used);
             if (o.response) {
                 // S3 answers 200 at once and may report a failure in the body, after whitespace
                 // it sends to keep the connection open while it assembles the parts.

@@ -7,9 +7,10 @@
 //
 // Works with AWS S3 and with S3-compatible servers (OpenStack Swift's s3api, which the tests
 // run, MinIO, Ceph RGW). Bodies are sent as plain bytes with a Content-Length: never
-// `aws-chunked`, which Swift does not implement. A body held in memory is signed with its
-// SHA-256 (the server checks it, so corruption in transit is refused); a streamed body is sent as
-// UNSIGNED-PAYLOAD, since its hash is only known once it has been sent.
+// `aws-chunked`, which Swift does not implement. A body held in memory (a part, a small object)
+// is signed with its SHA-256 (sign_payloads), so the server refuses it if it was corrupted on
+// the way; a streamed body is sent as UNSIGNED-PAYLOAD, since its hash is only known once it has
+// been sent.
 //
 // Errors: every failure is an aq::s3::error (error.hpp), with the S3 error code, and
 // whether it is retryable. Retries happen here, with exponential backoff and jitter
@@ -59,8 +60,15 @@ struct client_config {
     std::chrono::milliseconds idle_keepalive{4000};   // idle connections older than this are not reused
     std::size_t max_idle_connections = 16;
     std::size_t part_size = 8 << 20;                  // multipart part size for object_writer (>= 5 MiB)
+    std::size_t parts_in_flight = 2;                  // object_writer parts uploading while the next fills (0-16)
+    // Sign the SHA-256 of bodies held in memory (parts, small objects), so the server refuses a
+    // body corrupted on the way (BadDigest). Streamed bodies are always UNSIGNED-PAYLOAD. Measured
+    // on 256 MiB of 8 MiB parts to Swift: the client spends ~0.3 s CPU hashing (SHA-NI), the
+    // server ~10% more CPU checking; false saves both, leaving integrity to TCP (and TLS).
+    bool sign_payloads = true;
 
-    // Called before each retry's wait (a log line for the operator). Thread: the caller's.
+    // Called before each retry's wait (a log line for the operator). Thread: the caller's, or
+    // an object_writer's part thread.
     std::function<void(std::string_view operation, unsigned failed_attempt, std::chrono::milliseconds delay,
                        const error& failure)>
         on_retry;

@@ -6,10 +6,11 @@
 namespace aq::s3 {
 
 object_writer::object_writer(client& c, std::string key)
-    : client_(c), key_(std::move(key)), part_size_(c.config().part_size) {}
+    : client_(c), key_(std::move(key)), part_size_(c.config().part_size), max_in_flight_(c.config().parts_in_flight) {}
 
 object_writer::~object_writer() {
     if (state_ == state::uploading) abort();
+    wait_all();
 }
 
 void object_writer::require_open(const char* what) const {
@@ -34,10 +35,45 @@ void object_writer::send_part() {
         upload_id_ = client_.create_multipart_upload(key_);
         state_ = state::uploading;
     }
-    int number = static_cast<int>(parts_.size()) + 1;
-    std::string etag = client_.upload_part(key_, upload_id_, number, buffer_);
-    parts_.push_back({number, std::move(etag)});
-    buffer_.clear();  // keeps its capacity: the next part reuses it
+    int number = next_part_++;
+    if (max_in_flight_ == 0) {
+        parts_.push_back({number, client_.upload_part(key_, upload_id_, number, buffer_)});
+        buffer_.clear();  // keeps its capacity: the next part reuses it
+        return;
+    }
+    while (flying_.size() >= max_in_flight_) collect_oldest();
+    part_in_flight& p = flying_.emplace_back();
+    p.number = number;
+    p.data = std::move(buffer_);
+    p.etag = std::async(std::launch::async, [this, &p] { return client_.upload_part(key_, upload_id_, p.number, p.data); });
+    if (!spare_.empty()) {
+        buffer_ = std::move(spare_.back());
+        spare_.pop_back();
+    } else {
+        buffer_ = std::string();
+    }
+}
+
+// Waits for the oldest part in flight and records its ETag; rethrows its failure.
+void object_writer::collect_oldest() {
+    part_in_flight& p = flying_.front();
+    std::string etag;
+    try {
+        etag = p.etag.get();  // in place: its thread reads p.data until this returns
+    } catch (...) {
+        flying_.pop_front();
+        throw;
+    }
+    parts_.push_back({p.number, std::move(etag)});
+    p.data.clear();
+    spare_.push_back(std::move(p.data));
+    flying_.pop_front();
+}
+
+void object_writer::wait_all() noexcept {
+    for (auto& p : flying_)
+        if (p.etag.valid()) p.etag.wait();
+    flying_.clear();
 }
 
 void object_writer::write(std::string_view data) {
@@ -94,6 +130,7 @@ std::string object_writer::finish() {
             etag = client_.put_object(key_, buffer_);
         } else {
             send_part();
+            while (!flying_.empty()) collect_oldest();
             etag = client_.complete_multipart_upload(key_, upload_id_, parts_);
         }
         state_ = state::finished;
@@ -103,6 +140,7 @@ std::string object_writer::finish() {
 }
 
 void object_writer::abort() noexcept {
+    wait_all();  // a part still uploading would otherwise recreate what the abort removes
     if (state_ == state::uploading) {
         try {
             client_.abort_multipart_upload(key_, upload_id_);
@@ -112,6 +150,7 @@ void object_writer::abort() noexcept {
     }
     if (state_ == state::buffering || state_ == state::uploading) state_ = state::aborted;
     std::string().swap(buffer_);
+    spare_.clear();
 }
 
 }  // namespace aq::s3

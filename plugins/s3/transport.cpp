@@ -44,10 +44,15 @@ struct connection {
     net::io_context ioc{1};  // run by the thread that holds the connection; declared first, destroyed last
     std::unique_ptr<beast::tcp_stream> plain;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
-    beast::flat_buffer buffer;  // bytes read past a header
+    // Bytes read from the socket before the parser takes them. Beast reads at most
+    // capacity - size (at least 512) bytes at a time, so a buffer that only ever held a header
+    // would read a large body ~500 bytes per system call: it starts at 64 KiB, Beast's own cap.
+    beast::flat_buffer buffer;
     std::unique_ptr<char[]> block{new char[io_block]};
     clock_type::time_point last_used;
     bool served = false;  // has completed an exchange (so the server may have closed it since)
+
+    connection() { buffer.reserve(64 * 1024); }
 
     beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 };

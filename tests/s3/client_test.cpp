@@ -6,6 +6,7 @@
 
 #include "byte_pattern.hpp"
 #include "fault_proxy.hpp"
+#include "tls_proxy.hpp"
 #include "s3/client.hpp"
 #include "s3/object_writer.hpp"
 #include "support/s3.hpp"
@@ -13,6 +14,8 @@
 #include <openssl/evp.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 using namespace aq::s3;
@@ -547,6 +550,19 @@ BOOST_AUTO_TEST_CASE(a_download_whose_object_changes_while_resuming_fails_instea
     BOOST_TEST(got < 6 * MiB);
 }
 
+BOOST_AUTO_TEST_CASE(a_body_corrupted_on_the_way_is_refused_and_nothing_is_stored) {
+    client_config real = aqt::s3_endpoint();
+    aqt::fault_proxy proxy(port_of(real));
+    client c(through(real, proxy));  // sign_payloads: the body's SHA-256 is signed
+    std::string data = byte_pattern(21, 2 * MiB).all();
+    proxy.corrupt_request_at(MiB);   // well past the headers: a byte of the body
+    error e = error_of([&] { c.put_object("bad", data); });
+    BOOST_TEST(proxy.faults() == 1);
+    BOOST_TEST(e.status() == 400);
+    BOOST_TEST(e.code() == "BadDigest");
+    BOOST_TEST(error_of([&] { c.head_object("bad"); }).not_found());
+}
+
 BOOST_AUTO_TEST_CASE(a_closed_port_is_a_retryable_network_error) {
     client_config cfg = aqt::s3_endpoint(false);
     {
@@ -560,6 +576,82 @@ BOOST_AUTO_TEST_CASE(a_closed_port_is_a_retryable_network_error) {
     BOOST_TEST(e.retryable());
     BOOST_TEST(std::string(e.what()).find("cannot connect to 127.0.0.1:") != std::string::npos, e.what());
     BOOST_TEST(c.stats().requests == 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(tls)
+
+namespace {
+
+// A self-signed certificate for DNS:localhost only (no IP address), made with the openssl CLI.
+struct localhost_certificate {
+    std::filesystem::path dir;
+    std::string cert, key;
+    localhost_certificate() {
+        char tmpl[] = "/tmp/aqt-s3-tls.XXXXXX";
+        BOOST_TEST_REQUIRE(::mkdtemp(tmpl) != nullptr);
+        dir = tmpl;
+        cert = (dir / "cert.pem").string();
+        key = (dir / "key.pem").string();
+        std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+                          "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout " + key + " -out " +
+                          cert + " 2>" + (dir / "openssl.log").string();
+        BOOST_TEST_REQUIRE(std::system(cmd.c_str()) == 0, cmd);
+    }
+    ~localhost_certificate() { std::filesystem::remove_all(dir); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(https_with_a_trusted_certificate_for_the_host_round_trips_on_one_connection) {
+    client_config cfg = aqt::s3_endpoint();
+    localhost_certificate id;
+    aqt::tls_proxy front(port_of(cfg), id.cert, id.key);
+    cfg.endpoint = "https://localhost:" + std::to_string(front.port());
+    cfg.ca_file = id.cert;
+    client c(cfg);
+    std::string data = byte_pattern(77, 3 * MiB + 17).all();
+    c.put_object("tls/k", data);
+    BOOST_TEST(get_string(c, "tls/k") == data);
+    BOOST_TEST(c.head_object("tls/k").size == data.size());
+    BOOST_TEST(c.stats().connections == 1u);
+    BOOST_TEST(front.handshakes() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_certificate_that_does_not_name_the_host_is_refused_without_retrying) {
+    client_config cfg = aqt::s3_endpoint();
+    localhost_certificate id;
+    aqt::tls_proxy front(port_of(cfg), id.cert, id.key);
+    cfg.endpoint = "https://127.0.0.1:" + std::to_string(front.port());  // the certificate names localhost only
+    cfg.ca_file = id.cert;
+    client c(cfg);
+    error e = error_of([&] { c.put_object("k", "v"); });
+    BOOST_TEST((e.kind() == error_kind::network));
+    BOOST_TEST(!e.retryable());
+    BOOST_TEST(std::string(e.what()).find("TLS handshake failed") != std::string::npos, e.what());
+    BOOST_TEST(std::string(e.what()).find("certificate verify failed") != std::string::npos, e.what());
+    BOOST_TEST(c.stats().requests == 1u);
+    BOOST_TEST(front.handshakes() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_certificate_no_trusted_authority_signed_is_refused) {
+    client_config cfg = aqt::s3_endpoint();
+    localhost_certificate id;
+    aqt::tls_proxy front(port_of(cfg), id.cert, id.key);
+    cfg.endpoint = "https://localhost:" + std::to_string(front.port());  // no ca_file: the system store only
+    client c(cfg);
+    error e = error_of([&] { c.head_object("k"); });
+    BOOST_TEST(!e.retryable());
+    BOOST_TEST(std::string(e.what()).find("certificate verify failed") != std::string::npos, e.what());
+    BOOST_TEST(front.handshakes() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(an_unreadable_ca_file_is_refused_at_construction) {
+    client_config cfg = aqt::s3_endpoint(false);
+    cfg.endpoint = "https://localhost:1";
+    cfg.ca_file = "/nonexistent/ca.pem";
+    BOOST_CHECK_THROW(client c(cfg), std::runtime_error);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -81,7 +81,7 @@ struct fault_proxy::impl {
     int answer_left = 0;
     std::string answer;
     int drop_left = 0;
-    std::optional<std::uint64_t> cut_request, cut_response;
+    std::optional<std::uint64_t> cut_request, cut_response, corrupt_request;
     std::set<int> open_fds;
     std::vector<std::thread> workers;
     std::thread acceptor;
@@ -156,7 +156,7 @@ struct fault_proxy::impl {
 
         enum class action { forward, answer, drop } act = action::forward;
         std::string reply;
-        std::optional<std::uint64_t> cut_up, cut_down;
+        std::optional<std::uint64_t> cut_up, cut_down, flip_up;
         {
             std::lock_guard lock(mutex);
             if (answer_left > 0) {
@@ -169,6 +169,7 @@ struct fault_proxy::impl {
             } else {
                 cut_up = std::exchange(cut_request, std::nullopt);
                 cut_down = std::exchange(cut_response, std::nullopt);
+                flip_up = std::exchange(corrupt_request, std::nullopt);
             }
         }
         if (act == action::answer) {
@@ -195,8 +196,13 @@ struct fault_proxy::impl {
         std::uint64_t sent_up = 0, sent_down = 0;
         bool cut = false;
         // Forwards `n` bytes, stopping at a cut's limit. Returns false when the connection ends.
-        auto forward = [&](int to, const char* data, std::size_t n, std::uint64_t& count,
+        auto forward = [&](int to, char* data, std::size_t n, std::uint64_t& count,
                            const std::optional<std::uint64_t>& limit) {
+            if (to == up && flip_up && *flip_up >= count && *flip_up < count + n) {
+                data[*flip_up - count] ^= 0x20;
+                flip_up.reset();
+                ++delivered;
+            }
             std::size_t allowed = n;
             if (limit && count + n >= *limit) {
                 allowed = static_cast<std::size_t>(*limit - count);
@@ -253,6 +259,11 @@ void fault_proxy::cut_request_after(std::uint64_t bytes) {
 void fault_proxy::cut_response_after(std::uint64_t bytes) {
     std::lock_guard lock(impl_->mutex);
     impl_->cut_response = bytes;
+}
+
+void fault_proxy::corrupt_request_at(std::uint64_t offset) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->corrupt_request = offset;
 }
 
 void fault_proxy::close_all() { impl_->shutdown_all(); }

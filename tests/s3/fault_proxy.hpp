@@ -36,6 +36,8 @@ public:
     void cut_request_after(std::uint64_t bytes);
     // The next forwarded connection is cut after `bytes` bytes of response came down.
     void cut_response_after(std::uint64_t bytes);
+    // The next forwarded connection has the request byte at `offset` (headers included) flipped.
+    void corrupt_request_at(std::uint64_t offset);
     // Closes every open connection now (as a server dropping idle keep-alive connections does).
     void close_all();
 

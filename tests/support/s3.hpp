@@ -15,4 +15,8 @@ namespace aqt {
 // FIXTURES s3, or s3_start failed).
 aq::s3::client_config s3_endpoint(bool create_fresh_bucket = true);
 
+// The same for a server started elsewhere with `s3.sh start STATE_DIR` (a benchmark's own):
+// `env_file` is STATE_DIR/s3.env.
+aq::s3::client_config s3_endpoint_from(const std::string& env_file, bool create_fresh_bucket = true);
+
 }  // namespace aqt
