@@ -44,6 +44,17 @@ std::optional<std::uint64_t> parse_u64(std::string_view s) {
 
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
+// Adds an optional query parameter.
+void add_param(query_list& q, std::string_view name, std::string_view value) {
+    if (!value.empty()) q.emplace_back(std::string(name), std::string(value));
+}
+
+// A key (or key marker) of a listing asked with encoding-type=url: percent-encoded (AWS writes a
+// space as '+'), so keys that XML 1.0 cannot carry (control characters) still list.
+std::string listed_key(const xml_element& doc, const xml_element& e, std::string_view name) {
+    return doc.child_text("EncodingType") == "url" ? percent_decode(e.child_text(name)) : e.child_text(name);
+}
+
 }  // namespace
 
 void validate(const client_config& cfg) {
@@ -467,18 +478,14 @@ object_page client::list_objects(std::string_view prefix, std::string_view conti
     if (max_keys < 1 || max_keys > 1000) throw std::invalid_argument("max_keys: 1 to 1000");
     impl::call c("list objects with prefix " + quoted(prefix), "GET", impl_->path_of({}),
                  {{"list-type", "2"}, {"encoding-type", "url"}, {"max-keys", std::to_string(max_keys)}});
-    if (!prefix.empty()) c.query.emplace_back("prefix", std::string(prefix));
-    if (!continuation_token.empty()) c.query.emplace_back("continuation-token", std::string(continuation_token));
-    http_response resp = impl_->perform(c);
-    xml_element doc = impl_->parse_result(c, resp, "ListBucketResult");
-    // With encoding-type=url the keys come percent-encoded (AWS writes a space as '+'), so keys
-    // that XML 1.0 cannot carry (control characters) still list.
-    bool encoded = doc.child_text("EncodingType") == "url";
+    add_param(c.query, "prefix", prefix);
+    add_param(c.query, "continuation-token", continuation_token);
+    xml_element doc = impl_->parse_result(c, impl_->perform(c), "ListBucketResult");
     object_page page;
     for (const auto& e : doc.children) {
         if (e.name != "Contents") continue;
         listed_object o;
-        o.key = encoded ? percent_decode(e.child_text("Key")) : e.child_text("Key");
+        o.key = listed_key(doc, e, "Key");
         auto size = parse_u64(e.child_text("Size"));
         if (!size) throw protocol_error(c.operation, "a listed object has no size");
         o.size = *size;
@@ -560,23 +567,21 @@ upload_page client::list_multipart_uploads(std::string_view prefix, std::string_
                                            std::string_view upload_id_marker) {
     impl::call c("list multipart uploads with prefix " + quoted(prefix), "GET", impl_->path_of({}),
                  {{"uploads", ""}, {"encoding-type", "url"}});
-    if (!prefix.empty()) c.query.emplace_back("prefix", std::string(prefix));
-    if (!key_marker.empty()) c.query.emplace_back("key-marker", std::string(key_marker));
-    if (!upload_id_marker.empty()) c.query.emplace_back("upload-id-marker", std::string(upload_id_marker));
-    http_response resp = impl_->perform(c);
-    xml_element doc = impl_->parse_result(c, resp, "ListMultipartUploadsResult");
-    bool encoded = doc.child_text("EncodingType") == "url";
+    add_param(c.query, "prefix", prefix);
+    add_param(c.query, "key-marker", key_marker);
+    add_param(c.query, "upload-id-marker", upload_id_marker);
+    xml_element doc = impl_->parse_result(c, impl_->perform(c), "ListMultipartUploadsResult");
     upload_page page;
     for (const auto& e : doc.children) {
         if (e.name != "Upload") continue;
         pending_upload u;
-        u.key = encoded ? percent_decode(e.child_text("Key")) : e.child_text("Key");
+        u.key = listed_key(doc, e, "Key");
         u.upload_id = e.child_text("UploadId");
         u.initiated = e.child_text("Initiated");
         page.uploads.push_back(std::move(u));
     }
     if (doc.child_text("IsTruncated") == "true") {
-        page.next_key_marker = encoded ? percent_decode(doc.child_text("NextKeyMarker")) : doc.child_text("NextKeyMarker");
+        page.next_key_marker = listed_key(doc, doc, "NextKeyMarker");
         page.next_upload_id_marker = doc.child_text("NextUploadIdMarker");
     }
     return page;

@@ -93,6 +93,13 @@ unsigned short port_of(const client_config& cfg) {
     return static_cast<unsigned short>(std::stoi(cfg.endpoint.substr(cfg.endpoint.rfind(':') + 1)));
 }
 
+// The real server behind a fault proxy; `cfg` goes through the proxy and retries quickly.
+struct proxied {
+    client_config real = aqt::s3_endpoint();
+    aqt::fault_proxy proxy{port_of(real)};
+    client_config cfg = through(real, proxy);
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(objects)
@@ -415,10 +422,7 @@ BOOST_AUTO_TEST_CASE(a_refused_large_upload_is_answered_before_its_body_is_sent)
     BOOST_TEST(p.produced() == 0u);  // Expect: 100-continue: not one byte was read
 }
 
-BOOST_AUTO_TEST_CASE(slow_down_twice_is_retried_with_backoff) {
-    client_config real = aqt::s3_endpoint();
-    aqt::fault_proxy proxy(port_of(real));
-    client_config cfg = through(real, proxy);
+BOOST_FIXTURE_TEST_CASE(slow_down_twice_is_retried_with_backoff, proxied) {
     std::vector<std::string> notices;
     cfg.on_retry = [&](std::string_view op, unsigned attempt, std::chrono::milliseconds delay, const error& e) {
         notices.push_back(std::string(op) + " #" + std::to_string(attempt) + " " + e.code());
@@ -436,10 +440,7 @@ BOOST_AUTO_TEST_CASE(slow_down_twice_is_retried_with_backoff) {
     BOOST_TEST(get_string(c, "k") == data);
 }
 
-BOOST_AUTO_TEST_CASE(retries_are_bounded) {
-    client_config real = aqt::s3_endpoint();
-    aqt::fault_proxy proxy(port_of(real));
-    client_config cfg = through(real, proxy);
+BOOST_FIXTURE_TEST_CASE(retries_are_bounded, proxied) {
     cfg.retry.max_attempts = 3;
     client c(cfg);
     proxy.answer_next(100, aqt::slow_down_response());
@@ -452,10 +453,8 @@ BOOST_AUTO_TEST_CASE(retries_are_bounded) {
     BOOST_TEST(c.stats().requests == 3u);
 }
 
-BOOST_AUTO_TEST_CASE(a_dropped_connection_is_retried) {
-    client_config real = aqt::s3_endpoint();
-    aqt::fault_proxy proxy(port_of(real));
-    client c(through(real, proxy));
+BOOST_FIXTURE_TEST_CASE(a_dropped_connection_is_retried, proxied) {
+    client c(cfg);
     c.put_object("k", "v");
     proxy.close_all();  // faults act on new connections
     proxy.drop_next(2);
@@ -464,10 +463,8 @@ BOOST_AUTO_TEST_CASE(a_dropped_connection_is_retried) {
     BOOST_TEST(c.stats().retries == 2u);
 }
 
-BOOST_AUTO_TEST_CASE(a_connection_the_server_closed_while_idle_is_not_reused) {
-    client_config real = aqt::s3_endpoint();
-    aqt::fault_proxy proxy(port_of(real));
-    client c(through(real, proxy));
+BOOST_FIXTURE_TEST_CASE(a_connection_the_server_closed_while_idle_is_not_reused, proxied) {
+    client c(cfg);
     c.put_object("k", "v");
     BOOST_TEST(c.stats().connections == 1u);
     proxy.close_all();
@@ -477,10 +474,8 @@ BOOST_AUTO_TEST_CASE(a_connection_the_server_closed_while_idle_is_not_reused) {
     BOOST_TEST(c.stats().retries == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(a_streamed_put_cut_mid_body_is_not_retried_when_the_source_cannot_restart) {
-    client_config real = aqt::s3_endpoint();
-    aqt::fault_proxy proxy(port_of(real));
-    client c(through(real, proxy));
+BOOST_FIXTURE_TEST_CASE(a_streamed_put_cut_mid_body_is_not_retried_when_the_source_cannot_restart, proxied) {
+    client c(cfg);
     byte_pattern p(7, 20 * MiB);
     proxy.cut_request_after(3 * MiB);
     error e = error_of([&] { c.put_object("cut", source_of(p, false)); });
@@ -494,10 +489,8 @@ BOOST_AUTO_TEST_CASE(a_streamed_put_cut_mid_body_is_not_retried_when_the_source_
     BOOST_TEST(error_of([&] { c.head_object("cut"); }).not_found());
 }
 
-BOOST_AUTO_TEST_CASE(a_streamed_put_cut_mid_body_is_retried_from_the_start_when_the_source_can_restart) {
-    client_config real = aqt::s3_endpoint();
-    aqt::fault_proxy proxy(port_of(real));
-    client c(through(real, proxy));
+BOOST_FIXTURE_TEST_CASE(a_streamed_put_cut_mid_body_is_retried_from_the_start_when_the_source_can_restart, proxied) {
+    client c(cfg);
     byte_pattern p(8, 20 * MiB);
     proxy.cut_request_after(3 * MiB);
     c.put_object("cut", source_of(p, true));
@@ -508,10 +501,8 @@ BOOST_AUTO_TEST_CASE(a_streamed_put_cut_mid_body_is_retried_from_the_start_when_
     BOOST_TEST(f.sha256 == p.sha256_hex());
 }
 
-BOOST_AUTO_TEST_CASE(a_download_cut_mid_body_resumes_where_it_stopped) {
-    client_config real = aqt::s3_endpoint();
-    aqt::fault_proxy proxy(port_of(real));
-    client c(through(real, proxy));
+BOOST_FIXTURE_TEST_CASE(a_download_cut_mid_body_resumes_where_it_stopped, proxied) {
+    client c(cfg);
     byte_pattern p(12, 9 * MiB);
     c.put_object("dl", source_of(p, true));
     proxy.close_all();
@@ -530,11 +521,9 @@ BOOST_AUTO_TEST_CASE(a_download_cut_mid_body_resumes_where_it_stopped) {
     BOOST_TEST(r.sha256 == aqt::sha256_hex(std::string_view(all).substr(MiB + 1, 6 * MiB)));
 }
 
-BOOST_AUTO_TEST_CASE(a_download_whose_object_changes_while_resuming_fails_instead_of_mixing_versions) {
-    client_config real = aqt::s3_endpoint();
-    aqt::fault_proxy proxy(port_of(real));
+BOOST_FIXTURE_TEST_CASE(a_download_whose_object_changes_while_resuming_fails_instead_of_mixing_versions, proxied) {
     client direct(real);
-    client c(through(real, proxy));
+    client c(cfg);
     direct.put_object("v", std::string(6 * MiB, '1'));
     proxy.cut_response_after(2 * MiB);
     std::uint64_t got = 0;
@@ -550,10 +539,8 @@ BOOST_AUTO_TEST_CASE(a_download_whose_object_changes_while_resuming_fails_instea
     BOOST_TEST(got < 6 * MiB);
 }
 
-BOOST_AUTO_TEST_CASE(a_body_corrupted_on_the_way_is_refused_and_nothing_is_stored) {
-    client_config real = aqt::s3_endpoint();
-    aqt::fault_proxy proxy(port_of(real));
-    client c(through(real, proxy));  // sign_payloads: the body's SHA-256 is signed
+BOOST_FIXTURE_TEST_CASE(a_body_corrupted_on_the_way_is_refused_and_nothing_is_stored, proxied) {
+    client c(cfg);  // sign_payloads: the body's SHA-256 is signed
     std::string data = byte_pattern(21, 2 * MiB).all();
     proxy.corrupt_request_at(MiB);   // well past the headers: a byte of the body
     error e = error_of([&] { c.put_object("bad", data); });
@@ -602,13 +589,18 @@ struct localhost_certificate {
     ~localhost_certificate() { std::filesystem::remove_all(dir); }
 };
 
-}  // namespace
-
-BOOST_AUTO_TEST_CASE(https_with_a_trusted_certificate_for_the_host_round_trips_on_one_connection) {
+// The real server behind a TLS front presenting that certificate.
+struct tls_front {
     client_config cfg = aqt::s3_endpoint();
     localhost_certificate id;
-    aqt::tls_proxy front(port_of(cfg), id.cert, id.key);
-    cfg.endpoint = "https://localhost:" + std::to_string(front.port());
+    aqt::tls_proxy front{port_of(cfg), id.cert, id.key};
+    std::string at(std::string_view host) const { return "https://" + std::string(host) + ":" + std::to_string(front.port()); }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(https_with_a_trusted_certificate_for_the_host_round_trips_on_one_connection, tls_front) {
+    cfg.endpoint = at("localhost");
     cfg.ca_file = id.cert;
     client c(cfg);
     std::string data = byte_pattern(77, 3 * MiB + 17).all();
@@ -619,11 +611,8 @@ BOOST_AUTO_TEST_CASE(https_with_a_trusted_certificate_for_the_host_round_trips_o
     BOOST_TEST(front.handshakes() == 1);
 }
 
-BOOST_AUTO_TEST_CASE(a_certificate_that_does_not_name_the_host_is_refused_without_retrying) {
-    client_config cfg = aqt::s3_endpoint();
-    localhost_certificate id;
-    aqt::tls_proxy front(port_of(cfg), id.cert, id.key);
-    cfg.endpoint = "https://127.0.0.1:" + std::to_string(front.port());  // the certificate names localhost only
+BOOST_FIXTURE_TEST_CASE(a_certificate_that_does_not_name_the_host_is_refused_without_retrying, tls_front) {
+    cfg.endpoint = at("127.0.0.1");  // the certificate names localhost only
     cfg.ca_file = id.cert;
     client c(cfg);
     error e = error_of([&] { c.put_object("k", "v"); });
@@ -635,11 +624,8 @@ BOOST_AUTO_TEST_CASE(a_certificate_that_does_not_name_the_host_is_refused_withou
     BOOST_TEST(front.handshakes() == 0);
 }
 
-BOOST_AUTO_TEST_CASE(a_certificate_no_trusted_authority_signed_is_refused) {
-    client_config cfg = aqt::s3_endpoint();
-    localhost_certificate id;
-    aqt::tls_proxy front(port_of(cfg), id.cert, id.key);
-    cfg.endpoint = "https://localhost:" + std::to_string(front.port());  // no ca_file: the system store only
+BOOST_FIXTURE_TEST_CASE(a_certificate_no_trusted_authority_signed_is_refused, tls_front) {
+    cfg.endpoint = at("localhost");  // no ca_file: the system store only
     client c(cfg);
     error e = error_of([&] { c.head_object("k"); });
     BOOST_TEST(!e.retryable());

@@ -1,55 +1,24 @@
 #include "fault_proxy.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include "loopback.hpp"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <mutex>
 #include <optional>
-#include <set>
-#include <stdexcept>
-#include <thread>
 #include <utility>
-#include <vector>
 
 namespace aqt {
 
 namespace {
 
-bool write_all(int fd, const char* p, std::size_t n) {
-    while (n > 0) {
-        ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-    return true;
-}
-
-int connect_local(unsigned short port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
-// Closes after the peer had a chance to read what was sent: closing a socket with unread input
-// sends a reset, which can destroy the answer before the client reads it.
-void lingering_close(int fd) {
+// Ends the answer and lets the peer read it before the socket is closed: closing a socket with
+// unread input sends a reset, which can destroy the answer before the client reads it.
+void lingering_shutdown(int fd) {
     ::shutdown(fd, SHUT_WR);
     char sink[65536];
     for (int i = 0; i < 100; ++i) {
@@ -57,7 +26,6 @@ void lingering_close(int fd) {
         if (::poll(&p, 1, 10) <= 0) continue;
         if (::recv(fd, sink, sizeof sink, 0) <= 0) break;
     }
-    ::close(fd);
 }
 
 }  // namespace
@@ -72,73 +40,17 @@ std::string slow_down_response() {
 
 struct fault_proxy::impl {
     unsigned short upstream;
-    int listen_fd = -1;
-    unsigned short port = 0;
-    std::atomic<bool> stopping{false};
-    std::atomic<int> accepted{0}, delivered{0};
+    std::atomic<int> delivered{0};
 
-    std::mutex mutex;  // guards everything below
+    std::mutex mutex;  // guards the armed faults
     int answer_left = 0;
     std::string answer;
     int drop_left = 0;
     std::optional<std::uint64_t> cut_request, cut_response, corrupt_request;
-    std::set<int> open_fds;
-    std::vector<std::thread> workers;
-    std::thread acceptor;
 
-    explicit impl(unsigned short up) : upstream(up) {
-        listen_fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        int one = 1;
-        ::setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::bind(listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd, 64) != 0)
-            throw std::runtime_error(std::string("fault_proxy: cannot listen: ") + std::strerror(errno));
-        socklen_t len = sizeof a;
-        ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&a), &len);
-        port = ntohs(a.sin_port);
-        acceptor = std::thread([this] { accept_loop(); });
-    }
+    loopback_acceptor acceptor{[this](int fd) { serve(fd); }};  // last: stops first
 
-    ~impl() {
-        stopping = true;
-        acceptor.join();
-        ::close(listen_fd);
-        shutdown_all();
-        std::vector<std::thread> ws;
-        {
-            std::lock_guard lock(mutex);
-            ws.swap(workers);
-        }
-        for (auto& w : ws) w.join();
-    }
-
-    void shutdown_all() {
-        std::lock_guard lock(mutex);
-        for (int fd : open_fds) ::shutdown(fd, SHUT_RDWR);
-    }
-
-    void track(int fd, bool add) {
-        std::lock_guard lock(mutex);
-        if (add) open_fds.insert(fd);
-        else open_fds.erase(fd);
-    }
-
-    void accept_loop() {
-        while (!stopping) {
-            pollfd p{listen_fd, POLLIN, 0};
-            if (::poll(&p, 1, 50) <= 0) continue;
-            int fd = ::accept(listen_fd, nullptr, nullptr);
-            if (fd < 0) continue;
-            ++accepted;
-            int one = 1;
-            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            track(fd, true);
-            std::lock_guard lock(mutex);
-            workers.emplace_back([this, fd] { serve(fd); });
-        }
-    }
+    explicit impl(unsigned short up) : upstream(up) {}
 
     void serve(int client) {
         // The first request's header.
@@ -146,11 +58,7 @@ struct fault_proxy::impl {
         char buf[65536];
         while (head.find("\r\n\r\n") == std::string::npos && head.size() < 65536) {
             ssize_t n = ::recv(client, buf, sizeof buf, 0);
-            if (n <= 0) {
-                track(client, false);
-                ::close(client);
-                return;
-            }
+            if (n <= 0) return;
             head.append(buf, static_cast<std::size_t>(n));
         }
 
@@ -174,28 +82,20 @@ struct fault_proxy::impl {
         }
         if (act == action::answer) {
             ++delivered;
-            write_all(client, reply.data(), reply.size());
-            track(client, false);
-            lingering_close(client);
+            send_all(client, reply.data(), reply.size());
+            lingering_shutdown(client);
             return;
         }
         if (act == action::drop) {
             ++delivered;
-            track(client, false);
-            ::close(client);
-            return;
+            return;  // closed without a word
         }
 
-        int up = connect_local(upstream);
-        if (up < 0) {
-            track(client, false);
-            ::close(client);
-            return;
-        }
-        track(up, true);
+        int up = connect_loopback(upstream);
+        if (up < 0) return;
         std::uint64_t sent_up = 0, sent_down = 0;
         bool cut = false;
-        // Forwards `n` bytes, stopping at a cut's limit. Returns false when the connection ends.
+        // Forwards `n` bytes, applying a flip and stopping at a cut. False when the connection ends.
         auto forward = [&](int to, char* data, std::size_t n, std::uint64_t& count,
                            const std::optional<std::uint64_t>& limit) {
             if (to == up && flip_up && *flip_up >= count && *flip_up < count + n) {
@@ -208,7 +108,7 @@ struct fault_proxy::impl {
                 allowed = static_cast<std::size_t>(*limit - count);
                 cut = true;
             }
-            bool ok = write_all(to, data, allowed);
+            bool ok = send_all(to, data, allowed);
             count += allowed;
             return ok && !cut;
         };
@@ -228,17 +128,14 @@ struct fault_proxy::impl {
             }
         }
         if (cut) ++delivered;
-        track(client, false);
-        track(up, false);
         ::close(up);
-        ::close(client);
     }
 };
 
 fault_proxy::fault_proxy(unsigned short upstream_port) : impl_(std::make_unique<impl>(upstream_port)) {}
 fault_proxy::~fault_proxy() = default;
 
-unsigned short fault_proxy::port() const noexcept { return impl_->port; }
+unsigned short fault_proxy::port() const noexcept { return impl_->acceptor.port(); }
 
 void fault_proxy::answer_next(int n, std::string raw_response) {
     std::lock_guard lock(impl_->mutex);
@@ -266,9 +163,9 @@ void fault_proxy::corrupt_request_at(std::uint64_t offset) {
     impl_->corrupt_request = offset;
 }
 
-void fault_proxy::close_all() { impl_->shutdown_all(); }
+void fault_proxy::close_all() { impl_->acceptor.shutdown_all(); }
 
-int fault_proxy::connections() const noexcept { return impl_->accepted.load(); }
+int fault_proxy::connections() const noexcept { return impl_->acceptor.accepted(); }
 int fault_proxy::faults() const noexcept { return impl_->delivered.load(); }
 
 }  // namespace aqt

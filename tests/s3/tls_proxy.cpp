@@ -1,9 +1,7 @@
 #include "tls_proxy.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
+#include "loopback.hpp"
+
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -11,90 +9,46 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstring>
-#include <mutex>
+#include <memory>
 #include <stdexcept>
-#include <thread>
-#include <vector>
 
 namespace aqt {
 
+namespace {
+struct ctx_free {
+    void operator()(SSL_CTX* c) const noexcept { SSL_CTX_free(c); }
+};
+}  // namespace
+
 struct tls_proxy::impl {
     unsigned short upstream;
-    SSL_CTX* ctx = nullptr;
-    int listen_fd = -1;
-    unsigned short port = 0;
-    std::atomic<bool> stopping{false};
+    std::unique_ptr<SSL_CTX, ctx_free> ctx;
     std::atomic<int> handshakes{0};
-    std::mutex mutex;
-    std::vector<std::thread> workers;
-    std::thread acceptor;
+    loopback_acceptor acceptor{[this](int fd) { serve(fd); }};  // last: stops first
 
-    impl(unsigned short up, const std::string& cert, const std::string& key) : upstream(up) {
-        ctx = SSL_CTX_new(TLS_server_method());
-        if (!ctx || SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1 ||
-            SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
-            if (ctx) SSL_CTX_free(ctx);
+    impl(unsigned short up, const std::string& cert, const std::string& key)
+        : upstream(up), ctx(load(cert, key)) {}
+
+    static SSL_CTX* load(const std::string& cert, const std::string& key) {
+        SSL_CTX* c = SSL_CTX_new(TLS_server_method());
+        if (!c || SSL_CTX_use_certificate_chain_file(c, cert.c_str()) != 1 ||
+            SSL_CTX_use_PrivateKey_file(c, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+            if (c) SSL_CTX_free(c);
             throw std::runtime_error("tls_proxy: cannot load " + cert + " / " + key);
         }
-        listen_fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::bind(listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd, 64) != 0)
-            throw std::runtime_error(std::string("tls_proxy: cannot listen: ") + std::strerror(errno));
-        socklen_t len = sizeof a;
-        ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&a), &len);
-        port = ntohs(a.sin_port);
-        acceptor = std::thread([this] { accept_loop(); });
-    }
-
-    ~impl() {
-        stopping = true;
-        acceptor.join();
-        ::close(listen_fd);
-        for (auto& w : workers) w.join();
-        SSL_CTX_free(ctx);
-    }
-
-    void accept_loop() {
-        while (!stopping) {
-            pollfd p{listen_fd, POLLIN, 0};
-            if (::poll(&p, 1, 50) <= 0) continue;
-            int fd = ::accept(listen_fd, nullptr, nullptr);
-            if (fd < 0) continue;
-            std::lock_guard lock(mutex);
-            workers.emplace_back([this, fd] { serve(fd); });
-        }
-    }
-
-    int connect_upstream() const {
-        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(upstream);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-            ::close(fd);
-            return -1;
-        }
-        int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        return fd;
+        return c;
     }
 
     void serve(int client) {
-        SSL* ssl = SSL_new(ctx);
-        SSL_set_fd(ssl, client);
-        int up = -1;
-        if (SSL_accept(ssl) == 1) {  // a client that refuses the certificate ends here
-            ++handshakes;
-            up = connect_upstream();
-        }
+        std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), &SSL_free);
+        SSL_set_fd(ssl.get(), client);
+        if (SSL_accept(ssl.get()) != 1) return;  // a client that refuses the certificate ends here
+        ++handshakes;
+        int up = connect_loopback(upstream);
         char buf[65536];
-        while (up >= 0 && !stopping) {
+        while (up >= 0) {
             // Bytes OpenSSL already decrypted do not show on the socket: read them first.
-            bool client_ready = SSL_pending(ssl) > 0;
+            bool client_ready = SSL_pending(ssl.get()) > 0;
             bool up_ready = false;
             if (!client_ready) {
                 pollfd p[2] = {{client, POLLIN, 0}, {up, POLLIN, 0}};
@@ -103,19 +57,15 @@ struct tls_proxy::impl {
                 up_ready = p[1].revents & (POLLIN | POLLHUP | POLLERR);
             }
             if (client_ready) {
-                int n = SSL_read(ssl, buf, sizeof buf);
-                if (n <= 0) break;
-                if (::send(up, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) break;
+                int n = SSL_read(ssl.get(), buf, sizeof buf);
+                if (n <= 0 || !send_all(up, buf, static_cast<std::size_t>(n))) break;
             }
             if (up_ready) {
                 ssize_t n = ::recv(up, buf, sizeof buf, 0);
-                if (n <= 0) break;
-                if (SSL_write(ssl, buf, static_cast<int>(n)) != n) break;
+                if (n <= 0 || SSL_write(ssl.get(), buf, static_cast<int>(n)) != n) break;
             }
         }
         if (up >= 0) ::close(up);
-        SSL_free(ssl);
-        ::close(client);
     }
 };
 
@@ -123,7 +73,7 @@ tls_proxy::tls_proxy(unsigned short upstream_port, const std::string& cert_file,
     : impl_(std::make_unique<impl>(upstream_port, cert_file, key_file)) {}
 tls_proxy::~tls_proxy() = default;
 
-unsigned short tls_proxy::port() const noexcept { return impl_->port; }
+unsigned short tls_proxy::port() const noexcept { return impl_->acceptor.port(); }
 int tls_proxy::handshakes() const noexcept { return impl_->handshakes.load(); }
 
 }  // namespace aqt

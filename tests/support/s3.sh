@@ -156,30 +156,9 @@ pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_forma
 use = egg:swift#proxy
 account_autocreate = true
 
-[filter:catch_errors]
-use = egg:swift#catch_errors
-
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-
-[filter:healthcheck]
-use = egg:swift#healthcheck
-
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-
 [filter:cache]
 use = egg:swift#memcache
 memcache_servers = 127.0.0.1:$p_memcached
-
-[filter:listing_formats]
-use = egg:swift#listing_formats
-
-[filter:bulk]
-use = egg:swift#bulk
-
-[filter:tempurl]
-use = egg:swift#tempurl
 
 [filter:s3api]
 use = egg:swift#s3api
@@ -188,19 +167,13 @@ location = us-east-1
 [filter:tempauth]
 use = egg:swift#tempauth
 user_test_tester = $password .admin
-
-[filter:copy]
-use = egg:swift#copy
-
-[filter:slo]
-use = egg:swift#slo
-
-[filter:dlo]
-use = egg:swift#dlo
-
-[filter:versioned_writes]
-use = egg:swift#versioned_writes
 EOF
+  # Every other filter of the pipeline needs only a section naming its egg.
+  local filter
+  for filter in catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempurl copy slo dlo \
+                versioned_writes; do
+    printf '\n[filter:%s]\nuse = egg:swift#%s\n' "$filter" "${filter//-/_}" >>"$root/etc/proxy-server.conf"
+  done
 }
 
 # Starts one process in the background with its stdio redirected (a caller reading our stdout

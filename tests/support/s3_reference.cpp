@@ -3,6 +3,8 @@
 #include "s3/object_writer.hpp"
 #include "s3/sigv4.hpp"
 
+#include <openssl/rand.h>
+
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -17,16 +19,12 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 constexpr std::uint64_t MiB = 1 << 20;
 
+// 1 MiB of random bytes, repeated: incompressible enough, and free to produce.
 const std::string& block() {
     static const std::string b = [] {
         std::string s(MiB, '\0');
-        std::uint64_t x = 88172645463325252ull;
-        for (auto& c : s) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            c = static_cast<char>(x);
-        }
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(s.data()), static_cast<int>(s.size())) != 1)
+            throw std::runtime_error("RAND_bytes failed");
         return s;
     }();
     return b;
