@@ -193,15 +193,14 @@ struct client::impl {
     struct outcome {
         std::optional<http_response> response;
         std::optional<error> failure;
-        bool body_consumed = false;    // bytes were read from a source that cannot restart
+        std::uint64_t pulled = 0;      // bytes read from call.source
     };
 
     outcome attempt(const call& c, const std::string& payload_hash, bool& reconnect_used) {
         for (;;) {
-            std::uint64_t pulled = 0;
             outcome o;
             try {
-                http_response resp = send_once(c, payload_hash, pulled);
+                http_response resp = send_once(c, payload_hash, o.pulled);
                 if (resp.status / 100 == 2) {
                     o.response = std::move(resp);
                 } else {
@@ -210,19 +209,15 @@ struct client::impl {
                 }
             } catch (const transport_failure& f) {
                 const auto& d = f.info();
-                bool can_replay = pulled == 0 || (c.source && c.source->restart);
+                bool can_replay = o.pulled == 0 || c.source->restart;
                 if (d.reused_connection && !d.answered && !reconnect_used && can_replay) {
                     reconnect_used = true;
                     ++reconnects;
-                    if (pulled > 0) c.source->restart();
+                    if (o.pulled > 0) c.source->restart();
                     continue;
                 }
                 o.failure = d.malformed ? protocol_error(c.operation, f.what())
                                         : network_error(c.operation, f.what(), !d.certificate_rejected);
-            }
-            if (o.failure && pulled > 0) {
-                if (c.source->restart) c.source->restart();
-                else o.body_consumed = true;
             }
             return o;
         }
@@ -238,12 +233,6 @@ struct client::impl {
         return true;
     }
 
-    [[noreturn]] static void fail(const error& e, bool body_consumed) {
-        if (!body_consumed) throw e;
-        throw error(e.kind(), e.status(), e.code(), e.message(), e.request_id(), e.retryable(),
-                    std::string(e.what()) + " (not retried: the body source cannot start over)");
-    }
-
     // The request with retries; returns the successful (2xx) answer or throws the last error.
     http_response perform(const call& c) {
         const std::string payload_hash = payload_hash_of(c);
@@ -251,7 +240,13 @@ struct client::impl {
         for (unsigned n = 1;; ++n) {
             outcome o = attempt(c, payload_hash, reconnect_used);
             if (o.response) return std::move(*o.response);
-            if (o.body_consumed || !wait_before_retry(c, n, *o.failure)) fail(*o.failure, o.body_consumed);
+            const error& e = *o.failure;
+            bool replayable = o.pulled == 0 || c.source->restart;
+            if (!replayable && e.retryable() && n < cfg.retry.max_attempts)
+                throw error(e.kind(), e.status(), e.code(), e.message(), e.request_id(), e.retryable(),
+                            std::string(e.what()) + " (not retried: the body source cannot start over)");
+            if (!wait_before_retry(c, n, e)) throw e;
+            if (o.pulled > 0) c.source->restart();
         }
     }
 

@@ -50,7 +50,6 @@ struct connection {
     beast::flat_buffer buffer;
     std::unique_ptr<char[]> block{new char[io_block]};
     clock_type::time_point last_used;
-    bool served = false;  // has completed an exchange (so the server may have closed it since)
 
     connection() { buffer.reserve(64 * 1024); }
 
@@ -137,7 +136,6 @@ struct transport::impl {
 
     void give_back(std::unique_ptr<connection> c) {
         c->last_used = clock_type::now();
-        c->served = true;
         std::lock_guard lock(mutex);
         if (idle.size() < cfg.max_idle_connections) idle.push_back(std::move(c));
     }

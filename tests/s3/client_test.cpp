@@ -463,6 +463,42 @@ BOOST_FIXTURE_TEST_CASE(a_dropped_connection_is_retried, proxied) {
     BOOST_TEST(c.stats().retries == 2u);
 }
 
+BOOST_FIXTURE_TEST_CASE(a_server_that_stops_answering_is_timed_out_and_retried, proxied) {
+    cfg.io_timeout = std::chrono::milliseconds(300);
+    client c(cfg);
+    proxy.stall_next(1);
+    auto t0 = std::chrono::steady_clock::now();
+    c.put_object("k", "v");
+    auto waited = std::chrono::steady_clock::now() - t0;
+    BOOST_TEST(proxy.faults() == 1);
+    BOOST_TEST(c.stats().retries == 1u);
+    BOOST_TEST(waited >= std::chrono::milliseconds(300));  // the timeout, not an error, ended the first try
+    BOOST_TEST(get_string(c, "k") == "v");
+}
+
+BOOST_FIXTURE_TEST_CASE(an_answer_that_is_not_http_is_a_protocol_error_and_not_retried, proxied) {
+    client c(cfg);
+    proxy.answer_next(5, "SSH-2.0-OpenSSH_9.2\r\n\r\n");
+    error e = error_of([&] { get_string(c, "k"); });
+    BOOST_TEST((e.kind() == error_kind::protocol));
+    BOOST_TEST(!e.retryable());
+    BOOST_TEST(proxy.faults() == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_listing_that_is_not_the_expected_xml_is_a_protocol_error, proxied) {
+    client c(cfg);
+    const std::string body = "<html>not a listing</html>";
+    proxy.answer_next(1, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n" + body);
+    error e = error_of([&] { c.list_objects(""); });
+    BOOST_TEST((e.kind() == error_kind::protocol));
+    BOOST_TEST(std::string(e.what()).find("expected a <ListBucketResult> document, got <html>") != std::string::npos,
+               e.what());
+    proxy.answer_next(1, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n<a><b");
+    BOOST_TEST(std::string(error_of([&] { c.list_objects(""); }).what()).find("the answer is not XML") !=
+               std::string::npos);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_connection_the_server_closed_while_idle_is_not_reused, proxied) {
     client c(cfg);
     c.put_object("k", "v");

@@ -46,6 +46,7 @@ struct fault_proxy::impl {
     int answer_left = 0;
     std::string answer;
     int drop_left = 0;
+    int stall_left = 0;
     std::optional<std::uint64_t> cut_request, cut_response, corrupt_request;
 
     loopback_acceptor acceptor{[this](int fd) { serve(fd); }};  // last: stops first
@@ -62,7 +63,7 @@ struct fault_proxy::impl {
             head.append(buf, static_cast<std::size_t>(n));
         }
 
-        enum class action { forward, answer, drop } act = action::forward;
+        enum class action { forward, answer, drop, stall } act = action::forward;
         std::string reply;
         std::optional<std::uint64_t> cut_up, cut_down, flip_up;
         {
@@ -74,6 +75,9 @@ struct fault_proxy::impl {
             } else if (drop_left > 0) {
                 --drop_left;
                 act = action::drop;
+            } else if (stall_left > 0) {
+                --stall_left;
+                act = action::stall;
             } else {
                 cut_up = std::exchange(cut_request, std::nullopt);
                 cut_down = std::exchange(cut_response, std::nullopt);
@@ -89,6 +93,13 @@ struct fault_proxy::impl {
         if (act == action::drop) {
             ++delivered;
             return;  // closed without a word
+        }
+        if (act == action::stall) {
+            ++delivered;
+            while (::recv(client, buf, sizeof buf, 0) > 0) {
+                // Read and ignore until the client closes (or the proxy shuts down).
+            }
+            return;
         }
 
         int up = connect_loopback(upstream);
@@ -146,6 +157,11 @@ void fault_proxy::answer_next(int n, std::string raw_response) {
 void fault_proxy::drop_next(int n) {
     std::lock_guard lock(impl_->mutex);
     impl_->drop_left = n;
+}
+
+void fault_proxy::stall_next(int n) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stall_left = n;
 }
 
 void fault_proxy::cut_request_after(std::uint64_t bytes) {

@@ -32,6 +32,8 @@ public:
     void answer_next(int n, std::string raw_response);
     // The next `n` connections are closed as soon as their first request's header arrived.
     void drop_next(int n);
+    // The next `n` connections get no answer at all: held open until the client gives up.
+    void stall_next(int n);
     // The next forwarded connection is cut after `bytes` bytes of request body/headers went up.
     void cut_request_after(std::uint64_t bytes);
     // The next forwarded connection is cut after `bytes` bytes of response came down.
