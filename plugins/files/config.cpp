@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "sql/legacy_owner.hpp"
+
 #include <boost/json.hpp>
 
 #include <limits>
@@ -61,6 +63,12 @@ config config::parse(const boost::json::object& section) {
             c.expiry_batch_size = static_cast<std::uint32_t>(unsigned_value(v, key, 1, 100000));
         } else if (key == "pool_size") {
             c.pool_size = static_cast<std::uint32_t>(unsigned_value(v, key, 1, 1024));
+        } else if (key == "legacy_team_owners") {
+            try {
+                c.legacy_team_owners = sql::legacy_team_owners_from(v);
+            } catch (const std::invalid_argument& e) {
+                bad(key, e.what());
+            }
         } else {
             bad(key, "unknown key");
         }

@@ -11,6 +11,9 @@
 //   pool_size                database sessions, default 8 (a PostgreSQL upload holds one while it
 //                            streams; a staged SQLite upload only during its commit; a download
 //                            one per chunk; more concurrent ones wait)
+//   legacy_team_owners       bare owner names of rows written before owner keys carried their
+//                            kind that were teams; the migration to schema 2 makes them
+//                            "team:NAME", every other name "user:NAME" (sql/legacy_owner.hpp)
 //
 // Errors throw std::invalid_argument naming the key: "plugins.files.max_file_byte: unknown key".
 #pragma once
@@ -34,6 +37,7 @@ struct config {
     std::uint32_t expiry_interval_seconds = 60;
     std::uint32_t expiry_batch_size = 20;
     std::uint32_t pool_size = 8;
+    std::set<std::string, std::less<>> legacy_team_owners;
 
     // Bounds a client may ask for with expires_after[seconds] (API.md).
     static constexpr std::int64_t min_expires_after = 3600;
