@@ -1,12 +1,14 @@
 #include "batch_validator.hpp"
 
-#include "utf8.hpp"
+#include "batch_line/utf8.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
 
 #include <unordered_set>
 
 namespace aq::files {
+using aq::batch_line::utf8_validator;
+using aq::batch_line::is_valid_utf8;
 namespace {
 
 namespace json = boost::json;

@@ -2,7 +2,7 @@
 
 #include "batch_validator.hpp"
 #include "multipart.hpp"
-#include "utf8.hpp"
+#include "batch_line/utf8.hpp"
 
 #include <charconv>
 #include <optional>
@@ -167,7 +167,7 @@ std::string too_large_message(const config& cfg) {
 std::string filename_problem(std::string_view filename) {
     if (filename.empty()) return "The filename must not be empty.";
     if (filename.size() > 255) return "The filename is too long: at most 255 bytes.";
-    if (!is_valid_utf8(filename)) return "The filename is not valid UTF-8.";
+    if (!batch_line::is_valid_utf8(filename)) return "The filename is not valid UTF-8.";
     for (char ch : filename) {
         auto c = static_cast<unsigned char>(ch);
         if (c == '/' || c == '\\') return "The filename must not contain path separators.";
