@@ -2,6 +2,8 @@
 //
 //   database                 URL, given by the host (defaults to the host's database)
 //   max_file_bytes           largest accepted file, default 512 MiB
+//   max_line_bytes           longest line of a batch file, default 16 MiB
+//   max_requests_per_file    most requests (non-blank lines) in a batch file, default 50,000
 //   purposes                 purposes accepted on upload, default ["batch"] ("batch_output" never)
 //   default_expiry_seconds   lifetime of a file without expires_after, default 7 days
 //   max_expiry_seconds       cap on expires_after[seconds], default 30 days
@@ -29,6 +31,8 @@ namespace aq::files {
 struct config {
     std::string database;
     std::uint64_t max_file_bytes = 512ull << 20;
+    std::uint64_t max_line_bytes = 16ull << 20;
+    std::uint64_t max_requests_per_file = 50000;
     std::set<std::string> purposes{"batch"};
     std::int64_t default_expiry_seconds = 7 * 24 * 3600;
     std::int64_t max_expiry_seconds = 30 * 24 * 3600;

@@ -146,6 +146,8 @@ public:
     const sql::owner_rewrite& migrated_owners() const noexcept { return migrated_owners_; }
 
     sql::backend kind() const noexcept { return pool_.kind(); }
+    // Where spooled writers stage content (also fit for other scratch files of an upload).
+    const std::filesystem::path& staging_folder() const noexcept { return staging_folder_; }
 
     std::unique_ptr<writer> create(std::string owner, staging mode);
     // How an upload over HTTP should be written on this backend.

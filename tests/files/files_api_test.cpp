@@ -4,6 +4,8 @@
 #define BOOST_TEST_MODULE files_api
 #include <boost/test/unit_test.hpp>
 
+#include "rule_cases.hpp"
+
 #include "support/digest.hpp"
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
@@ -301,6 +303,32 @@ BOOST_AUTO_TEST_CASE(utf8_filename_is_encoded_safely_in_content_disposition) {
     response dl = g.alice->get("/files/" + id_of(up) + "/content");
     BOOST_TEST(dl.header("content-disposition") ==
                "attachment; filename=\"na_ve r_sum_;x.jsonl\"; filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9%3Bx.jsonl");
+}
+
+// ---- batch validation: the shared rule table, as the upload answers it -----------------------
+
+BOOST_AUTO_TEST_CASE(upload_answers_the_batch_rule_table) {
+    using aqt::batch_rules::rule_case_limits;
+    files_gateway g(json::object{{"max_line_bytes", rule_case_limits::max_line_bytes},
+                                 {"max_requests_per_file", rule_case_limits::max_requests}});
+    long long accepted = 0;
+    for (const auto& c : aqt::batch_rules::rule_cases()) {
+        for (bool file_first : {false, true}) {
+            BOOST_TEST_CONTEXT(c.name << (file_first ? ", file before purpose" : "")) {
+                response r = upload(*g.alice, "in.jsonl", c.input, "batch", file_first);
+                if (c.upload.accepted()) {
+                    BOOST_TEST(r.status == 200, r.body);
+                    ++accepted;
+                } else {
+                    std::string message = c.upload.message;
+                    if (c.upload.line) message += " at line " + std::to_string(c.upload.line);
+                    expect_error(r, 400, "file", message);
+                }
+            }
+        }
+    }
+    BOOST_TEST(g.stored_files() == accepted);
+    BOOST_TEST(g.stored_chunks() == accepted);
 }
 
 // ---- list ------------------------------------------------------------------------------------
