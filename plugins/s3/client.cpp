@@ -150,7 +150,9 @@ struct client::impl {
     std::string payload_hash_of(const call& c) const {
         if (c.source) return std::string(unsigned_payload);  // known only once it was sent
         if (c.data.empty()) return empty_payload_hash;
-        return cfg.sign_payloads ? sha256_hex(c.data) : std::string(unsigned_payload);
+        bool sign = cfg.signing == payload_signing::always ||
+                    (cfg.signing == payload_signing::unless_tls && !target.tls);
+        return sign ? sha256_hex(c.data) : std::string(unsigned_payload);
     }
 
     // One attempt. `pulled` counts the bytes taken from call.source.

@@ -576,7 +576,7 @@ BOOST_FIXTURE_TEST_CASE(a_download_whose_object_changes_while_resuming_fails_ins
 }
 
 BOOST_FIXTURE_TEST_CASE(a_body_corrupted_on_the_way_is_refused_and_nothing_is_stored, proxied) {
-    client c(cfg);  // sign_payloads: the body's SHA-256 is signed
+    client c(cfg);  // http: the body's SHA-256 is signed (payload_signing::unless_tls)
     std::string data = byte_pattern(21, 2 * MiB).all();
     proxy.corrupt_request_at(MiB);   // well past the headers: a byte of the body
     error e = error_of([&] { c.put_object("bad", data); });
@@ -584,6 +584,19 @@ BOOST_FIXTURE_TEST_CASE(a_body_corrupted_on_the_way_is_refused_and_nothing_is_st
     BOOST_TEST(e.status() == 400);
     BOOST_TEST(e.code() == "BadDigest");
     BOOST_TEST(error_of([&] { c.head_object("bad"); }).not_found());
+}
+
+BOOST_FIXTURE_TEST_CASE(without_payload_signing_a_corrupted_body_is_stored_as_received, proxied) {
+    // The trade-off payload_signing::never makes (and unless_tls makes over https, where TLS
+    // would have caught it): the server cannot tell; the ETag (the MD5 it computed) shows it.
+    cfg.signing = payload_signing::never;
+    client c(cfg);
+    std::string data = byte_pattern(22, 2 * MiB).all();
+    proxy.corrupt_request_at(MiB);
+    std::string etag = c.put_object("flipped", data);
+    BOOST_TEST(proxy.faults() == 1);
+    BOOST_TEST(etag != "\"" + md5_hex(data) + "\"");
+    BOOST_TEST(get_string(c, "flipped") != data);
 }
 
 BOOST_AUTO_TEST_CASE(a_closed_port_is_a_retryable_network_error) {

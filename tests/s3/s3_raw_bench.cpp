@@ -5,6 +5,7 @@
 // download >= 0.7x a direct PUT/GET of the same bytes to the same server).
 //
 //   build-dir/tests/s3/s3_raw_bench [--mib 256] [--runs 3] [--parts-in-flight 2] [--part-mib 8]
+//                                   [--unsigned-parts]
 //
 // The server is started with tests/support/s3.sh into build-dir/bench-s3 and stopped at the end.
 // A program, not a test: figures depend on the machine and its load.
@@ -35,14 +36,17 @@ int main(int argc, char** argv) {
     int runs = 3;
     std::size_t in_flight = aq::s3::client_config{}.parts_in_flight;
     std::size_t part_mib = aq::s3::client_config{}.part_size >> 20;
+    bool sign = true;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--mib" && i + 1 < argc) mib = std::stoull(argv[++i]);
         else if (a == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
         else if (a == "--parts-in-flight" && i + 1 < argc) in_flight = std::stoul(argv[++i]);
         else if (a == "--part-mib" && i + 1 < argc) part_mib = std::stoul(argv[++i]);
+        else if (a == "--unsigned-parts") sign = false;
         else {
-            std::cerr << "usage: s3_raw_bench [--mib N] [--runs R] [--parts-in-flight N] [--part-mib N]\n";
+            std::cerr << "usage: s3_raw_bench [--mib N] [--runs R] [--parts-in-flight N] [--part-mib N] "
+                         "[--unsigned-parts]\n";
             return 2;
         }
     }
@@ -58,10 +62,12 @@ int main(int argc, char** argv) {
         aq::s3::client_config cfg = aqt::s3_endpoint_from(state + "/s3.env");
         cfg.parts_in_flight = in_flight;
         cfg.part_size = part_mib << 20;
+        cfg.signing = sign ? aq::s3::payload_signing::always : aq::s3::payload_signing::never;
         aq::s3::client c(cfg);
         aqt::s3_reference_file(file, mib << 20);
-        std::printf("%llu MiB to Swift s3api on %s, %d runs (MiB/s); writer: %zu MiB parts, %zu in flight\n",
-                    static_cast<unsigned long long>(mib), cfg.endpoint.c_str(), runs, part_mib, in_flight);
+        std::printf("%llu MiB to Swift s3api on %s, %d runs (MiB/s); writer: %zu MiB parts, %zu in flight, %s\n",
+                    static_cast<unsigned long long>(mib), cfg.endpoint.c_str(), runs, part_mib, in_flight,
+                    sign ? "signed" : "unsigned");
         std::printf("%-4s %12s %12s %16s %10s %10s\n", "run", "client PUT", "client GET", "writer multipart",
                     "curl PUT", "curl GET");
         std::vector<double> cput, cget, wput, uput, uget;
