@@ -180,11 +180,11 @@ struct client::impl {
                 pulled += n;
                 return n;
             };
-            h.expect_continue = true;
+            h.expect_continue = cfg.expect_continue;
         } else {
             h.content_length = c.data.size();
             h.body = c.data;
-            h.expect_continue = c.data.size() >= expect_continue_from;
+            h.expect_continue = cfg.expect_continue && c.data.size() >= expect_continue_from;
         }
         ++requests;
         return net.exchange(h, c.receiver, max_xml_bytes);

@@ -73,6 +73,11 @@ struct client_config {
     std::size_t part_size = 8 << 20;                  // multipart part size for object_writer (>= 5 MiB)
     std::size_t parts_in_flight = 2;                  // object_writer parts uploading while the next fills (0-16)
     payload_signing signing = payload_signing::unless_tls;
+    // Send streamed bodies and bodies over 1 MiB only after the server's "100 Continue", so a
+    // refused request costs a round trip instead of its body. Every S3 implementation supports
+    // it; turn it off only for a proxy in between that swallows the Expect header (the client
+    // would then wait io_timeout for a 100 that never comes).
+    bool expect_continue = true;
 
     // Called before each retry's wait (a log line for the operator). Thread: the caller's, or
     // an object_writer's part thread.

@@ -434,6 +434,18 @@ BOOST_AUTO_TEST_CASE(a_refused_large_upload_is_answered_before_its_body_is_sent)
     BOOST_TEST(p.produced() == 0u);  // Expect: 100-continue: not one byte was read
 }
 
+BOOST_AUTO_TEST_CASE(without_expect_continue_large_bodies_still_round_trip) {
+    client_config cfg = aqt::s3_endpoint();
+    cfg.expect_continue = false;
+    client c(cfg);
+    byte_pattern p(31, 7 * MiB);
+    c.put_object("nx", source_of(p, false));
+    std::string data = byte_pattern(32, 3 * MiB).all();
+    c.put_object("nx2", data);
+    BOOST_TEST(get_hashed(c, "nx").sha256 == p.sha256_hex());
+    BOOST_TEST(get_string(c, "nx2") == data);
+}
+
 BOOST_FIXTURE_TEST_CASE(slow_down_twice_is_retried_with_backoff, proxied) {
     std::vector<std::string> notices;
     cfg.on_retry = [&](std::string_view op, unsigned attempt, std::chrono::milliseconds delay, const error& e) {
