@@ -110,9 +110,10 @@ struct get_result {
 };
 
 // A request body read in pieces: read(buf, cap) fills up to cap bytes and returns how many
-// (never 0 before `length` bytes were given). `restart`, when set, rewinds the source to its
-// first byte, which lets a failed attempt be retried; without it the request is attempted once
-// as soon as a byte was read.
+// (never 0 before `length` bytes were given: a source that ends early fails the call with
+// std::runtime_error, and nothing is stored). `restart`, when set, rewinds the source to its
+// first byte, which lets a failed attempt be retried; without it the request is not retried
+// once a byte was read. An exception thrown by read (or by a body_sink) ends the call as it is.
 struct body_source {
     std::uint64_t length = 0;
     std::function<std::size_t(char* buf, std::size_t cap)> read;

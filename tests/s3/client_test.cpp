@@ -136,6 +136,23 @@ BOOST_AUTO_TEST_CASE(put_and_get_are_byte_exact_from_empty_to_100_mib) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_source_that_ends_early_fails_the_put_and_stores_nothing) {
+    client c(aqt::s3_endpoint());
+    byte_pattern p(4, 2 * MiB);
+    body_source src = source_of(p, true);
+    src.length = 3 * MiB;  // claims more than it has
+    try {
+        c.put_object("short", src);
+        BOOST_ERROR("a short source was accepted");
+    } catch (const std::runtime_error& e) {
+        BOOST_TEST(std::string(e.what()) == "the request body source ended after 2097152 of 3145728 bytes");
+    }
+    BOOST_TEST(error_of([&] { c.head_object("short"); }).not_found());
+    // The connection it broke is not reused: the next request works.
+    c.put_object("after", "ok");
+    BOOST_TEST(get_string(c, "after") == "ok");
+}
+
 BOOST_AUTO_TEST_CASE(ranged_get_returns_exactly_the_range) {
     client c(aqt::s3_endpoint());
     std::string data = byte_pattern(3, 1000).all();
