@@ -10,6 +10,8 @@
 
 #include <aqueduct/abi.h>
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -33,6 +35,29 @@ int hash_token() {
     }
     std::cout << aqd::sha256_hex(token) << "\n";
     return 0;
+}
+
+// Every connection costs a descriptor. The soft limit is often 1024 while the hard one is far
+// higher; like Go's runtime, raise the soft limit to the hard one, so max_connections rather
+// than an accident of the environment decides how many clients fit.
+void raise_open_file_limit(const aqd::config& cfg) {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        const rlim_t before = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            aqd::log::info("host", "open file limit raised from " + std::to_string(before) + " to " +
+                                       std::to_string(rl.rlim_cur));
+        else
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    // Descriptors beyond connections: database, spool and plugin files, the listener, logs.
+    constexpr rlim_t reserve = 256;
+    if (static_cast<rlim_t>(cfg.max_connections) + reserve > rl.rlim_cur)
+        aqd::log::warn("host", "max_connections " + std::to_string(cfg.max_connections) +
+                                   " does not fit the open file limit of " + std::to_string(rl.rlim_cur) +
+                                   ": when descriptors run out, accepting pauses until connections close");
 }
 
 }  // namespace
@@ -84,5 +109,6 @@ int main(int argc, char** argv) {
     aq_log_level level = AQ_LOG_INFO;
     aqd::log::parse_level(cfg.log_level, level);
     aqd::log::set_level(level);
+    raise_open_file_limit(cfg);
     return aqd::run_gateway(cfg);
 }

@@ -31,7 +31,7 @@ BOOST_AUTO_TEST_CASE(plugin_of_another_abi_major_is_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(plugin_of_a_newer_abi_minor_is_refused) {
-    refused_naming("bad_abi_minor", "abi_minor is 99, host supports up to 0");
+    refused_naming("bad_abi_minor", "abi_minor is 99, host supports up to 1");
 }
 
 BOOST_AUTO_TEST_CASE(plugin_whose_init_fails_stops_startup_with_its_reason) {
