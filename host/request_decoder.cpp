@@ -2,17 +2,13 @@
 
 #include "ascii.hpp"
 
-#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 
 namespace aqd {
 
 namespace http = boost::beast::http;
-
-struct request_decoder::beast_parser {
-    http::request_parser<http::buffer_body> p;
-};
 
 namespace {
 
@@ -47,6 +43,83 @@ void for_each_element(std::string_view list, Fn fn) {
 }
 
 constexpr std::string_view malformed = "Malformed HTTP request: ";
+constexpr std::string_view bad_chunked = "Malformed chunked request body: ";
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+bool bws(char c) { return c == ' ' || c == '\t'; }
+
+// qdtext and the octets a quoted-pair may escape (RFC 9110 §5.6.4).
+bool qdtext(unsigned char c) {
+    return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e) || c >= 0x80;
+}
+bool quotable(unsigned char c) { return c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80; }
+
+// chunk-size [ chunk-ext ], where
+//   chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//   chunk-ext-val = token / quoted-string
+bool parse_chunk_line(std::string_view s, std::uint64_t& size) {
+    std::size_t i = 0;
+    std::uint64_t v = 0;
+    for (; i < s.size() && hex_digit(s[i]) >= 0; ++i) {
+        if (v > (UINT64_MAX >> 4)) return false;
+        v = v * 16 + static_cast<std::uint64_t>(hex_digit(s[i]));
+    }
+    if (i == 0) return false;
+    auto skip_bws = [&](std::size_t j) {
+        while (j < s.size() && bws(s[j])) ++j;
+        return j;
+    };
+    auto token = [&](std::size_t& j) {
+        const std::size_t start = j;
+        while (j < s.size() && tchar(s[j])) ++j;
+        return j > start;
+    };
+    while (i < s.size()) {
+        i = skip_bws(i);
+        if (i == s.size() || s[i] != ';') return false;
+        i = skip_bws(i + 1);
+        if (!token(i)) return false;
+        const std::size_t j = skip_bws(i);
+        if (j < s.size() && s[j] == '=') {
+            i = skip_bws(j + 1);
+            if (i < s.size() && s[i] == '"') {
+                for (++i;; ++i) {
+                    if (i == s.size()) return false;
+                    const auto c = static_cast<unsigned char>(s[i]);
+                    if (c == '"') break;
+                    if (c == '\\') {
+                        if (++i == s.size() || !quotable(static_cast<unsigned char>(s[i]))) return false;
+                    } else if (!qdtext(c)) {
+                        return false;
+                    }
+                }
+                ++i;
+            } else if (!token(i)) {
+                return false;
+            }
+        }
+    }
+    size = v;
+    return true;
+}
+
+// field-name ":" OWS field-value OWS, values without control characters but HTAB.
+bool trailer_field(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size() && tchar(s[i])) ++i;
+    if (i == 0 || i == s.size() || s[i] != ':') return false;
+    for (++i; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+    }
+    return true;
+}
 
 }  // namespace
 
@@ -64,14 +137,22 @@ void request_decoder::fail(int status, std::string message) {
     state_ = state::failed;
     error_ = framing_error{status, std::move(message)};
     std::string().swap(head_);
-    std::string().swap(carry_);
-    parser_.reset();
+    std::string().swap(line_);
 }
 
 std::size_t request_decoder::feed(std::string_view bytes, std::string& body) {
     switch (state_) {
     case state::head: return feed_head(bytes);
-    case state::body: return feed_body(bytes, body);
+    case state::body:
+        if (parsed_.framing == body_framing::chunked) return feed_chunked(bytes, body);
+        {
+            const std::size_t take =
+                static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), parsed_.content_length - body_bytes_));
+            body.append(bytes.substr(0, take));
+            body_bytes_ += take;
+            if (body_bytes_ == parsed_.content_length) state_ = state::complete;
+            return take;
+        }
     case state::complete:
     case state::failed: return 0;
     }
@@ -125,11 +206,16 @@ std::size_t request_decoder::feed_head(std::string_view bytes) {
 }
 
 void request_decoder::parse_head() {
-    parser_ = std::make_unique<beast_parser>();
-    auto& p = parser_->p;
+    // "HTTP/2.0" and the like: a version this host does not speak is 505, which Beast would
+    // report as a malformed request line.
+    const std::string_view line(head_.data(), head_.find("\r\n"));
+    if (line.size() >= 8 && line.substr(line.size() - 8, 5) == "HTTP/" && line[line.size() - 3] != '1' &&
+        line[line.size() - 3] >= '0' && line[line.size() - 3] <= '9' && line[line.size() - 2] == '.')
+        return fail(505, "HTTP version " + std::string(line.substr(line.size() - 3)) + " is not supported; use HTTP/1.1.");
+
+    http::request_parser<http::empty_body> p;
     p.header_limit(static_cast<std::uint32_t>(head_.size() + 1));
     p.body_limit(boost::none);  // route limits are the connection's, with a proper answer
-    p.eager(true);
     boost::beast::error_code ec;
     const std::size_t n = p.put(boost::asio::buffer(head_), ec);
     if (ec == http::error::need_more && p.is_header_done()) ec = {};
@@ -141,6 +227,7 @@ void request_decoder::parse_head() {
         return fail(400, std::string(malformed) + "invalid Content-Length (or Content-Length with Transfer-Encoding).");
     if (ec) return fail(400, std::string(malformed) + ec.message() + ".");
     if (!p.is_header_done() || n != head_.size()) return fail(400, std::string(malformed) + "incomplete request head.");
+    // Beast knows the framing too; the fields are checked below, by this host's rules.
 
     const auto& req = p.get();
     parsed_.method.assign(req.method_string().data(), req.method_string().size());
@@ -190,6 +277,7 @@ void request_decoder::parse_head() {
                                  " is not supported; send the body with chunked alone or with Content-Length.");
         parsed_.framing = body_framing::chunked;
         state_ = state::body;
+        chunk_ = chunk_part::size_line;
         return;
     }
 
@@ -216,75 +304,90 @@ void request_decoder::parse_head() {
         parsed_.content_length = length;
         if (length > 0) {
             parsed_.framing = body_framing::length;
-            parser_.reset();  // counted here; Beast is only needed for chunked bodies
             state_ = state::body;
             return;
         }
     }
-    parser_.reset();
     state_ = state::complete;
 }
 
-// ---- body --------------------------------------------------------------------------------------
+// ---- chunked body ------------------------------------------------------------------------------
 
-std::size_t request_decoder::feed_body(std::string_view bytes, std::string& body) {
-    if (parsed_.framing == body_framing::length) {
-        const std::size_t take =
-            static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), parsed_.content_length - body_bytes_));
-        body.append(bytes.substr(0, take));
-        body_bytes_ += take;
-        if (body_bytes_ == parsed_.content_length) state_ = state::complete;
-        return take;
-    }
-
-    // Chunked. Beast needs a chunk header (and the trailer section) whole: a partial one waits
-    // in carry_ for the next bytes.
-    const bool carried = !carry_.empty();
-    if (carried) carry_.append(bytes);
-    const std::string_view in = carried ? std::string_view(carry_) : bytes;
-
-    auto& p = parser_->p;
-    const std::size_t old = body.size();
-    body.resize(old + in.size());  // decoded bytes never outnumber the encoded ones
-    auto& out = p.get().body();
-    out.data = body.data() + old;
-    out.size = in.size();
-    out.more = true;
+std::size_t request_decoder::feed_chunked(std::string_view in, std::string& body) {
     std::size_t used = 0;
-    boost::beast::error_code ec;
-    while (used < in.size() && !p.is_done()) {
-        const std::size_t n = p.put(boost::asio::buffer(in.data() + used, in.size() - used), ec);
-        used += n;
-        if (ec == http::error::need_more) {
-            ec = {};
+    while (used < in.size() && state_ == state::body) {
+        switch (chunk_) {
+        case chunk_part::data: {
+            const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_left_, in.size() - used));
+            body.append(in.substr(used, n));
+            used += n;
+            chunk_left_ -= n;
+            body_bytes_ += n;
+            if (chunk_left_ == 0) chunk_ = chunk_part::data_end;
             break;
         }
-        if (ec || n == 0) break;
+        case chunk_part::data_end: {
+            // Exactly CRLF after the data: anything else means the size lied.
+            const char c = in[used++];
+            if (c != (line_.empty() ? '\r' : '\n')) {
+                fail(400, std::string(bad_chunked) + "chunk data is not followed by CRLF.");
+                break;
+            }
+            line_.push_back(c);
+            if (line_.size() == 2) {
+                line_.clear();
+                chunk_ = chunk_part::size_line;
+            }
+            break;
+        }
+        case chunk_part::size_line:
+        case chunk_part::trailer: {
+            const std::size_t lf = in.find('\n', used);
+            const std::size_t end = lf == std::string_view::npos ? in.size() : lf + 1;
+            const std::size_t old = line_.size();
+            line_.append(in.substr(used, end - used));
+            used = end;
+            // A CR anywhere but right before the LF is a bare CR: refuse it as soon as it shows.
+            const std::size_t cr = line_.find('\r', old ? old - 1 : 0);
+            if (cr != std::string::npos && cr + 1 < line_.size() && line_[cr + 1] != '\n') {
+                fail(400, std::string(bad_chunked) + "a CR not followed by LF.");
+                break;
+            }
+            if (chunk_ == chunk_part::size_line && line_.size() > max_chunk_line) {
+                fail(400, std::string(bad_chunked) + "a chunk-size line longer than " + std::to_string(max_chunk_line) +
+                              " bytes.");
+                break;
+            }
+            if (chunk_ == chunk_part::trailer && trailer_bytes_ + line_.size() > max_header_bytes_) {
+                fail(431, "Request header fields are too large (trailer section).");
+                break;
+            }
+            if (lf != std::string_view::npos) line_complete();
+            break;
+        }
+        }
     }
-    const std::size_t decoded = in.size() - out.size;
-    body.resize(old + decoded);
-    body_bytes_ += decoded;
-    if (ec) {
-        fail(400, "Malformed chunked request body: " + ec.message() + ".");
-        return bytes.size();
-    }
-    const std::size_t left = in.size() - used;
-    std::size_t consumed;
-    if (p.is_done()) {
-        state_ = state::complete;
-        parser_.reset();
-        consumed = bytes.size() - std::min(left, bytes.size());  // the rest starts the next request
-        std::string().swap(carry_);
-    } else if (carried) {
-        carry_.erase(0, used);
-        consumed = bytes.size();
+    return used;
+}
+
+// A chunk-size line or a trailer line has arrived whole (line_ ends with LF).
+void request_decoder::line_complete() {
+    if (line_.size() < 2 || line_[line_.size() - 2] != '\r')
+        return fail(400, std::string(bad_chunked) + "a bare LF (lines end with CRLF).");
+    const std::string_view text(line_.data(), line_.size() - 2);
+    if (chunk_ == chunk_part::size_line) {
+        std::uint64_t size = 0;
+        if (!parse_chunk_line(text, size))
+            return fail(400, std::string(bad_chunked) + "invalid chunk size or chunk extension.");
+        chunk_left_ = size;
+        chunk_ = size == 0 ? chunk_part::trailer : chunk_part::data;
+    } else if (text.empty()) {
+        state_ = state::complete;  // the empty line after the trailer section
     } else {
-        carry_.assign(in.substr(used));
-        consumed = bytes.size();
+        if (!trailer_field(text)) return fail(400, std::string(bad_chunked) + "an invalid trailer field.");
+        trailer_bytes_ += line_.size();
     }
-    if (carry_.size() > max_header_bytes_)
-        fail(400, "Malformed chunked request body: a chunk header or the trailer section is too long.");
-    return consumed;
+    line_.clear();
 }
 
 }  // namespace aqd

@@ -12,21 +12,21 @@
 //  - Content-Length is 1*DIGIT (a list of equal values is one value); differing values, or
 //    Content-Length together with Transfer-Encoding, are refused;
 //  - HTTP/1.1 requests carry exactly one Host;
-//  - chunk sizes are hex digits that fit 64 bits, chunk extensions follow the grammar, and every
-//    chunk ends with CRLF (Beast's chunk parser, which is exact about these).
+//  - chunk sizes are hex digits that fit 64 bits, chunk extensions and trailer fields follow
+//    their grammar (no control characters, no bare CR or LF), and chunk data ends with CRLF.
 //
 // Every refusal closes the connection after the answer (framing_error), because the rest of the
 // byte stream can no longer be trusted to start a request.
 //
 // Beast parses the request line and the fields once the head is complete and passed these
-// checks; it also decodes chunked bodies. Its types stay in the .cpp.
+// checks (its types stay in the .cpp). Chunked bodies are decoded here: Beast's chunk parser
+// lets a quoted chunk extension run on past CR LF, waiting for a closing quote.
 #pragma once
 
 #include "header_list.hpp"
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 
@@ -81,23 +81,32 @@ public:
     const framing_error& error() const noexcept { return error_; }
     std::uint64_t body_bytes() const noexcept { return body_bytes_; }
 
+    // The longest chunk-size line (size and extensions) accepted.
+    static constexpr std::size_t max_chunk_line = 4096;
+
 private:
+    // Where a chunked body is: a chunk-size line, chunk data, the CRLF after the data, or the
+    // trailer section.
+    enum class chunk_part { size_line, data, data_end, trailer };
+
     std::size_t feed_head(std::string_view bytes);
-    std::size_t feed_body(std::string_view bytes, std::string& body);
+    std::size_t feed_chunked(std::string_view bytes, std::string& body);
     bool check_head_bytes(std::size_t from);
     void parse_head();
+    void line_complete();
     void fail(int status, std::string message);
-
-    struct beast_parser;
 
     const std::size_t max_header_bytes_;
     state state_ = state::head;
-    std::string head_;      // the head so far (until the empty line)
-    std::string carry_;     // a partial chunk header or trailer section, waiting for more bytes
-    std::unique_ptr<beast_parser> parser_;
+    std::string head_;  // the head so far (until the empty line)
     request_line_and_fields parsed_;
     framing_error error_;
     std::uint64_t body_bytes_ = 0;
+
+    chunk_part chunk_ = chunk_part::size_line;
+    std::string line_;               // the chunk-size or trailer line so far, or the data's CRLF
+    std::uint64_t chunk_left_ = 0;   // data bytes left in the current chunk
+    std::size_t trailer_bytes_ = 0;  // bytes of the trailer section so far
 };
 
 }  // namespace aqd

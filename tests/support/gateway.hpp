@@ -43,6 +43,8 @@ struct gateway_options {
     // The process's working directory; empty: the instance's temp dir.
     std::filesystem::path working_dir;
     std::chrono::milliseconds startup_timeout = 20s;
+    // When > 0: RLIMIT_NOFILE (soft and hard) of the process, set in the child before exec.
+    unsigned max_open_files = 0;
 };
 
 // The exit status of a process: `code` when it exited, `signal` when a signal ended it.
