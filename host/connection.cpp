@@ -732,6 +732,15 @@ void connection::linger_close() {
     read_more();
 }
 
+void connection::reset() {
+    // A client that does not read holds our unsent bytes in the kernel's send buffer; a plain
+    // close would keep them (and the socket) until the client has read them all. SO_LINGER 0
+    // turns the close into a reset that drops them at once.
+    boost::system::error_code ec;
+    socket_.set_option(asio::socket_base::linger(true, 0), ec);
+    close();
+}
+
 void connection::close() {
     if (read_ == read_state::closed) return;
     read_ = read_state::closed;
@@ -811,7 +820,7 @@ void connection::on_timer(boost::system::error_code ec) {
         }
         if (now >= r.activity + body_timeout) {
             log::debug("http", peer() + ": response write timed out");
-            return close();
+            return reset();
         }
         return arm_timer();
     }
@@ -846,7 +855,7 @@ void connection::cut_slow(const char* what) {
                           std::to_string(r.rate.window().count()) + " ms); connection closed (request " +
                           r.request_id + ")");
     if (read_ == read_state::body) return answer(408, "The request body arrived too slowly.", then::close);
-    close();
+    reset();
 }
 
 }  // namespace aqd

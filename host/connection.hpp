@@ -133,6 +133,7 @@ private:
     void next_request();
     void linger_close();
     void close();
+    void reset();  // close, dropping unsent bytes (a client that stopped reading)
 
     // ---- time --------------------------------------------------------------------------------
     time_point next_deadline() const;
