@@ -139,7 +139,12 @@ void listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
                          std::to_string(accept_pause.count()) + " ms each time until descriptors free up");
             pause_.expires_after(accept_pause);
             pause_.async_wait([self = shared_from_this()](boost::system::error_code wait_ec) {
-                if (!wait_ec) self->accept();
+                if (wait_ec) return;
+                try {
+                    self->accept();
+                } catch (const std::exception& e) {
+                    log::error("http", std::string("accept failed to restart: ") + e.what());
+                }
             });
             return;
         }
