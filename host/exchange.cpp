@@ -83,39 +83,38 @@ void exchange::refuse(std::string_view why) {
     if (wake) wake_owner();
 }
 
-aq_status exchange::respond(int status, header_list headers, std::string body) {
+// The first piece of every response: its status and header fields.
+exchange::outbound exchange::first_piece(outbound::kind_t kind, int status, header_list headers) {
+    outbound item;
+    item.kind = kind;
+    item.status = status;
+    item.headers = std::move(headers);
+    return item;
+}
+
+aq_status exchange::start(response_state next, outbound item, std::int64_t declared) {
     {
         std::lock_guard lock(mutex_);
         if (disconnected_) return AQ_ERR_DISCONNECTED;
         if (state_ != response_state::none) return AQ_ERR_STATE;
-        state_ = response_state::complete;
-        outbound item;
-        item.kind = outbound::complete;
-        item.status = status;
-        item.headers = std::move(headers);
-        item.data = std::move(body);
+        state_ = next;
+        declared_ = declared;
         out_.push_back(std::move(item));
     }
     wake_owner();
     return AQ_OK;
 }
 
+aq_status exchange::respond(int status, header_list headers, std::string body) {
+    outbound item = first_piece(outbound::complete, status, std::move(headers));
+    item.data = std::move(body);
+    return start(response_state::complete, std::move(item), -1);
+}
+
 aq_status exchange::begin(int status, header_list headers, std::int64_t content_length) {
-    {
-        std::lock_guard lock(mutex_);
-        if (disconnected_) return AQ_ERR_DISCONNECTED;
-        if (state_ != response_state::none) return AQ_ERR_STATE;
-        state_ = response_state::streaming;
-        declared_ = content_length;
-        outbound item;
-        item.kind = outbound::head;
-        item.status = status;
-        item.headers = std::move(headers);
-        item.content_length = content_length;
-        out_.push_back(std::move(item));
-    }
-    wake_owner();
-    return AQ_OK;
+    outbound item = first_piece(outbound::head, status, std::move(headers));
+    item.content_length = content_length;
+    return start(response_state::streaming, std::move(item), content_length);
 }
 
 aq_status exchange::write(std::string_view chunk) {
@@ -166,50 +165,28 @@ aq_status exchange::end() {
 aq_status exchange::respond_source(int status, header_list headers, std::int64_t content_length,
                                    const aq_body_source& source) {
     {
-        std::lock_guard lock(mutex_);
         // The host owns the source from here on: refused or not, it is released exactly once
-        // (by the destructor when nothing else does).
-        if (!have_source_) {
-            source_ = source;
-            have_source_ = true;
-        } else {
-            // A second source: release it at once; the first stays.
+        // (by the destructor when nothing else does). A second source is given back at once.
+        std::lock_guard lock(mutex_);
+        if (have_source_) {
             if (source.release) source.release(source.ctx);
             return AQ_ERR_STATE;
         }
-        if (disconnected_) return AQ_ERR_DISCONNECTED;
-        if (state_ != response_state::none) return AQ_ERR_STATE;
-        state_ = response_state::pulling;
-        declared_ = content_length;
-        outbound item;
-        item.kind = outbound::head;
-        item.status = status;
-        item.headers = std::move(headers);
-        item.content_length = content_length;
-        out_.push_back(std::move(item));
+        source_ = source;
+        have_source_ = true;
     }
-    wake_owner();
-    return AQ_OK;
+    outbound item = first_piece(outbound::head, status, std::move(headers));
+    item.content_length = content_length;
+    return start(response_state::pulling, std::move(item), content_length);
 }
 
 aq_status exchange::respond_file(int status, header_list headers, unique_fd fd, std::uint64_t offset,
                                  std::uint64_t length) {
-    {
-        std::lock_guard lock(mutex_);
-        if (disconnected_) return AQ_ERR_DISCONNECTED;
-        if (state_ != response_state::none) return AQ_ERR_STATE;
-        state_ = response_state::file;
-        outbound item;
-        item.kind = outbound::file;
-        item.status = status;
-        item.headers = std::move(headers);
-        item.fd = std::move(fd);
-        item.offset = offset;
-        item.length = length;
-        out_.push_back(std::move(item));
-    }
-    wake_owner();
-    return AQ_OK;
+    outbound item = first_piece(outbound::file, status, std::move(headers));
+    item.fd = std::move(fd);
+    item.offset = offset;
+    item.length = length;
+    return start(response_state::file, std::move(item), static_cast<std::int64_t>(length));
 }
 
 void exchange::handler_returned() {

@@ -116,6 +116,9 @@ public:
 private:
     enum class response_state { none, complete, streaming, pulling, file, ended };
 
+    static outbound first_piece(outbound::kind_t kind, int status, header_list headers);
+    // Queues the first piece of the response if none began and the client is still there.
+    aq_status start(response_state next, outbound item, std::int64_t declared);
     void wake_owner();
     void answer_500_locked(std::string message);
     bool wants_piece_locked() const;

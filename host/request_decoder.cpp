@@ -12,16 +12,6 @@ namespace http = boost::beast::http;
 
 namespace {
 
-bool tchar(char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
-    case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
-    }
-}
 
 std::string_view trim_ows(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -77,7 +67,7 @@ bool parse_chunk_line(std::string_view s, std::uint64_t& size) {
     };
     auto token = [&](std::size_t& j) {
         const std::size_t start = j;
-        while (j < s.size() && tchar(s[j])) ++j;
+        while (j < s.size() && is_tchar(s[j])) ++j;
         return j > start;
     };
     while (i < s.size()) {
@@ -112,7 +102,7 @@ bool parse_chunk_line(std::string_view s, std::uint64_t& size) {
 // field-name ":" OWS field-value OWS, values without control characters but HTAB.
 bool trailer_field(std::string_view s) {
     std::size_t i = 0;
-    while (i < s.size() && tchar(s[i])) ++i;
+    while (i < s.size() && is_tchar(s[i])) ++i;
     if (i == 0 || i == s.size() || s[i] != ':') return false;
     for (++i; i < s.size(); ++i) {
         const auto c = static_cast<unsigned char>(s[i]);
@@ -262,7 +252,7 @@ void request_decoder::parse_head() {
         bool bad_token = false;
         for (auto value : te)
             for_each_element(value, [&](std::string_view item) {
-                for (char c : item) bad_token = bad_token || !tchar(c);
+                for (char c : item) bad_token = bad_token || !is_tchar(c);
                 codings.push_back(item);
             });
         if (codings.empty() || bad_token)

@@ -8,16 +8,6 @@ namespace aqd {
 
 namespace {
 
-bool token_char(unsigned char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
-    case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
-    }
-}
 
 // Header fields the host writes itself: framing, connection management, and what it adds to
 // every response. A plugin's copy would contradict the host's (two Content-Lengths are exactly
@@ -70,7 +60,7 @@ std::optional<std::string> check_headers(const aq_header* headers, std::size_t c
         if (name.size() > max_response_header_name)
             return "header name " + shown(name) + " longer than " + std::to_string(max_response_header_name) + " bytes";
         for (unsigned char c : name)
-            if (!token_char(c)) return "header name " + shown(name) + " is not a token";
+            if (!is_tchar(c)) return "header name " + shown(name) + " is not a token";
         for (auto owned : host_owned)
             if (iequals(name, owned)) return "header " + std::string(name) + " is set by the host";
         if (value.size() > max_response_header_value)

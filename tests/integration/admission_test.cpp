@@ -25,15 +25,9 @@ std::future<aqt::http::response> slow_request(const aqt::gateway& gw, const std:
     });
 }
 
-std::size_t count_of(const std::string& haystack, const std::string& needle) {
-    std::size_t n = 0;
-    for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
-    return n;
-}
-
 void wait_for_log_count(const aqt::gateway& gw, const std::string& needle, std::size_t n) {
-    for (int i = 0; i < 1000 && count_of(gw.log(), needle) < n; ++i) std::this_thread::sleep_for(10ms);
-    BOOST_TEST_REQUIRE(count_of(gw.log(), needle) >= n, gw.log());
+    for (int i = 0; i < 1000 && gw.log_count(needle) < n; ++i) std::this_thread::sleep_for(10ms);
+    BOOST_TEST_REQUIRE(gw.log_count(needle) >= n, gw.log());
 }
 
 void expect_too_many(const aqt::http::response& r) {

@@ -21,12 +21,6 @@ namespace {
 
 using connections = std::vector<std::unique_ptr<aqt::raw::connection>>;
 
-std::size_t count_of(const std::string& haystack, const std::string& needle) {
-    std::size_t n = 0;
-    for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
-    return n;
-}
-
 // A connection that was served a request (so it is accepted and counted by the server).
 std::unique_ptr<aqt::raw::connection> served(const aqt::gateway& gw, const std::string& source = "") {
     auto conn = std::make_unique<aqt::raw::connection>(gw.port(), aqt::raw::connection_options{0, source});
@@ -66,7 +60,7 @@ BOOST_AUTO_TEST_CASE(connections_over_max_connections_get_503_and_are_closed) {
     for (int i = 0; i < 20; ++i) open.push_back(served(gw));
     for (int i = 0; i < 30; ++i) refused(gw, "The server has too many open connections. Retry later.");
     // One log line for the burst, not thirty.
-    BOOST_TEST(count_of(gw.log(), "refused a connection: max_connections (20) are open") == 1u, gw.log());
+    BOOST_TEST(gw.log_count("refused a connection: max_connections (20) are open") == 1u, gw.log());
     open.pop_back();
     BOOST_TEST(serves_again(gw, 5s));
 }
@@ -100,7 +94,7 @@ BOOST_AUTO_TEST_CASE(out_of_descriptors_the_listener_pauses_logs_rarely_and_reco
     const double cpu = aqt::cpu_seconds(gw.pid()) - cpu_before;
     BOOST_TEST_MESSAGE("CPU of aqueductd over 3 s at the descriptor limit: " << cpu << " s");
     BOOST_TEST(cpu < 0.3);  // a spinning acceptor burns ~3 s here
-    BOOST_TEST(count_of(gw.log(), "accept failed") <= 2u, gw.log());
+    BOOST_TEST(gw.log_count("accept failed") <= 2u, gw.log());
 
     clients.clear();
     BOOST_TEST(serves_again(gw, 10s));

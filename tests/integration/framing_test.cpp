@@ -26,13 +26,7 @@ aqt::gateway& shared_gateway() {
     return gw;
 }
 
-std::uint64_t handler_starts() {
-    aqt::http::client c(shared_gateway().port());
-    return c.get("/counters", {{"Authorization", shared_gateway().bearer("alice")}})
-        .json()
-        .at("count_started")
-        .to_number<std::uint64_t>();
-}
+std::uint64_t handler_starts() { return aqt::count_handler_starts(shared_gateway()); }
 
 std::string auth() { return "Authorization: " + shared_gateway().bearer("alice") + "\r\n"; }
 

@@ -26,22 +26,6 @@ boost::json::object rate_config(boost::json::object extra = {}) {
     return aqt::with_testplug(std::move(extra));
 }
 
-std::size_t count_of(const std::string& haystack, const std::string& needle) {
-    std::size_t n = 0;
-    for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
-    return n;
-}
-
-std::uint64_t handler_starts(const aqt::gateway& gw) {
-    aqt::http::client c(gw.port());
-    return c.get("/counters", {{"Authorization", gw.bearer("alice")}}).json().at("count_started").to_number<std::uint64_t>();
-}
-
-std::string upload_head(const aqt::gateway& gw, std::size_t length) {
-    return "POST /count HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
-           "\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
-}
-
 // Sends `piece` bytes every `every` until `total` bytes went out, the peer closed, or `stop`.
 void trickle(aqt::raw::connection& conn, std::size_t piece, std::chrono::milliseconds every, std::size_t total,
              const std::atomic<bool>& stop) {
@@ -56,7 +40,7 @@ void trickle(aqt::raw::connection& conn, std::size_t piece, std::chrono::millise
 BOOST_AUTO_TEST_CASE(an_upload_slower_than_the_minimum_is_cut_with_one_log_line) {
     aqt::gateway gw(rate_config());
     aqt::raw::connection conn(gw.port());
-    BOOST_TEST_REQUIRE(conn.send(upload_head(gw, 100000)));
+    BOOST_TEST_REQUIRE(conn.send(aqt::count_upload_head(gw, 100000)));
     std::atomic<bool> stop{false};
     std::thread sender([&] { trickle(conn, 10, 100ms, 100000, stop); });  // 100 B/s
     const auto start = clock_type::now();
@@ -70,20 +54,20 @@ BOOST_AUTO_TEST_CASE(an_upload_slower_than_the_minimum_is_cut_with_one_log_line)
                                  "The request body arrived too slowly."});
     BOOST_TEST(gw.wait_for_log("request body slower than 1000 bytes/s"));
     std::this_thread::sleep_for(200ms);
-    BOOST_TEST(count_of(gw.log(), "slower than") == 1u, gw.log());
-    BOOST_TEST(handler_starts(gw) == 0u);
+    BOOST_TEST(gw.log_count("slower than") == 1u, gw.log());
+    BOOST_TEST(aqt::count_handler_starts(gw) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(an_upload_above_the_minimum_is_served) {
     aqt::gateway gw(rate_config());
     aqt::raw::connection conn(gw.port());
-    BOOST_TEST_REQUIRE(conn.send(upload_head(gw, 10000)));
+    BOOST_TEST_REQUIRE(conn.send(aqt::count_upload_head(gw, 10000)));
     std::atomic<bool> stop{false};
     trickle(conn, 500, 100ms, 10000, stop);  // about 5000 B/s for 2 s: five times the minimum
     auto res = aqt::raw::parse_response(conn.read_response(10s).data);
     BOOST_TEST(res.status == 200);
     BOOST_TEST(res.json().at("bytes") == 10000);
-    BOOST_TEST(count_of(gw.log(), "slower than") == 0u, gw.log());
+    BOOST_TEST(gw.log_count("slower than") == 0u, gw.log());
 }
 
 BOOST_AUTO_TEST_CASE(a_reader_slower_than_the_minimum_is_cut_and_its_source_released) {
@@ -102,7 +86,7 @@ BOOST_AUTO_TEST_CASE(a_reader_slower_than_the_minimum_is_cut_and_its_source_rele
     BOOST_TEST(closed);
     BOOST_TEST((clock_type::now() - start < 15s));
     BOOST_TEST(gw.wait_for_log("response body slower than 1000 bytes/s"));
-    BOOST_TEST(count_of(gw.log(), "slower than") == 1u, gw.log());
+    BOOST_TEST(gw.log_count("slower than") == 1u, gw.log());
     aqt::http::client c(gw.port());
     c.default_headers["Authorization"] = gw.bearer("alice");
     std::int64_t open = -1;
@@ -132,5 +116,5 @@ BOOST_AUTO_TEST_CASE(a_slow_handler_is_not_the_clients_fault) {
     c.default_headers["Authorization"] = gw.bearer("alice");
     auto r = c.get("/busy?ms=2500");  // two and a half windows without a byte
     BOOST_TEST(r.status == 200);
-    BOOST_TEST(count_of(gw.log(), "slower than") == 0u, gw.log());
+    BOOST_TEST(gw.log_count("slower than") == 0u, gw.log());
 }

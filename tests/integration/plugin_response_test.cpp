@@ -35,6 +35,15 @@ struct alice_client : aqt::http::client {
     }
 };
 
+// A raw connection that sent GET `target` with alice's token.
+std::unique_ptr<aqt::raw::connection> raw_get(const aqt::gateway& gw, const std::string& target,
+                                              aqt::raw::connection_options options = {}) {
+    auto conn = std::make_unique<aqt::raw::connection>(gw.port(), options);
+    BOOST_TEST_REQUIRE(conn->send("GET " + target + " HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
+                                  "\r\n\r\n"));
+    return conn;
+}
+
 // A Date header in IMF-fixdate form within a few seconds of now.
 void expect_date(const aqt::http::response& r) {
     const std::string date = r.header("date");
@@ -93,16 +102,14 @@ BOOST_AUTO_TEST_CASE(responses_breaking_the_rules_become_a_logged_500) {
 
 BOOST_AUTO_TEST_CASE(well_formed_unusual_responses_pass_unchanged) {
     auto& gw = shared_gateway();
-    aqt::raw::connection conn(gw.port());
-    BOOST_TEST_REQUIRE(conn.send("GET /misbehave/ok_empty_204 HTTP/1.1\r\nHost: t\r\nAuthorization: " +
-                                 gw.bearer("alice") + "\r\n\r\n"));
-    auto head = conn.read_until("\r\n\r\n", 5s);
+    auto conn = raw_get(gw, "/misbehave/ok_empty_204");
+    auto head = conn->read_until("\r\n\r\n", 5s);
     auto r = aqt::raw::parse_response(head.data);
     BOOST_TEST(r.status == 204);
     BOOST_TEST(!r.has_header("content-length"));
     BOOST_TEST(!r.has_header("transfer-encoding"));
     expect_date(r);
-    BOOST_TEST(conn.read_for(300ms).data.empty());  // no body bytes after a 204
+    BOOST_TEST(conn->read_for(300ms).data.empty());  // no body bytes after a 204
 
     alice_client c(gw);
     auto fine = c.get("/misbehave/ok_tab_and_obs_text");
@@ -115,10 +122,7 @@ BOOST_AUTO_TEST_CASE(streamed_response_breaking_its_length_is_cut_short) {
     const std::pair<const char*, std::size_t> cases[] = {{"write_past_length", 5}, {"end_short", 10}};
     for (auto& [name, declared] : cases) {
         BOOST_TEST_CONTEXT("case " << name) {
-            aqt::raw::connection conn(gw.port());
-            BOOST_TEST_REQUIRE(conn.send(std::string("GET /misbehave/") + name + " HTTP/1.1\r\nHost: t\r\nAuthorization: " +
-                                         gw.bearer("alice") + "\r\n\r\n"));
-            auto r = conn.read_until_close(5s);
+            auto r = raw_get(gw, std::string("/misbehave/") + name)->read_until_close(5s);
             BOOST_TEST(aqt::raw::to_string(r.how) != "timeout");
             auto end = r.data.find("\r\n\r\n");
             BOOST_TEST_REQUIRE(end != std::string::npos, r.data);
@@ -184,10 +188,7 @@ BOOST_AUTO_TEST_CASE(failing_or_short_sources_abort_and_every_source_is_released
     const std::int64_t released_before = before.at("released").as_int64();
     for (const char* target : {"/pull?bytes=2000000&fail_at=300000", "/pull?bytes=2000000&short=10"}) {
         BOOST_TEST_CONTEXT(target) {
-            aqt::raw::connection conn(gw.port());
-            BOOST_TEST_REQUIRE(conn.send(std::string("GET ") + target + " HTTP/1.1\r\nHost: t\r\nAuthorization: " +
-                                         gw.bearer("alice") + "\r\n\r\n"));
-            auto r = conn.read_until_close(10s);
+            auto r = raw_get(gw, target)->read_until_close(10s);
             BOOST_TEST(aqt::raw::to_string(r.how) != "timeout");
             auto end = r.data.find("\r\n\r\n");
             BOOST_TEST_REQUIRE(end != std::string::npos);
@@ -197,12 +198,8 @@ BOOST_AUTO_TEST_CASE(failing_or_short_sources_abort_and_every_source_is_released
     BOOST_TEST(gw.wait_for_log("response body source failed: testplug: deliberate source failure"));
     BOOST_TEST(gw.wait_for_log("body source ended after 1999990 of the declared 2000000 bytes; response aborted"));
     // A client that goes away in the middle of a pulled body.
-    {
-        aqt::raw::connection conn(gw.port(), {4096, ""});
-        BOOST_TEST_REQUIRE(conn.send("GET /pull?bytes=100000000 HTTP/1.1\r\nHost: t\r\nAuthorization: " +
-                                     gw.bearer("alice") + "\r\n\r\n"));
-        BOOST_TEST(aqt::raw::to_string(conn.read_until("abcdef", 5s).how) == "data");
-    }
+    BOOST_TEST(aqt::raw::to_string(raw_get(gw, "/pull?bytes=100000000", {4096, ""})->read_until("abcdef", 5s).how) ==
+               "data");
     // Three sources more, none left open.
     std::int64_t released = 0, open = -1;
     for (int i = 0; i < 200 && (released != released_before + 3 || open != 0); ++i) {
@@ -240,9 +237,7 @@ BOOST_AUTO_TEST_CASE(stalled_readers_of_pulled_and_file_responses_hold_no_worker
     aqt::gateway gw(aqt::with_testplug({{"workers", 1}}));
     std::vector<std::unique_ptr<aqt::raw::connection>> stalled;
     for (const char* target : {"/pull?bytes=200000000", "/file?bytes=60000000", "/pull?unknown=1&bytes=200000000"}) {
-        auto conn = std::make_unique<aqt::raw::connection>(gw.port(), aqt::raw::connection_options{4096, ""});
-        BOOST_TEST_REQUIRE(conn->send(std::string("GET ") + target + " HTTP/1.1\r\nHost: t\r\nAuthorization: " +
-                                      gw.bearer("alice") + "\r\n\r\n"));
+        auto conn = raw_get(gw, target, {4096, ""});
         BOOST_TEST_REQUIRE(aqt::raw::to_string(conn->read_until("abcdef", 5s).how) == "data");
         stalled.push_back(std::move(conn));  // and never read again
     }

@@ -18,16 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::uint64_t handler_starts(const aqt::gateway& gw) {
-    aqt::http::client c(gw.port());
-    return c.get("/counters", {{"Authorization", gw.bearer("alice")}}).json().at("count_started").to_number<std::uint64_t>();
-}
-
-std::string upload_head(const aqt::gateway& gw, std::size_t length) {
-    return "POST /count HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
-           "\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
-}
-
 // Spool files of the gateway: unnamed files in its directory ("DIR/#123 (deleted)").
 std::size_t spool_files(const aqt::gateway& gw) {
     std::size_t n = 0;
@@ -52,26 +42,26 @@ BOOST_AUTO_TEST_CASE(a_client_vanishing_mid_body_never_reaches_a_handler) {
     aqt::gateway gw(aqt::with_testplug({{"workers", 1}}));
     for (int i = 0; i < 5; ++i) {
         aqt::raw::connection conn(gw.port());
-        BOOST_TEST_REQUIRE(conn.send(upload_head(gw, 1000000) + std::string(200000, 'a')));
+        BOOST_TEST_REQUIRE(conn.send(aqt::count_upload_head(gw, 1000000) + std::string(200000, 'a')));
         conn.read_for(50ms);
     }
-    BOOST_TEST(handler_starts(gw) == 0u);
+    BOOST_TEST(aqt::count_handler_starts(gw) == 0u);
     aqt::http::client c(gw.port());
     auto r = c.post("/count", std::string(300000, 'b'), {{"Authorization", gw.bearer("alice")}});
     BOOST_TEST(r.status == 200);
     BOOST_TEST(r.json().at("sha256").as_string() == aqt::sha256_hex(std::string(300000, 'b')));
-    BOOST_TEST(handler_starts(gw) == 1u);
+    BOOST_TEST(aqt::count_handler_starts(gw) == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(a_large_body_waits_in_an_unnamed_file_and_a_small_one_in_memory) {
     aqt::gateway gw(aqt::with_testplug({{"spool_dir", "."}}));
     const std::string body(1 << 20, 'z');
     aqt::raw::connection small(gw.port());
-    BOOST_TEST_REQUIRE(small.send(upload_head(gw, 1000) + body.substr(0, 500)));
+    BOOST_TEST_REQUIRE(small.send(aqt::count_upload_head(gw, 1000) + body.substr(0, 500)));
     aqt::raw::connection large(gw.port());
-    BOOST_TEST_REQUIRE(large.send(upload_head(gw, body.size()) + body.substr(0, 600000)));
+    BOOST_TEST_REQUIRE(large.send(aqt::count_upload_head(gw, body.size()) + body.substr(0, 600000)));
     BOOST_TEST(eventually([&] { return spool_files(gw) == 1; }), "spool files: " << spool_files(gw));
-    BOOST_TEST(handler_starts(gw) == 0u);  // neither body is complete
+    BOOST_TEST(aqt::count_handler_starts(gw) == 0u);  // neither body is complete
 
     BOOST_TEST_REQUIRE(large.send(body.substr(600000)));
     auto res = aqt::raw::parse_response(large.read_response(10s).data);
@@ -94,11 +84,11 @@ BOOST_AUTO_TEST_CASE(a_spool_dir_without_room_for_files_refuses_to_start) {
 BOOST_AUTO_TEST_CASE(bodies_beyond_the_spool_budget_get_503_with_retry_after) {
     aqt::gateway gw(aqt::with_testplug({{"max_spool_bytes", 100000}}));
     aqt::raw::connection first(gw.port());
-    BOOST_TEST_REQUIRE(first.send(upload_head(gw, 80000) + std::string(1000, 'a')));
+    BOOST_TEST_REQUIRE(first.send(aqt::count_upload_head(gw, 80000) + std::string(1000, 'a')));
     std::this_thread::sleep_for(100ms);  // its 80000 bytes are reserved once the head is read
 
     aqt::raw::connection second(gw.port());
-    BOOST_TEST_REQUIRE(second.send(upload_head(gw, 50000)));
+    BOOST_TEST_REQUIRE(second.send(aqt::count_upload_head(gw, 50000)));
     auto refused = aqt::raw::parse_response(second.read_response(5s).data);
     aqt::expect::error_envelope(refused, {503, "server_error", "overloaded", std::nullopt,
                                           "The server is receiving too many request bodies at once. Retry later."});

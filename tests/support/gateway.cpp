@@ -364,6 +364,13 @@ bool gateway::wait_for_log(std::string_view needle, std::chrono::milliseconds ti
     }
 }
 
+std::size_t gateway::log_count(std::string_view needle) const {
+    const std::string text = log();
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++n;
+    return n;
+}
+
 void gateway::signal(int sig) {
     if (!running()) throw std::logic_error("aqt::gateway::signal: process is not running");
     if (::kill(pid_, sig) != 0) throw std::runtime_error(std::string("kill: ") + std::strerror(errno));

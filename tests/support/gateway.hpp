@@ -83,6 +83,8 @@ public:
     std::string log() const;
     // Waits until the log contains `needle`; false on timeout.
     bool wait_for_log(std::string_view needle, std::chrono::milliseconds timeout = 10s) const;
+    // How often `needle` occurs in the log so far.
+    std::size_t log_count(std::string_view needle) const;
 
     const std::filesystem::path& dir() const noexcept { return dir_; }
     const std::filesystem::path& config_path() const noexcept { return config_path_; }
