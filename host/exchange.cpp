@@ -190,6 +190,9 @@ aq_status exchange::respond_file(int status, header_list headers, unique_fd fd, 
 }
 
 void exchange::handler_returned() {
+    // Nobody reads the body any more: its memory, file and spool budget go back now, not when
+    // a long response has been written.
+    body_.reset();
     bool pull_now = false, release_now = false;
     {
         std::lock_guard lock(mutex_);

@@ -114,7 +114,8 @@ typedef void (*aq_handler_fn)(void* ctx, aq_request* req);
 
 /* ABI 1.1. A response body the host pulls (respond_source), so that no thread waits while a
  * client reads slowly: the host asks for the next piece only when the connection has room for
- * it. A client that stops reading costs a socket and the piece in flight, no thread. */
+ * it. A client that stops reading costs a socket, the pieces already queued (a few hundred KiB
+ * at most) and what the source itself holds; no thread. */
 typedef struct aq_body_source {
     size_t struct_size;
     void* ctx; /* owned by the plugin; passed back to read and release */
