@@ -10,6 +10,7 @@
 
 #include <aqueduct/abi.h>
 
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <csignal>
@@ -88,6 +89,12 @@ int main(int argc, char** argv) {
         std::cerr << usage;
         return 2;
     }
+
+    // Large buffers (the stores' 1 MiB chunks) are allocated on whichever worker pulls the next
+    // piece of a response. With glibc's dynamic mmap threshold each worker's arena then keeps a
+    // freed chunk or two: measured with files_bench, the peak RSS of a download went from 22 to
+    // 47 MiB. A fixed threshold maps such buffers directly and gives them back when freed.
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
     // Block termination signals before any thread exists, so every thread inherits the mask and
     // the gateway receives them with sigwait on the main thread. A peer closing a socket must not
