@@ -426,11 +426,35 @@ config parse_config(std::string_view text, const std::filesystem::path& config_d
             cfg.shutdown_timeout_ms = static_cast<std::uint32_t>(integer_of(v, key, 0, u32));
         } else if (key == "max_drain_bytes") {
             cfg.max_drain_bytes = integer_of(v, key, 0, std::numeric_limits<std::uint64_t>::max());
+        } else if (key == "max_connections") {
+            cfg.max_connections = static_cast<std::uint32_t>(integer_of(v, key, 1, u32));
+        } else if (key == "max_connections_per_ip") {
+            cfg.max_connections_per_ip = static_cast<std::uint32_t>(integer_of(v, key, 0, u32));
+        } else if (key == "max_requests_per_principal") {
+            cfg.max_requests_per_principal = static_cast<std::uint32_t>(integer_of(v, key, 1, u32));
+        } else if (key == "max_queued_requests") {
+            cfg.max_queued_requests = static_cast<std::uint32_t>(integer_of(v, key, 1, u32));
+        } else if (key == "min_body_rate_bytes_per_s") {
+            cfg.min_body_rate_bytes_per_s = integer_of(v, key, 0, u32);
+        } else if (key == "body_rate_window_ms") {
+            cfg.body_rate_window_ms = static_cast<std::uint32_t>(integer_of(v, key, 100, u32));
+        } else if (key == "spool_dir") {
+            const std::string dir = string_of(v, key);
+            if (dir.empty()) fail(key, "must not be empty");
+            cfg.spool_dir = (cfg.config_dir / dir).lexically_normal();
+        } else if (key == "spool_memory_bytes") {
+            cfg.spool_memory_bytes = integer_of(v, key, 0, 1ull << 30);
+        } else if (key == "max_spool_bytes") {
+            cfg.max_spool_bytes = integer_of(v, key, 0, std::numeric_limits<std::uint64_t>::max());
         } else {
             fail(key, "unknown key");
         }
     }
     if (const json::value* plugins = top.if_contains("plugins")) cfg.plugins = parse_plugins(*plugins, "plugins", cfg);
+    if (cfg.spool_dir.empty()) {
+        const std::optional<std::string> tmp = env("TMPDIR");
+        cfg.spool_dir = tmp && !tmp->empty() ? std::filesystem::path(*tmp) : std::filesystem::path("/tmp");
+    }
     return cfg;
 }
 
