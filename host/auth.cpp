@@ -2,6 +2,8 @@
 
 #include "ascii.hpp"
 
+#include <aqueduct/plugin.hpp>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -13,12 +15,6 @@ namespace aqd {
 namespace {
 
 constexpr char hex_digits[] = "0123456789abcdef";
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
 
 void digest(std::string_view data, unsigned char (&out)[32]) {
     unsigned int len = 0;
@@ -48,8 +44,8 @@ authenticator::authenticator(const std::vector<token_config>& tokens) {
             throw std::invalid_argument("token " + t.name + ": sha256 must be 64 lowercase hex digits");
         entry e{};
         for (std::size_t i = 0; i < 32; ++i) {
-            const int hi = hex_value(t.sha256[2 * i]);
-            const int lo = hex_value(t.sha256[2 * i + 1]);
+            const int hi = aq::hex_value(t.sha256[2 * i]);
+            const int lo = aq::hex_value(t.sha256[2 * i + 1]);
             if (hi < 0 || lo < 0)
                 throw std::invalid_argument("token " + t.name + ": sha256 must be 64 lowercase hex digits");
             e.digest[i] = static_cast<unsigned char>(hi << 4 | lo);
