@@ -4,6 +4,7 @@
 #include "config.hpp"
 #include "log.hpp"
 #include "request_decoder.hpp"
+#include "request_id.hpp"
 #include "response_head.hpp"
 #include "response_rules.hpp"
 #include "router.hpp"
@@ -134,6 +135,8 @@ connection::~connection() {
 template <class Fn>
 void connection::guarded(Fn&& fn) noexcept {
     try {
+        // Lines logged while this connection works on a request carry its id.
+        log::request_scope scope(req_ ? std::string_view(req_->request_id) : std::string_view());
         fn();
     } catch (const std::exception& e) {
         try {
@@ -298,7 +301,8 @@ void connection::begin_request() {
     const bool first = read_ == read_state::fresh;
     req_ = std::make_unique<request_state>(ctx_->cfg);
     // Every answer carries an id, including the 400 for a request that never parsed.
-    req_->request_id = aq::random_id("req_", 24);
+    req_->request_id = make_request_id();
+    log::request_scope::switch_to(req_->request_id);
     read_ = read_state::head;
     // The first request's header time runs from the accept; a later one's from its first byte.
     if (!first) deadline_ = clock_type::now() + milliseconds(ctx_->cfg.header_timeout_ms);
@@ -322,6 +326,12 @@ void connection::on_head() {
     const auto& h = r.decoder.head();
     r.http10 = h.version == 10;
     r.keep_alive = h.keep_alive && !ctx_->stopping;
+    // The client's own id, when it is sane, follows the request from here on (also into the
+    // answers below); the generated one served only a request that never parsed.
+    if (const std::string* id = h.field("x-request-id"); id && acceptable_request_id(*id)) {
+        r.request_id = *id;
+        log::request_scope::switch_to(r.request_id);
+    }
     const std::string_view target = h.target;
     if (target.empty() || target.front() != '/')
         return answer(400, "Malformed HTTP request: the request target must start with '/'.", then::linger);
@@ -447,6 +457,9 @@ void connection::dispatch() {
     const aq_handler_fn handler = r.route->handler;
     void* handler_ctx = r.route->ctx;
     if (!ctx_->pool.try_post([ex = r.ex, handler, handler_ctx] {
+            // Plugin lines written from the handler (and from the source it may leave behind,
+            // whose first piece is read right after it returns) carry the request's id.
+            log::request_scope scope(ex->head().request_id);
             handler(handler_ctx, ex.get());
             ex->handler_returned();
         })) {

@@ -2,6 +2,7 @@
 
 #include "config.hpp"
 #include "log.hpp"
+#include "request_id.hpp"
 #include "response_head.hpp"
 
 #include <aqueduct/plugin.hpp>
@@ -198,7 +199,7 @@ void listener::refuse(tcp::socket& socket, std::string_view message) {
     head.headers = &headers;
     head.length = body.size();
     head.keep_alive = false;
-    const std::string id = aq::random_id("req_", 24);
+    const std::string id = make_request_id();
     head.request_id = id;
     const std::string bytes = head.serialize() + body;
     // One attempt, never a wait: a fresh socket's send buffer takes a few hundred bytes.

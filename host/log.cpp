@@ -15,6 +15,12 @@ namespace {
 
 std::atomic<int> current_level{AQ_LOG_INFO};
 
+// The id of the request this thread works for (request_scope); empty when none.
+std::string& thread_request() {
+    thread_local std::string id;
+    return id;
+}
+
 const char* level_name(aq_log_level level) {
     switch (level) {
     case AQ_LOG_DEBUG: return "DEBUG";
@@ -61,6 +67,22 @@ void append_escaped(std::string& out, std::string_view text) {
 
 }  // namespace
 
+request_scope::request_scope(std::string_view request_id) {
+    std::string& current = thread_request();
+    if (!current.empty()) saved_ = current;
+    current.assign(request_id);  // keeps the thread's buffer: no allocation after the first
+}
+
+request_scope::~request_scope() {
+    std::string& current = thread_request();
+    if (saved_.empty())
+        current.clear();
+    else
+        current.swap(saved_);
+}
+
+void request_scope::switch_to(std::string_view request_id) { thread_request().assign(request_id); }
+
 void set_level(aq_log_level level) { current_level.store(level, std::memory_order_relaxed); }
 
 bool enabled(aq_log_level level) { return level >= current_level.load(std::memory_order_relaxed); }
@@ -83,6 +105,11 @@ void write(aq_log_level level, std::string_view source, std::string_view message
     line += " [";
     append_escaped(line, source);
     line += "] ";
+    if (const std::string& request = thread_request(); !request.empty()) {
+        line += '[';
+        append_escaped(line, request);
+        line += "] ";
+    }
     append_escaped(line, message);
     line += '\n';
 
