@@ -1,7 +1,9 @@
 #include "connection.hpp"
 
+#include "access_log.hpp"
 #include "auth.hpp"
 #include "config.hpp"
+#include "host_metrics.hpp"
 #include "log.hpp"
 #include "request_decoder.hpp"
 #include "request_id.hpp"
@@ -56,10 +58,10 @@ constexpr std::string_view last_chunk = "0\r\n\r\n";
 
 // ---- shared state --------------------------------------------------------------------------
 
-connection_context::connection_context(const config& c, const router& r, const authenticator& a, worker_pool& p,
-                                       std::function<bool()> rd)
-    : cfg(c), routes(r), auth(a), pool(p), ready(std::move(rd)), principals(c.max_requests_per_principal),
-      spool(c.max_spool_bytes) {}
+connection_context::connection_context(server_parts parts)
+    : cfg(parts.cfg), routes(parts.routes), auth(parts.auth), pool(parts.pool), metrics(parts.metrics),
+      access(parts.access), live(std::move(parts.live)), not_ready(std::move(parts.not_ready)),
+      principals(cfg.max_requests_per_principal), spool(cfg.max_spool_bytes) {}
 
 void connection_context::request_started() {
     std::lock_guard lock(mutex);
@@ -77,8 +79,36 @@ void connection_context::request_finished() {
 // Everything that exists only while a request is in progress, so that an idle connection holds
 // none of it.
 struct connection::request_state {
-    explicit request_state(const config& cfg)
-        : decoder(cfg.max_header_bytes), rate(cfg.min_body_rate_bytes_per_s, milliseconds(cfg.body_rate_window_ms)) {}
+    request_state(connection_context& c, const std::string& client)
+        : ctx(c), client(client), decoder(c.cfg.max_header_bytes),
+          rate(c.cfg.min_body_rate_bytes_per_s, milliseconds(c.cfg.body_rate_window_ms)) {}
+
+    // A request ends when this state goes, however it ended (answered, cut off, the client
+    // gone): the access log and the metrics hear about it here, exactly once. A request whose
+    // head never arrived and that got no answer (a client that sent a few bytes and left) is
+    // not a request to either.
+    ~request_state() {
+        // The decoder keeps the request line however far the request got.
+        const request_line_and_fields& line = decoder.head();
+        if (status == 0 && line.method.empty()) return;
+        try {
+            request_record rec;
+            rec.request_id = request_id;
+            rec.client = client;
+            rec.method = line.method;
+            rec.route = route_label;
+            rec.path = std::string_view(line.target).substr(0, line.target.find('?'));
+            rec.token = who ? std::string_view(who->token_name) : std::string_view();
+            rec.status = status ? status : 499;  // nginx's "client closed request": no response began
+            rec.bytes_in = bytes_in;
+            rec.bytes_out = bytes_out;
+            rec.duration = clock_type::now() - started;
+            ctx.metrics.request_finished(rec.route, rec.method, rec.status, rec.bytes_in, rec.bytes_out, rec.duration);
+            ctx.access.write(rec);
+        } catch (const std::exception& e) {
+            log::error("http", std::string("recording a finished request failed: ") + e.what());
+        }
+    }
 
     // The request counts as in flight (server drain) from admission until this state goes.
     struct in_flight_mark {
@@ -94,6 +124,16 @@ struct connection::request_state {
             if (ctx) ctx->request_finished();
         }
     };
+
+    connection_context& ctx;
+    const std::string& client;  // the connection's, which outlives its requests
+
+    // What the access log and the metrics say about the request.
+    time_point started = clock_type::now();  // its first byte
+    int status = 0;                          // of the response that began; 0: none
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+    std::string_view route_label;            // the route's pattern or a host route; empty: none
+    std::shared_ptr<const principal> who;
 
     request_decoder decoder;
     std::string request_id;
@@ -162,6 +202,8 @@ void connection::start() {
         self->guarded([&] {
             if (self->ctx_->stopping) return self->close();
             boost::system::error_code ec;
+            const auto remote = self->socket_.remote_endpoint(ec);
+            if (!ec) self->client_ = remote.address().to_string();
             self->socket_.set_option(tcp::no_delay(true), ec);
             self->socket_.non_blocking(true, ec);
             self->deadline_ = clock_type::now() + milliseconds(self->ctx_->cfg.header_timeout_ms);
@@ -258,7 +300,9 @@ void connection::consume(std::string_view bytes) {
             break;
         case read_state::head: {
             auto& r = *req_;
-            bytes.remove_prefix(r.decoder.feed(bytes, r.decoded));
+            const std::size_t used = r.decoder.feed(bytes, r.decoded);
+            r.bytes_in += used;
+            bytes.remove_prefix(used);
             switch (r.decoder.current()) {
             case request_decoder::state::head:
                 break;
@@ -275,7 +319,9 @@ void connection::consume(std::string_view bytes) {
         case read_state::draining: {
             auto& r = *req_;
             r.decoded.clear();
-            bytes.remove_prefix(r.decoder.feed(bytes, r.decoded));
+            const std::size_t used = r.decoder.feed(bytes, r.decoded);
+            r.bytes_in += used;
+            bytes.remove_prefix(used);
             r.activity = clock_type::now();
             if (read_ == read_state::body) {
                 on_body_bytes();
@@ -299,7 +345,7 @@ void connection::consume(std::string_view bytes) {
 
 void connection::begin_request() {
     const bool first = read_ == read_state::fresh;
-    req_ = std::make_unique<request_state>(ctx_->cfg);
+    req_ = std::make_unique<request_state>(*ctx_, client_);
     // Every answer carries an id, including the 400 for a request that never parsed.
     req_->request_id = make_request_id();
     log::request_scope::switch_to(req_->request_id);
@@ -307,6 +353,52 @@ void connection::begin_request() {
     // The first request's header time runs from the accept; a later one's from its first byte.
     if (!first) deadline_ = clock_type::now() + milliseconds(ctx_->cfg.header_timeout_ms);
     arm_timer();
+}
+
+bool connection::host_route(const std::string& method, const std::string& path) {
+    auto& r = *req_;
+    const bool health = path == "/healthz" || path == "/v1/healthz";
+    const bool ready = path == "/readyz" || path == "/v1/readyz";
+    const bool metrics = path == "/metrics" && ctx_->cfg.metrics != metrics_access::off;
+    if (!health && !ready && !metrics) return false;
+    r.route_label = health ? "/healthz" : ready ? "/readyz" : "/metrics";
+    if (method != "GET") {
+        answer(405, "Method " + method + " is not allowed on " + path + ".", after_unread_body(), {{"Allow", "GET"}});
+        return true;
+    }
+    if (health) {
+        // Liveness: the process serves. Readiness (below) also asks the plugins.
+        const bool ok = ctx_->live() && !ctx_->stopping;
+        send_host_response(ok ? 200 : 503, {{"Content-Type", "application/json"}},
+                           ok ? R"({"status":"ok"})" : R"({"status":"unavailable"})", after_unread_body());
+    } else if (ready) {
+        const bool up = ctx_->live() && !ctx_->stopping;
+        const std::vector<std::string> waiting = up ? ctx_->not_ready() : std::vector<std::string>{};
+        std::string body;
+        if (up && waiting.empty()) {
+            body = R"({"status":"ready"})";
+        } else {
+            body = R"({"status":"unavailable","not_ready":[)";
+            for (std::size_t i = 0; i < waiting.size(); ++i) body += (i ? ",\"" : "\"") + waiting[i] + "\"";
+            body += "]}";
+        }
+        send_host_response(up && waiting.empty() ? 200 : 503, {{"Content-Type", "application/json"}}, std::move(body),
+                           after_unread_body());
+    } else {
+        if (ctx_->cfg.metrics == metrics_access::token) {
+            const std::string* authorization = r.decoder.head().field("authorization");
+            if (authorization) r.who = ctx_->auth.authenticate(*authorization);
+            if (!r.who) {
+                answer(401, authorization ? "Incorrect API key provided." : "You didn't provide an API key.",
+                       after_unread_body(), {{"WWW-Authenticate", "Bearer"}}, "invalid_request_error", "",
+                       authorization ? "invalid_api_key" : "");
+                return true;
+            }
+        }
+        send_host_response(200, {{"Content-Type", std::string(metrics::registry::content_type)}},
+                           ctx_->metrics.registry.expose(), after_unread_body());
+    }
+    return true;
 }
 
 connection::then connection::after_unread_body() const {
@@ -343,14 +435,7 @@ void connection::on_head() {
     const std::string& path = r.head.path;
     const bool has_body = h.framing != body_framing::none;
 
-    if (path == "/healthz" || path == "/v1/healthz") {
-        if (method != "GET")
-            return answer(405, "Method " + method + " is not allowed on " + path + ".", after_unread_body(),
-                          {{"Allow", "GET"}});
-        const bool ok = ctx_->ready() && !ctx_->stopping;
-        return send_host_response(ok ? 200 : 503, {{"Content-Type", "application/json"}},
-                                  ok ? R"({"status":"ok"})" : R"({"status":"unavailable"})", after_unread_body());
-    }
+    if (host_route(method, path)) return;
 
     auto found = ctx_->routes.find(method, path);
     if (found.result == router::outcome::not_found)
@@ -360,8 +445,9 @@ void connection::on_head() {
                       {{"Allow", found.allow}});
     const route_target& route = *found.target;
     r.route = &route;
+    r.route_label = route.pattern;
 
-    const principal* who = nullptr;
+    std::shared_ptr<const principal> who;
     if (!(route.flags & AQ_ROUTE_PUBLIC)) {
         const std::string* authorization = h.field("authorization");
         if (!authorization)
@@ -373,13 +459,16 @@ void connection::on_head() {
         if (!who)
             return answer(401, "Incorrect API key provided.", after_unread_body(), {{"WWW-Authenticate", "Bearer"}},
                           "invalid_request_error", "", "invalid_api_key");
+        r.who = who;
         r.ticket = ctx_->principals.try_enter(who->token_name);
-        if (!r.ticket)
+        if (!r.ticket) {
+            ctx_->metrics.refused_requests.counter({"principal_limit"}).add(1);
             return answer(429,
                           "Too many concurrent requests for this API key: at most " +
                               std::to_string(ctx_->principals.limit()) +
                               " at once. Retry when one of them has finished.",
                           after_unread_body(), {{"retry-after", "1"}}, "rate_limit_error", "", "rate_limit_exceeded");
+        }
     }
 
     const std::uint64_t max_body = route.max_body_bytes;
@@ -394,9 +483,11 @@ void connection::on_head() {
                       after_unread_body());
     }
     // Refused before the body is read when the handlers are already behind.
-    if (ctx_->pool.saturated())
+    if (ctx_->pool.saturated()) {
+        ctx_->metrics.refused_requests.counter({"queue_full"}).add(1);
         return answer(503, "The server is busy. Retry later.", after_unread_body(), {{"retry-after", "1"}}, "",
                       "", "overloaded");
+    }
 
     r.head.request_id = r.request_id;
     r.head.who = who;
@@ -408,9 +499,11 @@ void connection::on_head() {
 
     if (!has_body) return dispatch();
     r.spool = std::make_unique<body_spool>(ctx_->cfg.spool_dir, ctx_->cfg.spool_memory_bytes, ctx_->spool);
-    if (h.framing == body_framing::length && !r.spool->reserve_total(h.content_length))
+    if (h.framing == body_framing::length && !r.spool->reserve_total(h.content_length)) {
+        ctx_->metrics.refused_requests.counter({"spool_full"}).add(1);
         return answer(503, "The server is receiving too many request bodies at once. Retry later.",
                       after_unread_body(), {{"retry-after", "1"}}, "", "", "overloaded");
+    }
     read_ = read_state::body;
     r.activity = r.rate_mark = clock_type::now();
     // Only a request that will be handled gets "100 Continue"; refusals above answered with the
@@ -441,9 +534,11 @@ void connection::on_body_bytes() {
             log::error("http", std::string(e.what()) + " (request " + r.request_id + ")");
             return answer(500, "The server could not store the request body.", then::linger);
         }
-        if (!stored)
+        if (!stored) {
+            ctx_->metrics.refused_requests.counter({"spool_full"}).add(1);
             return answer(503, "The server is receiving too many request bodies at once. Retry later.", then::linger,
                           {{"retry-after", "1"}}, "", "", "overloaded");
+        }
     }
     if (r.decoder.current() == request_decoder::state::complete) dispatch();
 }
@@ -464,6 +559,7 @@ void connection::dispatch() {
             ex->handler_returned();
         })) {
         r.ex.reset();  // gives back the principal's place and the spool
+        ctx_->metrics.refused_requests.counter({"queue_full"}).add(1);
         return answer(503, "The server is busy. Retry later.", r.keep_alive ? then::next_request : then::linger,
                       {{"retry-after", "1"}}, "", "", "overloaded");
     }
@@ -483,6 +579,7 @@ bool connection::send_interim() {
         close();
         return false;
     }
+    req_->bytes_out += continue_response.size();
     return true;
 }
 
@@ -512,6 +609,7 @@ void connection::write_item(exchange::outbound item) {
     auto& r = *req_;
     switch (item.kind) {
     case exchange::outbound::complete: {
+        r.status = item.status;
         response_head h;
         h.status = item.status;
         h.headers = &item.headers;
@@ -528,6 +626,7 @@ void connection::write_item(exchange::outbound item) {
     }
     case exchange::outbound::head:
     case exchange::outbound::file: {
+        r.status = item.status;
         response_head h;
         h.status = item.status;
         h.headers = &item.headers;
@@ -595,6 +694,7 @@ void connection::on_written(boost::system::error_code ec, std::size_t n, bool la
     if (ec) return peer_gone(ec);
     auto& r = *req_;
     const auto now = clock_type::now();
+    r.bytes_out += n;
     r.rate.moved(n);
     if (r.ex && !r.rate.waited(now - r.rate_mark)) return cut_slow("response body");
     std::string().swap(r.out_data);
@@ -634,6 +734,7 @@ void connection::send_file() {
         if (n > 0) {
             r.file_offset += static_cast<std::uint64_t>(n);
             r.file_left -= static_cast<std::uint64_t>(n);
+            r.bytes_out += static_cast<std::uint64_t>(n);
             r.rate.moved(static_cast<std::uint64_t>(n));
             sent += static_cast<std::uint64_t>(n);
             if (sent >= file_bytes_per_turn && r.file_left > 0) {
@@ -690,6 +791,7 @@ void connection::send_host_response(int status, header_list headers, std::string
     if (read_ != read_state::closed) read_ = read_state::stopped;
     if (ctx_->stopping && (next == then::next_request || next == then::drain)) next = then::linger;
     r.after_answer = next;
+    r.status = status;
     response_head h;
     h.status = status;
     h.headers = &headers;

@@ -28,6 +28,7 @@
 #include "admission.hpp"
 #include "body_spool.hpp"
 #include "exchange.hpp"
+#include "http_server.hpp"
 #include "listener.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -52,14 +53,16 @@ class connection;
 
 // What every connection of one server shares. Owned by the http_server; outlives connections.
 struct connection_context {
-    connection_context(const config& c, const router& r, const authenticator& a, worker_pool& p,
-                       std::function<bool()> rd);
+    explicit connection_context(server_parts parts);
 
     const config& cfg;
     const router& routes;
     const authenticator& auth;
     worker_pool& pool;
-    std::function<bool()> ready;  // answers /healthz
+    host_metrics& metrics;
+    access_log& access;
+    std::function<bool()> live;                          // answers /healthz
+    std::function<std::vector<std::string>()> not_ready; // answers /readyz
     admission principals;
     spool_budget spool;
     std::atomic<bool> stopping{false};
@@ -141,6 +144,8 @@ private:
     void on_timer(boost::system::error_code ec);
     void cut_slow(const char* what);
     std::string peer() const;
+    // /healthz, /readyz and /metrics: answered by the host itself. False for any other path.
+    bool host_route(const std::string& method, const std::string& path);
 
     boost::asio::ip::tcp::socket socket_;
     boost::asio::steady_timer timer_;
@@ -151,6 +156,7 @@ private:
     time_point deadline_{};              // header, idle or linger deadline (the read states that have one)
     std::unique_ptr<request_state> req_;  // only while a request is in progress
     std::string pending_;                 // bytes of the next request that came early (pipelining)
+    std::string client_;                  // the peer's address, for the access log
     bool read_waiting_ = false;           // an async wait for readability is outstanding
 };
 

@@ -2,8 +2,10 @@
 
 #include "config.hpp"
 #include "connection.hpp"
+#include "host_metrics.hpp"
 #include "listener.hpp"
 #include "log.hpp"
+#include "worker_pool.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -35,11 +37,35 @@ struct http_server::state {
     }
 };
 
-http_server::http_server(const config& cfg, const router& routes, const authenticator& auth, worker_pool& pool,
-                         std::function<bool()> ready)
-    : state_(std::make_shared<state>()) {
-    state_->ctx = std::make_shared<connection_context>(cfg, routes, auth, pool, std::move(ready));
-    state_->ioc.emplace(static_cast<int>(cfg.io_threads ? cfg.io_threads : 1));
+http_server::http_server(server_parts parts) : state_(std::make_shared<state>()) {
+    const unsigned io_threads = parts.cfg.io_threads ? parts.cfg.io_threads : 1;
+    metrics::registry& registry = parts.metrics.registry;
+    state_->ctx = std::make_shared<connection_context>(std::move(parts));
+    state_->ioc.emplace(static_cast<int>(io_threads));
+
+    // Sampled when scraped; a scrape only comes through this server, so the state is there.
+    std::weak_ptr<state> weak = state_;
+    auto sample = [weak](auto fn) {
+        return [weak, fn]() -> double {
+            const auto s = weak.lock();
+            return s ? fn(*s) : 0.0;
+        };
+    };
+    registry.add_sampled(metrics::kind::gauge, "aqueduct_http_connections_open", "Client connections open now.",
+                         sample([](state& s) { return s.accepting ? double(s.accepting->open_connections()) : 0.0; }));
+    registry.add_sampled(metrics::kind::gauge, "aqueduct_http_requests_in_flight",
+                         "Requests admitted and not finished (from the accepted head to the end of the response).",
+                         sample([](state& s) {
+                             std::lock_guard lock(s.ctx->mutex);
+                             return double(s.ctx->in_flight);
+                         }));
+    registry.add_sampled(metrics::kind::gauge, "aqueduct_handler_queue_depth",
+                         "Requests waiting for a handler thread (the limit is max_queued_requests).",
+                         sample([](state& s) { return double(s.ctx->pool.queued()); }));
+    registry.add_sampled(metrics::kind::gauge, "aqueduct_spool_bytes",
+                         "Bytes of request bodies being received or waiting for their handler, in memory and on "
+                         "disk (the limit is max_spool_bytes).",
+                         sample([](state& s) { return double(s.ctx->spool.used()); }));
 }
 
 http_server::~http_server() {
@@ -58,9 +84,10 @@ std::string http_server::start() {
     auto& s = *state_;
     auto ctx = s.ctx;
     auto& ioc = *s.ioc;
-    s.accepting = std::make_shared<listener>(ioc, ctx->cfg, [ctx](asio::ip::tcp::socket socket, connection_slot slot) {
-        std::make_shared<connection>(std::move(socket), ctx, std::move(slot))->start();
-    });
+    s.accepting = std::make_shared<listener>(ioc, ctx->cfg, ctx->metrics,
+                                             [ctx](asio::ip::tcp::socket socket, connection_slot slot) {
+                                                 std::make_shared<connection>(std::move(socket), ctx, std::move(slot))->start();
+                                             });
     std::string bound = s.accepting->open();
     s.work.emplace(ioc.get_executor());
     s.accepting->start();

@@ -12,19 +12,34 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace aqd {
 
 struct config;
+struct host_metrics;
 class router;
 class authenticator;
 class worker_pool;
+class access_log;
+
+// What the server uses of the rest of the host. Everything outlives the server.
+struct server_parts {
+    const config& cfg;
+    const router& routes;
+    const authenticator& auth;  // its tokens may be replaced while the server runs
+    worker_pool& pool;
+    host_metrics& metrics;      // counted into; its registry answers /metrics
+    access_log& access;
+    std::function<bool()> live;                          // /healthz: initialised and not stopping
+    std::function<std::vector<std::string>()> not_ready; // /readyz: the plugins not ready now
+};
 
 class http_server {
 public:
-    // `ready` answers /healthz: true when the host and every plugin are ready.
-    http_server(const config& cfg, const router& routes, const authenticator& auth, worker_pool& pool,
-                std::function<bool()> ready);
+    // Registers the server's sampled metrics (open connections, requests in flight, queue
+    // depth, spool bytes) with parts.metrics.
+    explicit http_server(server_parts parts);
     // Destroy only after the worker pool stopped: the last requests are let go here.
     ~http_server();
 

@@ -1,6 +1,7 @@
 #include "listener.hpp"
 
 #include "config.hpp"
+#include "host_metrics.hpp"
 #include "log.hpp"
 #include "request_id.hpp"
 #include "response_head.hpp"
@@ -84,8 +85,8 @@ void listener::throttled_log::note(std::string_view what) {
     suppressed = 0;
 }
 
-listener::listener(asio::io_context& ioc, const config& cfg, on_connection fn)
-    : ioc_(ioc), cfg_(cfg), on_connection_(std::move(fn)), strand_(asio::make_strand(ioc)), acceptor_(strand_),
+listener::listener(asio::io_context& ioc, const config& cfg, host_metrics& metrics, on_connection fn)
+    : ioc_(ioc), cfg_(cfg), metrics_(metrics), on_connection_(std::move(fn)), strand_(asio::make_strand(ioc)), acceptor_(strand_),
       pause_(strand_), counts_(std::make_shared<connection_slot::counts>()) {}
 
 std::string listener::open() {
@@ -136,6 +137,7 @@ void listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
     if (stopped_ || ec == asio::error::operation_aborted) return;
     if (ec) {
         if (out_of_resources(ec)) {
+            metrics_.refused_connections.counter({"no_descriptors"}).add(1);
             fd_log_.note("accept failed: " + ec.message() + "; pausing accepts for " +
                          std::to_string(accept_pause.count()) + " ms each time until descriptors free up");
             pause_.expires_after(accept_pause);
@@ -175,11 +177,13 @@ void listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
     }
     switch (v) {
     case verdict::too_many:
+        metrics_.refused_connections.counter({"max_connections"}).add(1);
         limit_log_.note("refused a connection: max_connections (" + std::to_string(cfg_.max_connections) +
                         ") are open");
         refuse(socket, "The server has too many open connections. Retry later.");
         break;
     case verdict::too_many_from_ip:
+        metrics_.refused_connections.counter({"max_connections_per_ip"}).add(1);
         per_ip_log_.note("refused a connection from " + peer.address().to_string() + ": max_connections_per_ip (" +
                          std::to_string(cfg_.max_connections_per_ip) + ") are open");
         refuse(socket, "Too many open connections from your address. Retry later.");

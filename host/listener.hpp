@@ -27,6 +27,7 @@
 namespace aqd {
 
 struct config;
+struct host_metrics;
 
 // A connection's place under the connection limits; released when the socket closes.
 class connection_slot {
@@ -56,7 +57,7 @@ public:
     static constexpr std::chrono::milliseconds accept_pause{100};
     static constexpr std::chrono::seconds log_interval{10};
 
-    listener(boost::asio::io_context& ioc, const config& cfg, on_connection fn);
+    listener(boost::asio::io_context& ioc, const config& cfg, host_metrics& metrics, on_connection fn);
 
     // Binds and listens; returns "ADDR:PORT" with the real port. Throws std::system_error.
     std::string open();
@@ -80,6 +81,7 @@ private:
 
     boost::asio::io_context& ioc_;
     const config& cfg_;
+    host_metrics& metrics_;
     on_connection on_connection_;
     boost::asio::strand<boost::asio::io_context::executor_type> strand_;
     boost::asio::ip::tcp::acceptor acceptor_;

@@ -31,20 +31,22 @@ const char* level_name(aq_log_level level) {
     return "?????";
 }
 
-// "2026-11-24T20:10:09.123Z "
-void append_timestamp(std::string& out) {
+}  // namespace
+
+void append_timestamp(std::string& out, std::chrono::system_clock::time_point now) {
     using namespace std::chrono;
-    const auto now = system_clock::now();
     const auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
     const std::time_t seconds = system_clock::to_time_t(now);
     std::tm utc{};
     gmtime_r(&seconds, &utc);
     char buf[32];
-    const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ ",
+    const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
                                 utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
                                 utc.tm_min, utc.tm_sec, static_cast<int>(millis));
     out.append(buf, static_cast<std::size_t>(n));
 }
+
+namespace {
 
 // A record is exactly one line: text that comes from clients or plugins could otherwise forge
 // extra log lines, so line breaks and other control characters are escaped.
@@ -100,7 +102,8 @@ void write(aq_log_level level, std::string_view source, std::string_view message
     if (!enabled(level)) return;
     std::string line;
     line.reserve(40 + source.size() + message.size());
-    append_timestamp(line);
+    append_timestamp(line, std::chrono::system_clock::now());
+    line += ' ';
     line += level_name(level);
     line += " [";
     append_escaped(line, source);

@@ -5,6 +5,7 @@
 
 #include "aqueduct/abi.h"
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,9 @@ bool enabled(aq_log_level level);
 bool parse_level(std::string_view text, aq_log_level& level);
 
 void write(aq_log_level level, std::string_view source, std::string_view message);
+
+// "2026-11-24T20:10:09.123Z": the time format of every log line (and of the access log).
+void append_timestamp(std::string& out, std::chrono::system_clock::time_point when);
 
 // The request the calling thread works for, put on every line it writes until the scope ends:
 // the host sets one around a handler call, a pulled body source's reads and the connection's own

@@ -96,13 +96,11 @@ int main(int argc, char** argv) {
     // 47 MiB. A fixed threshold maps such buffers directly and gives them back when freed.
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
-    // Block termination signals before any thread exists, so every thread inherits the mask and
-    // the gateway receives them with sigwait on the main thread. A peer closing a socket must not
+    // Block the gateway's signals (termination, reload, log reopening) before any thread exists,
+    // so every thread inherits the mask and the gateway receives them with sigwait on the main
+    // thread. A peer closing a socket must not
     // kill the process either.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
+    const sigset_t signals = aqd::gateway_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
@@ -117,5 +115,5 @@ int main(int argc, char** argv) {
     aqd::log::parse_level(cfg.log_level, level);
     aqd::log::set_level(level);
     raise_open_file_limit(cfg);
-    return aqd::run_gateway(cfg);
+    return aqd::run_gateway(cfg, config_path);
 }

@@ -95,6 +95,7 @@ void router::add(std::string_view method, std::string_view pattern, route_target
         }
     }
     r.target = std::move(target);
+    r.target.pattern = std::string(pattern);
     routes_.push_back(std::move(r));
 }
 

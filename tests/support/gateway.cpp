@@ -119,6 +119,7 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
 }
 
 struct spawn_io {
+    fs::path program;        // empty: aqueductd
     fs::path output;         // stdout + stderr go here
     int stdin_fd = -1;       // -1: /dev/null
     fs::path cwd;
@@ -150,9 +151,10 @@ pid_t spawn_with_limit(std::vector<char*>& argv, std::vector<char*>& envp, const
 
 pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env_extra,
             const spawn_io& io) {
+    const std::string program = io.program.empty() ? aqueductd_path().string() : io.program.string();
     if (io.max_open_files > 0) {
         std::vector<std::string> argv_store = args;
-        argv_store.insert(argv_store.begin(), aqueductd_path().string());
+        argv_store.insert(argv_store.begin(), program);
         auto argv = c_strings(argv_store);
         auto env_store = environment_with(env_extra);
         auto envp = c_strings(env_store);
@@ -169,13 +171,16 @@ pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, st
     if (!io.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, io.cwd.c_str());
 
     std::vector<std::string> argv_store = args;
-    argv_store.insert(argv_store.begin(), aqueductd_path().string());
+    argv_store.insert(argv_store.begin(), program);
     auto argv = c_strings(argv_store);
     auto env_store = environment_with(env_extra);
     auto envp = c_strings(env_store);
 
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    // A bare name is looked up in PATH (promtool, openssl, curl, node).
+    const bool in_path = program.find('/') == std::string::npos;
+    int rc = in_path ? ::posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data())
+                     : ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0)
         throw std::runtime_error("posix_spawn " + argv_store[0] + ": " + std::strerror(rc));
@@ -319,7 +324,7 @@ void gateway::start() {
     log_path_ = dir_ / ("aqueductd." + std::to_string(runs_) + ".log");
     port_ = 0;
     pid_ = spawn({"--config", config_path_.string()}, options_.env,
-                 spawn_io{log_path_, -1, options_.working_dir.empty() ? dir_ : options_.working_dir,
+                 spawn_io{{}, log_path_, -1, options_.working_dir.empty() ? dir_ : options_.working_dir,
                           options_.max_open_files});
     auto deadline = clock_type::now() + options_.startup_timeout;
     for (;;) {
@@ -418,7 +423,7 @@ startup_failure expect_startup_failure(gateway_options options) {
     fs::path config_path = dir / "aqueduct.json";
     write_file(config_path, config_text(options, cfg));
     fs::path log_path = dir / "aqueductd.log";
-    pid_t pid = spawn({"--config", config_path.string()}, options.env, spawn_io{log_path, -1, options.working_dir.empty() ? dir : options.working_dir});
+    pid_t pid = spawn({"--config", config_path.string()}, options.env, spawn_io{{}, log_path, -1, options.working_dir.empty() ? dir : options.working_dir});
     auto deadline = clock_type::now() + options.startup_timeout;
     for (;;) {
         exit_status st;
@@ -437,6 +442,12 @@ startup_failure expect_startup_failure(gateway_options options) {
 
 command_result run_aqueductd(const std::vector<std::string>& args, std::string_view stdin_data,
                              std::chrono::milliseconds timeout) {
+    return run_program(aqueductd_path(), args, stdin_data, timeout);
+}
+
+command_result run_program(const std::filesystem::path& program, const std::vector<std::string>& args,
+                           std::string_view stdin_data, std::chrono::milliseconds timeout,
+                           const std::map<std::string, std::string>& env) {
     fs::path dir = make_temp_dir("aqt-run");
     struct cleanup {
         fs::path d;
@@ -449,7 +460,7 @@ command_result run_aqueductd(const std::vector<std::string>& args, std::string_v
     if (in_fd < 0) throw std::runtime_error("open " + in_path.string());
     pid_t pid;
     try {
-        pid = spawn(args, {}, spawn_io{out_path, in_fd, dir});
+        pid = spawn(args, env, spawn_io{program, out_path, in_fd, dir});
     } catch (...) {
         ::close(in_fd);
         throw;
@@ -459,7 +470,8 @@ command_result run_aqueductd(const std::vector<std::string>& args, std::string_v
     if (!reap_within(pid, timeout, st)) {
         ::kill(pid, SIGKILL);
         reap_within(pid, 5s, st);
-        throw std::runtime_error("aqueductd did not exit within " + std::to_string(timeout.count()) + " ms");
+        throw std::runtime_error(program.filename().string() + " did not exit within " + std::to_string(timeout.count()) +
+                                 " ms");
     }
     return command_result{st, read_file(out_path)};
 }

@@ -125,6 +125,11 @@ struct command_result {
 };
 command_result run_aqueductd(const std::vector<std::string>& args, std::string_view stdin_data = {},
                              std::chrono::milliseconds timeout = 20s);
+// The same for any program (promtool, openssl, curl, node): `program` is a path, or a name
+// looked up in PATH when it has no '/'. `env` is added to the test's environment.
+command_result run_program(const std::filesystem::path& program, const std::vector<std::string>& args,
+                           std::string_view stdin_data = {}, std::chrono::milliseconds timeout = 20s,
+                           const std::map<std::string, std::string>& env = {});
 
 // The path of the aqueductd binary and of the directory holding the test fixture plugins.
 std::filesystem::path aqueductd_path();
