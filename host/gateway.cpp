@@ -78,15 +78,16 @@ void reload(reloadable& r) {
     for (const std::string& key : changed_keys(r.in_force, next))
         if (!reloadable_key(key)) log::warn("host", key + " changed: needs a restart (the running value stays in force)");
     r.auth.replace(next.tokens);  // the config's digests are valid: this cannot throw
-    aq_log_level level = AQ_LOG_INFO;
-    log::parse_level(next.log_level, level);
-    log::set_level(level);
     r.in_force.tokens = next.tokens;
     r.in_force.log_level = next.log_level;
     r.in_force.access_log = next.access_log;
     r.metrics.reloads.counter({"ok"}).add(1);
+    // Said before the new level applies, so a quieter level does not hide that it came.
     log::info("host", "config reloaded: " + std::to_string(next.tokens.size()) + " token(s), log_level " +
                           next.log_level + ", access_log " + next.access_log);
+    aq_log_level level = AQ_LOG_INFO;
+    log::parse_level(next.log_level, level);
+    log::set_level(level);
 }
 
 }  // namespace

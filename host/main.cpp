@@ -1,9 +1,11 @@
 // aqueductd: the gateway host.
 //
-//   aqueductd --config FILE     serve until SIGTERM or SIGINT
-//   aqueductd hash-token        read a token on stdin, print its SHA-256 for the config's tokens
+//   aqueductd --config FILE       serve until SIGTERM or SIGINT (SIGHUP reloads, SIGUSR1 reopens logs)
+//   aqueductd check-config FILE   validate a config, print it as it would be in force (secrets redacted)
+//   aqueductd hash-token          read a token on stdin, print its SHA-256 for the config's tokens
 //   aqueductd --version
 #include "auth.hpp"
+#include "check_config.hpp"
 #include "config.hpp"
 #include "gateway.hpp"
 #include "log.hpp"
@@ -23,6 +25,7 @@ namespace {
 
 constexpr const char* usage =
     "usage: aqueductd --config FILE\n"
+    "       aqueductd check-config FILE\n"
     "       aqueductd hash-token < token-file\n"
     "       aqueductd --version\n";
 
@@ -68,6 +71,13 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "hash-token" && argc == 2) return hash_token();
+        if (arg == "check-config" && i == 1) {
+            if (argc != 3) {
+                std::cerr << usage;
+                return 2;
+            }
+            return aqd::check_config(argv[2], std::cout, std::cerr);
+        }
         if (arg == "--version") {
             std::cout << "aqueductd 0.1.0 (plugin ABI " << AQ_ABI_MAJOR << "." << AQ_ABI_MINOR << ")\n";
             return 0;
