@@ -10,6 +10,7 @@
 #include "response_head.hpp"
 #include "response_rules.hpp"
 #include "router.hpp"
+#include "tls.hpp"
 #include "transfer_rate.hpp"
 #include "worker_pool.hpp"
 
@@ -24,6 +25,7 @@
 #include <cstdio>
 
 #include <sys/sendfile.h>
+#include <unistd.h>
 
 namespace aqd {
 
@@ -48,6 +50,8 @@ constexpr int reads_per_turn = 16;
 constexpr auto linger_time = std::chrono::seconds(2);
 // sendfile: bytes per call, and per turn before yielding the thread.
 constexpr std::size_t file_piece_bytes = 1 << 20;
+// A file sent through TLS: bytes read and encrypted per step.
+constexpr std::size_t tls_file_piece_bytes = 64 * 1024;
 constexpr std::uint64_t file_bytes_per_turn = 4 << 20;
 constexpr auto never = clock_type::time_point::max();
 
@@ -60,7 +64,7 @@ constexpr std::string_view last_chunk = "0\r\n\r\n";
 
 connection_context::connection_context(server_parts parts)
     : cfg(parts.cfg), routes(parts.routes), auth(parts.auth), pool(parts.pool), metrics(parts.metrics),
-      access(parts.access), live(std::move(parts.live)), not_ready(std::move(parts.not_ready)),
+      access(parts.access), live(std::move(parts.live)), not_ready(std::move(parts.not_ready)), tls(parts.tls),
       principals(cfg.max_requests_per_principal), spool(cfg.max_spool_bytes) {}
 
 void connection_context::request_started() {
@@ -160,12 +164,15 @@ struct connection::request_state {
     std::string_view out_tail;
     unique_fd file;
     std::uint64_t file_offset = 0, file_left = 0;
+    std::size_t out_sent = 0;  // TLS: bytes of head + data + tail written so far
 };
 
 // ---- lifetime ----------------------------------------------------------------------------------
 
-connection::connection(tcp::socket socket, std::shared_ptr<connection_context> ctx, connection_slot slot)
-    : socket_(std::move(socket)), timer_(socket_.get_executor()), ctx_(std::move(ctx)), slot_(std::move(slot)) {}
+connection::connection(tcp::socket socket, std::shared_ptr<connection_context> ctx, connection_slot slot,
+                       std::shared_ptr<const tls_context> tls)
+    : socket_(std::move(socket)), timer_(socket_.get_executor()), ctx_(std::move(ctx)), slot_(std::move(slot)),
+      tls_context_(std::move(tls)) {}
 
 connection::~connection() {
     std::lock_guard lock(ctx_->mutex);
@@ -206,8 +213,16 @@ void connection::start() {
             if (!ec) self->client_ = remote.address().to_string();
             self->socket_.set_option(tcp::no_delay(true), ec);
             self->socket_.non_blocking(true, ec);
+            // The header time includes a TLS handshake: a client that connects and says nothing
+            // costs the same either way.
             self->deadline_ = clock_type::now() + milliseconds(self->ctx_->cfg.header_timeout_ms);
             self->arm_timer();
+            if (self->tls_context_) {
+                self->tls_ = std::make_unique<tls_session>(*self->tls_context_, self->socket_.native_handle());
+                self->tls_context_.reset();  // the session holds the context now
+                self->read_ = read_state::handshake;
+                return self->handshake();
+            }
             self->read_more();
         });
     });
@@ -216,7 +231,9 @@ void connection::start() {
 void connection::shutdown_if_idle() {
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
         self->guarded([&] {
-            if (self->read_ == read_state::fresh || self->read_ == read_state::idle) self->close();
+            if (self->read_ == read_state::handshake || self->read_ == read_state::fresh ||
+                self->read_ == read_state::idle)
+                self->close();
         });
     });
 }
@@ -239,6 +256,83 @@ std::string connection::peer() const {
     auto ep = socket_.remote_endpoint(ec);
     if (ec) return "client";
     return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+// ---- TLS -----------------------------------------------------------------------------------------
+
+template <class Next>
+void connection::when_ready(asio::socket_base::wait_type what, Next next) {
+    socket_.async_wait(what, [self = shared_from_this(), next](boost::system::error_code ec) {
+        self->guarded([&] {
+            if (ec == asio::error::operation_aborted || self->read_ == read_state::closed) return;
+            if (ec) return self->peer_gone(ec);
+            (self.get()->*next)();
+        });
+    });
+}
+
+void connection::handshake() {
+    if (read_ != read_state::handshake) return;
+    switch (tls_->handshake()) {
+    case tls_session::outcome::done:
+        read_ = read_state::fresh;
+        return read_more();
+    case tls_session::outcome::want_read: return when_ready(tcp::socket::wait_read, &connection::handshake);
+    case tls_session::outcome::want_write: return when_ready(tcp::socket::wait_write, &connection::handshake);
+    case tls_session::outcome::closed: return close();
+    case tls_session::outcome::failed:
+        if (tls_->plain_http()) return refuse_plain_http();
+        log::debug("http", peer() + ": TLS handshake failed: " + tls_->error());
+        return close();
+    }
+}
+
+// A client that speaks plain HTTP to the TLS port gets a plain answer saying so (as nginx does),
+// not a hang or a bare reset.
+void connection::refuse_plain_http() {
+    static const header_list headers = {{"Content-Type", "application/json"}};
+    const std::string body =
+        aq::error_envelope("This port speaks HTTPS: the plain HTTP request was sent to the TLS port.",
+                           "invalid_request_error", "", "plain_http_to_tls_port");
+    response_head head;
+    head.status = 400;
+    head.headers = &headers;
+    head.length = body.size();
+    head.keep_alive = false;
+    const std::string id = make_request_id();
+    head.request_id = id;
+    const std::string bytes = head.serialize() + body;
+    (void)::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    log::debug("http", peer() + ": plain HTTP on the TLS port; answered 400");
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    close();
+}
+
+// Writes out_head, out_data and out_tail through the TLS session, waiting for the socket when it
+// is full; then on_written, as an async_write would.
+void connection::write_tls() {
+    if (write_ != write_state::sending) return;
+    auto& r = *req_;
+    const std::string_view parts[] = {r.out_head, r.out_data, r.out_tail};
+    const std::size_t total = parts[0].size() + parts[1].size() + parts[2].size();
+    while (r.out_sent < total) {
+        std::size_t skip = r.out_sent, i = 0;
+        while (skip >= parts[i].size()) skip -= parts[i++].size();
+        std::size_t n = 0;
+        switch (tls_->write(parts[i].data() + skip, parts[i].size() - skip, n)) {
+        case tls_session::outcome::done: r.out_sent += n; continue;
+        case tls_session::outcome::want_write: return when_ready(tcp::socket::wait_write, &connection::write_tls);
+        case tls_session::outcome::want_read: return when_ready(tcp::socket::wait_read, &connection::write_tls);
+        case tls_session::outcome::closed:
+        case tls_session::outcome::failed: return peer_gone(asio::error::connection_reset);
+        }
+    }
+    // Completed as async_write completes: from a fresh handler, never inline, so a long run of
+    // pipelined requests answered at once cannot nest calls without bound.
+    asio::post(socket_.get_executor(), [self = shared_from_this(), total, last = write_last_] {
+        self->guarded([&] { self->on_written({}, total, last); });
+    });
 }
 
 // ---- read side -----------------------------------------------------------------------------
@@ -264,13 +358,30 @@ void connection::read_more() {
     char* buf = scratch();
     for (int i = 0; i < reads_per_turn; ++i) {
         if (!reading()) return;
+        if (tls_) {
+            std::size_t n = 0;
+            switch (tls_->read(buf, scratch_bytes, n)) {
+            case tls_session::outcome::done: consume(std::string_view(buf, n)); continue;
+            case tls_session::outcome::want_read: return wait_readable();
+            case tls_session::outcome::want_write:
+                return when_ready(tcp::socket::wait_write, &connection::read_more);  // a TLS 1.3 key update
+            case tls_session::outcome::closed: return peer_gone(asio::error::eof);
+            case tls_session::outcome::failed: return peer_gone(asio::error::connection_reset);
+            }
+        }
         boost::system::error_code ec;
         const std::size_t n = socket_.read_some(asio::buffer(buf, scratch_bytes), ec);
         if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_readable();
         if (ec) return peer_gone(ec);
         consume(std::string_view(buf, n));
     }
-    if (reading()) wait_readable();  // more may be waiting: come back after others had a turn
+    if (!reading()) return;
+    // More may be waiting: come back after others had a turn. Bytes OpenSSL has decrypted
+    // already would never make the socket readable, so a TLS connection is called back at once.
+    if (tls_ && tls_->pending())
+        asio::post(socket_.get_executor(), [self = shared_from_this()] { self->guarded([&] { self->read_more(); }); });
+    else
+        wait_readable();
 }
 
 void connection::wait_readable() {
@@ -336,6 +447,7 @@ void connection::consume(std::string_view bytes) {
             // The handler's turn: whatever follows is the next request, kept until it is due.
             pending_.append(bytes);
             return;
+        case read_state::handshake:  // never: reads begin after the handshake
         case read_state::lingering:
         case read_state::closed:
             return;
@@ -573,8 +685,14 @@ void connection::dispatch() {
 bool connection::send_interim() {
     // 25 bytes into an idle socket's send buffer: one non-blocking send, no write state. A send
     // buffer too full to take them means the client reads nothing; it is closed.
-    const ssize_t n = ::send(socket_.native_handle(), continue_response.data(), continue_response.size(),
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t n;
+    if (tls_) {
+        std::size_t written = 0;
+        const auto how = tls_->write(continue_response.data(), continue_response.size(), written);
+        n = how == tls_session::outcome::done ? static_cast<ssize_t>(written) : -1;
+    } else {
+        n = ::send(socket_.native_handle(), continue_response.data(), continue_response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
     if (n != static_cast<ssize_t>(continue_response.size())) {
         close();
         return false;
@@ -682,6 +800,18 @@ void connection::start_write(bool last) {
     write_ = write_state::sending;
     r.activity = r.rate_mark = clock_type::now();
     arm_timer();
+    if (tls_) {
+        // A small body goes into the head's TLS record instead of a record of its own.
+        if (r.out_data.size() <= 16 * 1024) {
+            r.out_head += r.out_data;
+            r.out_head += r.out_tail;
+            r.out_data.clear();
+            r.out_tail = {};
+        }
+        r.out_sent = 0;
+        write_last_ = last;
+        return write_tls();
+    }
     const std::array<asio::const_buffer, 3> buffers = {asio::buffer(r.out_head), asio::buffer(r.out_data),
                                                        asio::buffer(r.out_tail.data(), r.out_tail.size())};
     asio::async_write(socket_, buffers, [self = shared_from_this(), last](boost::system::error_code ec, std::size_t n) {
@@ -726,6 +856,40 @@ void connection::on_written(boost::system::error_code ec, std::size_t n, bool la
 
 void connection::send_file() {
     auto& r = *req_;
+    if (tls_) {
+        // sendfile(2) cannot encrypt: the file goes through the session in pieces, each read
+        // when the previous one is written (one piece in memory at a time).
+        if (r.file_left == 0) {
+            r.file.reset();
+            write_ = write_state::done;
+            arm_timer();
+            return pump();
+        }
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(r.file_left, tls_file_piece_bytes));
+        r.out_head.clear();
+        r.out_tail = {};
+        r.out_data.resize(want);
+        std::size_t got = 0;
+        while (got < want) {
+            const ssize_t n = ::pread(r.file.get(), r.out_data.data() + got, want - got,
+                                      static_cast<off_t>(r.file_offset + got));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                log::error("http", peer() + ": the file of request " + r.request_id +
+                                       " could not be read to its declared length; connection closed");
+                return close();
+            }
+            got += static_cast<std::size_t>(n);
+        }
+        r.file_offset += want;
+        r.file_left -= want;
+        write_ = write_state::sending;
+        r.activity = r.rate_mark = clock_type::now();
+        arm_timer();
+        r.out_sent = 0;
+        write_last_ = false;
+        return write_tls();
+    }
     std::uint64_t sent = 0;
     while (r.file_left > 0) {
         off_t offset = static_cast<off_t>(r.file_offset);
@@ -836,6 +1000,7 @@ void connection::next_request() {
 
 void connection::linger_close() {
     req_.reset();
+    if (tls_) tls_->close_notify();
     boost::system::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return close();
@@ -888,6 +1053,7 @@ connection::time_point connection::next_deadline() const {
         return d;
     }
     switch (read_) {
+    case read_state::handshake:
     case read_state::fresh:
     case read_state::idle:
     case read_state::head:
@@ -940,11 +1106,12 @@ void connection::on_timer(boost::system::error_code ec) {
         return arm_timer();
     }
     switch (read_) {
+    case read_state::handshake:
     case read_state::fresh:
     case read_state::idle:
     case read_state::head:
     case read_state::lingering:
-        return close();  // header, idle or linger time is up
+        return close();  // handshake, header, idle or linger time is up
     case read_state::body: {
         auto& r = *req_;
         if (r.rate.enabled()) {

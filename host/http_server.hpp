@@ -22,6 +22,7 @@ class router;
 class authenticator;
 class worker_pool;
 class access_log;
+class tls_contexts;
 
 // What the server uses of the rest of the host. Everything outlives the server.
 struct server_parts {
@@ -33,6 +34,7 @@ struct server_parts {
     access_log& access;
     std::function<bool()> live;                          // /healthz: initialised and not stopping
     std::function<std::vector<std::string>()> not_ready; // /readyz: the plugins not ready now
+    const tls_contexts* tls = nullptr;                   // the TLS listener's contexts; null: no TLS
 };
 
 class http_server {
@@ -46,9 +48,13 @@ public:
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;
 
-    // Binds (throws std::system_error on failure) and starts the I/O threads. Returns the bound
-    // address as "ADDR:PORT", with the real port when the config said 0.
-    std::string start();
+    // Binds the plain listener and, with TLS, the TLS one (throws std::system_error on failure)
+    // and starts the I/O threads. Returns the bound addresses as "ADDR:PORT", with the real port
+    // when the config said 0; `tls` is empty without TLS.
+    struct addresses {
+        std::string plain, tls;
+    };
+    addresses start();
 
     // Stops accepting; idle connections are closed; responses in flight end with
     // Connection: close.

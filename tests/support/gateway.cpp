@@ -31,6 +31,7 @@ namespace aqt {
 namespace {
 
 constexpr std::string_view listening_marker = "listening on http://";
+constexpr std::string_view tls_listening_marker = "listening on https://";
 
 std::string read_file(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
@@ -187,11 +188,12 @@ pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, st
     return pid;
 }
 
-// Port from the first "listening on http://ADDR:PORT" line; 0 when not there yet.
-unsigned short parse_port(std::string_view log) {
-    auto at = log.find(listening_marker);
+// Port from the first "listening on http://ADDR:PORT" line (or the https:// one); 0 when not
+// there yet.
+unsigned short parse_port(std::string_view log, std::string_view marker = listening_marker) {
+    auto at = log.find(marker);
     if (at == std::string_view::npos) return 0;
-    std::string_view rest = log.substr(at + listening_marker.size());
+    std::string_view rest = log.substr(at + marker.size());
     auto end = rest.find_first_of(" \t\r\n/");
     if (end == std::string_view::npos) return 0;  // line not complete yet
     std::string_view addr = rest.substr(0, end);
@@ -327,10 +329,17 @@ void gateway::start() {
                  spawn_io{{}, log_path_, -1, options_.working_dir.empty() ? dir_ : options_.working_dir,
                           options_.max_open_files});
     auto deadline = clock_type::now() + options_.startup_timeout;
+    const bool tls = config_.contains("tls");
     for (;;) {
-        if (unsigned short p = parse_port(read_file(log_path_))) {
-            port_ = p;
-            return;
+        const std::string text = read_file(log_path_);
+        if (unsigned short p = parse_port(text)) {
+            // With TLS the https line follows the http one.
+            const unsigned short t = tls ? parse_port(text, tls_listening_marker) : 0;
+            if (!tls || t) {
+                port_ = p;
+                tls_port_ = t;
+                return;
+            }
         }
         exit_status st;
         if (try_reap(pid_, st)) {

@@ -72,6 +72,8 @@ public:
     gateway& operator=(const gateway&) = delete;
 
     unsigned short port() const noexcept { return port_; }
+    // The TLS listener's port, when the config has "tls" (from "listening on https://").
+    unsigned short tls_port() const noexcept { return tls_port_; }
     pid_t pid() const noexcept { return pid_; }
     bool running() const noexcept { return pid_ > 0; }
     std::string base_url() const;  // "http://127.0.0.1:PORT"
@@ -109,7 +111,7 @@ private:
     std::filesystem::path dir_, config_path_, log_path_;
     int runs_ = 0;
     pid_t pid_ = -1;
-    unsigned short port_ = 0;
+    unsigned short port_ = 0, tls_port_ = 0;
     exit_status last_status_;
 };
 
