@@ -105,11 +105,19 @@ config parse_config(const json::object& section) {
         else if (key == "completion_window_seconds")
             c.completion_window_seconds = static_cast<long long>(get_uint(v, key, 1, 7 * 86400));
         else if (key == "lease_seconds") c.lease_seconds = static_cast<unsigned>(get_uint(v, key, 1, 86400));
+        else if (key == "max_retry_after_seconds")
+            c.max_retry_after_seconds = static_cast<unsigned>(get_uint(v, key, 0, 86400));
+        else if (key == "results_retention_seconds")
+            c.results_retention_seconds = static_cast<long long>(get_uint(v, key, 0, 10 * 365 * 86400ull));
+        else if (key == "batch_retention_seconds")
+            c.batch_retention_seconds = static_cast<long long>(get_uint(v, key, 1, 10 * 365 * 86400ull));
         else fail(key, "unknown key");
     }
     if (c.database.empty()) fail("database", "required (the host provides its own by default)");
     if (!has_upstreams || c.upstreams.empty()) fail("upstreams", "at least one upstream is required");
     if (c.backoff_max_ms < c.backoff_initial_ms) fail("backoff_max_ms", "must be >= backoff_initial_ms");
+    if (c.results_retention_seconds > c.batch_retention_seconds)
+        fail("results_retention_seconds", "must be <= batch_retention_seconds (a batch's lines go with it)");
     return c;
 }
 

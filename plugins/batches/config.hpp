@@ -38,7 +38,15 @@ struct config {
     unsigned poll_interval_ms = 200;  // how often the runner looks for work when idle
     unsigned max_in_flight = 1024;    // upstream requests at once across all upstreams (per host)
     std::int64_t output_expires_after_seconds = 30 * 86400;  // output/error files
-    unsigned lease_seconds = 60;      // a dead host's claimed lines are retaken after this
+    // A dead host's claimed lines and batches are retaken after this. Renewed every third of it
+    // by the heartbeat, which does nothing else, so it can be short.
+    unsigned lease_seconds = 10;
+    unsigned max_retry_after_seconds = 60;  // cap on an upstream's retry-after
+    // How long a batch's per-line rows (input bodies, responses) stay after its output and
+    // error files are written; 0: dropped at once.
+    long long results_retention_seconds = 0;
+    // How long an ended batch (completed, failed, expired, cancelled) stays listed.
+    long long batch_retention_seconds = 30 * 86400;
     // What completion_window "24h" means in seconds; shorter only for tests of expiry.
     long long completion_window_seconds = 24 * 3600;
 

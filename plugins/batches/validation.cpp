@@ -1,11 +1,10 @@
 #include "validation.hpp"
 
 #include "files_client.hpp"
-#include "sql/transaction.hpp"
+#include "wall_clock.hpp"
 
 #include <boost/json.hpp>
 
-#include <chrono>
 #include <unordered_set>
 
 namespace batches {
@@ -16,12 +15,12 @@ namespace {
 
 constexpr std::size_t max_errors = 100;
 constexpr std::size_t max_line_bytes = 64u << 20;
-constexpr std::size_t insert_slice = 500;
-
-long long now_s() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
+// Lines are staged a slice per transaction, so no write transaction spans the reading and
+// parsing of the user's file (on SQLite, uploads, cancels and result recording would wait
+// behind it). The slices stay invisible to claims until activate() flips the batch to
+// in_progress, in one short transaction.
+constexpr std::size_t slice_lines = 500;
+constexpr std::size_t slice_max_bytes = 4u << 20;
 
 struct error_list {
     json::array data;
@@ -46,25 +45,30 @@ bool blank(std::string_view s) {
 
 }  // namespace
 
-void validate_batch(const config& cfg, store& db, const aq_files_v1& files, const batch_work& b) {
+void validate_batch(const config& cfg, batch_table& batches, line_queue& lines, const aq_files_v1& files,
+                    const batch_work& b, const std::string& me) {
     const std::string& input_file_id = b.input_file_id;
     error_list errors;
+    // A failed batch keeps none of its lines (the purge job removes what a crash left behind).
+    auto fail = [&](const json::array& data) {
+        if (!batches.fail_validation(b.id, me, json::serialize(data), now_s())) return;  // not ours any more
+        lines.drop_all(b.id);
+        batches.mark_lines_purged(b.id);
+    };
     std::unique_ptr<file_reader> in;
     try {
         in = std::make_unique<file_reader>(files, input_file_id, b.owner);
     } catch (const files_error& e) {
         if (e.status != AQ_ERR_NOT_FOUND) throw;
         errors.add("file_not_found", "The input file " + input_file_id + " no longer exists.", "input_file_id", 0);
-        db.fail_batch(b.id, json::serialize(errors.data), now_s());
+        fail(errors.data);
         return;
     }
-
-    auto lease = db.pool().lease();
-    soci::session& sql = *lease;
-    aq::sql::write_transaction tx(sql, db.kind());
-    db.clear_lines(sql, b.id);
+    if (!lines.unstage(b.id, me)) return;  // what an earlier attempt (a host that died) staged
 
     std::vector<line_row> slice;
+    std::size_t slice_bytes = 0;
+    bool lease_lost = false;
     std::unordered_set<std::string> seen;
     std::string model_of_batch;
     long long line_no = 0, count = 0;
@@ -139,9 +143,11 @@ void validate_batch(const config& cfg, store& db, const aq_files_v1& files, cons
         if (!errors.empty()) return;  // nothing will be stored; keep scanning for more errors
         if (model_of_batch.empty()) model_of_batch = model_name;
         slice.push_back(line_row{line_no, std::move(custom_id), std::move(model_name), json::serialize(*body)});
-        if (slice.size() >= insert_slice) {
-            db.insert_lines(sql, b.id, slice);
+        slice_bytes += slice.back().body.size();
+        if (slice.size() >= slice_lines || slice_bytes >= slice_max_bytes) {
+            lease_lost = !lines.stage(b.id, me, slice);
             slice.clear();
+            slice_bytes = 0;
         }
     };
 
@@ -149,11 +155,11 @@ void validate_batch(const config& cfg, store& db, const aq_files_v1& files, cons
     std::vector<char> buf(1 << 20);
     bool input_gone = false;
     try {
-        while (!errors.full()) {
+        while (!errors.full() && !lease_lost) {
             std::size_t n = in->read(buf.data(), buf.size());
             if (n == 0) break;
             std::string_view chunk(buf.data(), n);
-            while (!chunk.empty() && !errors.full()) {
+            while (!chunk.empty() && !errors.full() && !lease_lost) {
                 auto nl = chunk.find('\n');
                 if (nl == std::string_view::npos) {
                     pending.append(chunk);
@@ -174,28 +180,26 @@ void validate_batch(const config& cfg, store& db, const aq_files_v1& files, cons
                 chunk.remove_prefix(nl + 1);
             }
         }
-        if (!pending.empty() && !errors.full()) check_line(pending);
+        if (!pending.empty() && !errors.full() && !lease_lost) check_line(pending);
     } catch (const files_error& e) {
         if (e.status != AQ_ERR_NOT_FOUND) throw;
         input_gone = true;
     }
+    if (lease_lost) return;  // another host validates it now
     if (input_gone) {
-        tx.rollback();
         error_list gone;
         gone.add("file_not_found", "The input file " + input_file_id + " was deleted while it was being read.",
                  "input_file_id", 0);
-        db.fail_batch(b.id, json::serialize(gone.data), now_s());
+        fail(gone.data);
         return;
     }
     if (errors.empty() && count == 0) errors.add("empty_file", "The input file has no requests.", nullptr, 0);
     if (!errors.empty()) {
-        tx.rollback();
-        db.fail_batch(b.id, json::serialize(errors.data), now_s());
+        fail(errors.data);
         return;
     }
-    db.insert_lines(sql, b.id, slice);
-    db.activate(sql, b.id, model_of_batch, count, now_s());
-    tx.commit();
+    if (!lines.stage(b.id, me, slice)) return;
+    batches.activate(b.id, me, model_of_batch, count, now_s());
 }
 
 }  // namespace batches

@@ -1,5 +1,6 @@
-// The batches plugin's core (store, validation, runner, upstream client, finalizer) driven
-// in-process against SQLite, an in-memory files service and the fake upstream. The HTTP routes
+// The batches plugin's core (tables, validation, runner, housekeeper, heartbeat, upstream client,
+// finalizer, retry-after parsing) driven in-process against SQLite (or, with `-- --postgres`,
+// the throwaway PostgreSQL), an in-memory files service and the fake upstream. The HTTP routes
 // are covered through the real aqueductd in api_test.cpp.
 #define BOOST_TEST_MODULE batches_core
 #include <boost/test/unit_test.hpp>
@@ -11,12 +12,21 @@
 #include "support/postgres.hpp"
 
 #include "batch_object.hpp"
+#include "batch_table.hpp"
 #include "config.hpp"
+#include "halted_batches.hpp"
+#include "heartbeat.hpp"
+#include "housekeeper.hpp"
+#include "line_queue.hpp"
+#include "retry_after.hpp"
 #include "runner.hpp"
-#include "store.hpp"
+#include "schema.hpp"
 #include "validation.hpp"
+#include "wall_clock.hpp"
 
 #include "sql/pool.hpp"
+
+#include <soci/soci.h>
 
 #include <boost/json.hpp>
 
@@ -36,9 +46,10 @@ namespace {
 using aqt::line;
 using aqt::split_lines;
 using aqt::use_postgres;
+using batches::now_ms;
+using batches::now_s;
 
-
-
+struct host_parts;
 
 struct env {
     std::filesystem::path dir;
@@ -47,7 +58,8 @@ struct env {
     aqt::fake_host fh;
     batches::config cfg;
     std::unique_ptr<aq::sql::pool> pool;
-    std::unique_ptr<batches::store> db;
+    std::unique_ptr<batches::batch_table> table;
+    std::unique_ptr<batches::line_queue> queue;
 
     explicit env(json::object overrides = {}) {
         dir = std::filesystem::temp_directory_path() / ("batches_core_" + aq::random_id("", 10));
@@ -68,11 +80,13 @@ struct env {
         for (auto& [k, v] : overrides) c[k] = v;
         cfg = batches::parse_config(c);
         pool = std::make_unique<aq::sql::pool>(cfg.database, 8);
-        db = std::make_unique<batches::store>(*pool);
-        db->migrate();
+        batches::migrate_schema(*pool);
+        table = std::make_unique<batches::batch_table>(*pool);
+        queue = std::make_unique<batches::line_queue>(*pool);
     }
     ~env() {
-        db.reset();
+        queue.reset();
+        table.reset();
         pool.reset();
         std::error_code ec;
         std::filesystem::remove_all(dir, ec);
@@ -87,26 +101,25 @@ struct env {
         b.input_file_id = files.add(owner, content);
         b.completion_window = "24h";
         b.status = "validating";
-        b.created_at = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch()).count();
+        b.created_at = now_s();
         b.expires_at = b.created_at + cfg.completion_window_seconds;
-        db->insert_batch(b);
+        table->insert(b);
         return b.id;
     }
 
-    batches::batch_row get(const std::string& owner, const std::string& id) { return *db->get_batch(owner, id); }
+    batches::batch_row get(const std::string& owner, const std::string& id) { return *table->get(owner, id); }
 
-    // Runs the job like the scheduler does until the batch reaches a terminal status.
-    batches::batch_row run(batches::runner& r, const std::string& owner, const std::string& id,
-                           std::chrono::seconds timeout = 30s) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            r.run();
-            auto b = get(owner, id);
-            if (batches::is_terminal(b.status)) return b;
-            if (std::chrono::steady_clock::now() > deadline) BOOST_FAIL("batch did not finish: " + b.status);
-            std::this_thread::sleep_for(std::chrono::milliseconds(cfg.poll_interval_ms));
-        }
+    // Runs one host's two jobs, one after the other, like the scheduler does, until the batch
+    // reaches a terminal status.
+    batches::batch_row run(host_parts& h, const std::string& owner, const std::string& id,
+                           std::chrono::seconds timeout = 30s);
+
+    // Rows of batch_requests of a batch, read straight from the database.
+    long long line_rows(const std::string& batch_id) {
+        auto s = pool->lease();
+        long long n = 0;
+        *s << "SELECT COUNT(*) FROM batch_requests WHERE batch_id = :b", soci::into(n), soci::use(batch_id);
+        return n;
     }
 
     std::string content(const std::string& file_id) {
@@ -114,6 +127,35 @@ struct env {
         return f ? f->content : std::string();
     }
 };
+
+// One host: its heartbeat (a thread), its runner and its housekeeper (jobs, run by hand here).
+struct host_parts {
+    batches::halted_batches halted;
+    batches::heartbeat beat;
+    batches::housekeeper keeper;
+    batches::runner runner;
+
+    explicit host_parts(env& e, const std::string& me = aq::random_id("host_", 16))
+        : beat(e.fh.host(), e.cfg, me, halted), keeper(e.fh.host(), e.cfg, *e.table, *e.queue, e.files.table(), beat),
+          runner(e.fh.host(), e.cfg, *e.table, *e.queue, halted, me) {}
+
+    void once() {
+        keeper.run();
+        runner.run();
+    }
+};
+
+batches::batch_row env::run(host_parts& h, const std::string& owner, const std::string& id,
+                            std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        h.once();
+        auto b = get(owner, id);
+        if (batches::is_terminal(b.status)) return b;
+        if (std::chrono::steady_clock::now() > deadline) BOOST_FAIL("batch did not finish: " + b.status);
+        std::this_thread::sleep_for(std::chrono::milliseconds(cfg.poll_interval_ms));
+    }
+}
 
 std::string success_line(const std::string& output_line, const std::string& custom_id, int attempt = 1) {
     // The batch_req id is random: take it from the actual line, predict the rest byte for byte.
@@ -153,7 +195,7 @@ BOOST_AUTO_TEST_CASE(validation_reports_each_bad_line_with_its_number) {
     std::string content = line("a") + "{not json\n" + line("b", "m1", "/v1/embeddings") + line("a") +
                           "{\"custom_id\":\"c\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":[1]}\n";
     std::string id = e.create("alice", content);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "failed");
     BOOST_TEST(b.failed_at > 0);
@@ -176,7 +218,7 @@ BOOST_AUTO_TEST_CASE(validation_reports_each_bad_line_with_its_number) {
 BOOST_AUTO_TEST_CASE(validation_fails_empty_file_unknown_model_and_too_many_requests) {
     env e(json::object{{"max_requests_per_batch", 2},
                        {"upstream", json::object{{"models", json::array{"m1", "m2"}}}}});
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto empty = e.run(r, "alice", e.create("alice", "\n\n"));
     BOOST_TEST(empty.status == "failed");
     BOOST_TEST(errors_of(empty)[0].at("code").as_string() == "empty_file");
@@ -193,7 +235,7 @@ BOOST_AUTO_TEST_CASE(validation_fails_empty_file_unknown_model_and_too_many_requ
 
 BOOST_AUTO_TEST_CASE(input_deleted_after_create_fails_the_batch) {
     env e;
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     std::string id = e.create("alice", line("a"));
     e.files.remove(e.get("alice", id).input_file_id);
     auto b = e.run(r, "alice", id);
@@ -218,7 +260,7 @@ BOOST_AUTO_TEST_CASE(batch_completes_with_exact_output_and_errors_in_input_order
     std::string content;
     for (int i = 0; i < 10; ++i) content += line("c" + std::to_string(i));
     std::string id = e.create("alice", content);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "completed");
     BOOST_TEST(b.total == 10);
@@ -271,7 +313,7 @@ BOOST_AUTO_TEST_CASE(retries_429_honouring_retry_after_then_succeeds) {
     env e;
     e.up.set_rule("slow", {"status", 429, 2, 0.3});
     std::string id = e.create("alice", line("slow") + line("fast"));
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto t0 = std::chrono::steady_clock::now();
     auto b = e.run(r, "alice", id);
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -290,7 +332,7 @@ BOOST_AUTO_TEST_CASE(exhausted_5xx_becomes_an_error_line_with_the_upstream_respo
     e.up.set_rule("bad", {"status", 503, -1, -1});
     e.up.set_rule("flaky", {"status", 500, 1, -1});
     std::string id = e.create("alice", line("bad") + line("flaky"));
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "completed");
     BOOST_TEST(b.completed == 1);
@@ -313,7 +355,7 @@ BOOST_AUTO_TEST_CASE(hang_garbage_and_close_become_error_lines_without_response)
     e.up.set_rule("close", {"close", 0, -1, -1});
     e.up.set_rule("once", {"close", 0, 1, -1});
     std::string id = e.create("alice", line("hang") + line("garbage") + line("nothttp") + line("close") + line("once") + line("ok"));
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "completed");
     BOOST_TEST(b.completed == 2);
@@ -338,7 +380,7 @@ BOOST_AUTO_TEST_CASE(claims_never_overlap_and_a_dead_hosts_lease_is_taken_over) 
     std::string content;
     for (int i = 0; i < 20; ++i) content += line("k" + std::to_string(i));
     std::string id = e.create("alice", content);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     // Validate only: a run with nothing runnable yet validates and then claims; use the store
     // directly to claim as two other hosts first.
     batches::batch_work w;
@@ -346,12 +388,13 @@ BOOST_AUTO_TEST_CASE(claims_never_overlap_and_a_dead_hosts_lease_is_taken_over) 
     w.owner = "alice";
     w.endpoint = "/v1/chat/completions";
     w.input_file_id = e.get("alice", id).input_file_id;
-    batches::validate_batch(e.cfg, *e.db, e.files.table(), w);
+    long long t0_ms = now_ms();
+    BOOST_REQUIRE(e.table->lease(id, "host_v", t0_ms, t0_ms + 10000));
+    batches::validate_batch(e.cfg, *e.table, *e.queue, e.files.table(), w, "host_v");
     BOOST_REQUIRE(e.get("alice", id).status == "in_progress");
-    long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch()).count();
-    auto a = e.db->claim(w, 8, "host_a", 1, now, now + 1000);
-    auto b2 = e.db->claim(w, 8, "host_b", 1, now, now + 1000);
+    long long now = now_ms();
+    auto a = e.queue->claim(w, 8, "host_a", 1, now, now + 1000);
+    auto b2 = e.queue->claim(w, 8, "host_b", 1, now, now + 1000);
     BOOST_TEST(a.size() == 8u);
     BOOST_TEST(b2.size() == 8u);
     std::set<long long> lines;
@@ -378,11 +421,10 @@ BOOST_AUTO_TEST_CASE(cancel_stops_new_requests_and_keeps_partial_results) {
     std::string content;
     for (int i = 0; i < 20; ++i) content += line("k" + std::to_string(i));
     std::string id = e.create("alice", content);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     std::thread canceller([&] {
         while (e.up.total() < 3) std::this_thread::sleep_for(5ms);
-        auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-        auto c = e.db->cancel("alice", id, now);
+        auto c = e.table->cancel("alice", id, now_s());
         BOOST_TEST(c->status == "cancelling");
         BOOST_TEST(c->cancelling_at > 0);
     });
@@ -405,17 +447,19 @@ BOOST_AUTO_TEST_CASE(cancel_stops_new_requests_and_keeps_partial_results) {
     }
     BOOST_TEST(seen.size() == 20u);
     // A terminal batch stays as it is.
-    auto again = e.db->cancel("alice", id, 0);
+    auto again = e.table->cancel("alice", id, 0);
     BOOST_TEST(again->status == "cancelled");
 }
 
 BOOST_AUTO_TEST_CASE(expiry_turns_unrun_lines_into_batch_expired) {
-    env e(json::object{{"max_in_flight", 1}, {"completion_window_seconds", 1}});
+    // expires_at is created_at (whole seconds) + 2: a window of 1 to 2 s, time for at least one
+    // of the 300 ms lines and too little for all ten.
+    env e(json::object{{"max_in_flight", 1}, {"completion_window_seconds", 2}});
     e.up.set_latency(300ms);
     std::string content;
     for (int i = 0; i < 10; ++i) content += line("k" + std::to_string(i));
     std::string id = e.create("alice", content);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "expired");
     BOOST_TEST(b.expired_at > 0);
@@ -433,7 +477,7 @@ BOOST_AUTO_TEST_CASE(upstream_concurrency_is_bounded_and_owners_take_turns) {
     for (int i = 0; i < 60; ++i) big += line("a" + std::to_string(i));
     for (int i = 0; i < 10; ++i) small += line("b" + std::to_string(i));
     std::string a1 = e.create("alice", big), a2 = e.create("alice", big), b1 = e.create("bob", small);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     BOOST_TEST(e.run(r, "alice", a1).status == "completed");
     BOOST_TEST(e.run(r, "alice", a2).status == "completed");
     BOOST_TEST(e.run(r, "bob", b1).status == "completed");
@@ -455,7 +499,7 @@ BOOST_AUTO_TEST_CASE(https_upstream_certificate_and_host_name_are_verified) {
     std::string port = std::to_string(tls_up.port());
     auto run_one = [&](const std::string& base_url) {
         env e(json::object{{"max_attempts", 1}, {"upstream", json::object{{"base_url", base_url}}}});
-        batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+        host_parts r(e);
         auto b = e.run(r, "alice", e.create("alice", line("t1")));
         BOOST_TEST(b.status == "completed");
         if (b.completed == 1) return std::string("ok");
@@ -479,11 +523,11 @@ BOOST_AUTO_TEST_CASE(https_upstream_certificate_and_host_name_are_verified) {
 
 BOOST_AUTO_TEST_CASE(result_files_unavailable_are_retried_and_refused_ones_fail_the_batch) {
     env e(json::object{{"lease_seconds", 1}});
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     e.files.refuse_create = AQ_ERR_UNAVAILABLE;
     std::string id = e.create("alice", line("a") + line("b"));
     for (int i = 0; i < 20; ++i) {
-        r.run();
+        r.once();
         std::this_thread::sleep_for(20ms);
     }
     BOOST_TEST(e.get("alice", id).status == "finalizing");  // kept, to be retried
@@ -507,7 +551,7 @@ BOOST_AUTO_TEST_CASE(unreachable_upstream_is_retried_then_recorded_as_connection
     }
     env e(json::object{{"max_attempts", 3},
                        {"upstream", json::object{{"base_url", "http://127.0.0.1:" + std::to_string(closed_port) + "/v1"}}}});
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", e.create("alice", line("a") + line("b")));
     BOOST_TEST(b.status == "completed");
     BOOST_TEST(b.failed == 2);
@@ -524,7 +568,7 @@ BOOST_AUTO_TEST_CASE(a_429_with_retry_after_pauses_new_lines_to_that_upstream) {
     env e(json::object{{"max_in_flight", 1}});
     e.up.set_rule("p0", {"status", 429, 1, 0.5});
     std::string id = e.create("alice", line("p0") + line("p1") + line("p2"));
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.completed == 3);
     auto order = e.up.order();
@@ -536,12 +580,11 @@ BOOST_AUTO_TEST_CASE(a_429_with_retry_after_pauses_new_lines_to_that_upstream) {
 
 BOOST_AUTO_TEST_CASE(a_batch_still_validating_past_its_window_expires) {
     env e(json::object{{"completion_window_seconds", 1}});
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     std::string id = e.create("alice", line("a"));
     // Another host holds the validation lease and never finishes.
-    long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch()).count();
-    BOOST_REQUIRE(e.db->lease_batch(id, "host_dead", now, now + 1500));
+    long long now = now_ms();
+    BOOST_REQUIRE(e.table->lease(id, "host_dead", now, now + 1500));
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "expired");
     BOOST_TEST(b.expired_at > 0);
@@ -550,7 +593,7 @@ BOOST_AUTO_TEST_CASE(a_batch_still_validating_past_its_window_expires) {
 
 BOOST_AUTO_TEST_CASE(the_request_url_is_base_url_plus_endpoint_without_v1) {
     env e;
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     std::string content;
     for (const char* id : {"e1", "e2"})
         content += json::serialize(json::object{{"custom_id", id}, {"method", "POST"}, {"url", "/v1/embeddings"},
