@@ -603,3 +603,265 @@ BOOST_AUTO_TEST_CASE(the_request_url_is_base_url_plus_endpoint_without_v1) {
     BOOST_TEST(b.completed == 2);  // the fake answers 404 on any other path
     BOOST_TEST(e.up.count("e1") == 1);
 }
+
+BOOST_AUTO_TEST_CASE(config_defaults_for_leases_retry_after_and_retention) {
+    json::object c{{"database", "sqlite:/tmp/x.db"},
+                   {"upstreams", json::array{{{"name", "a"}, {"base_url", "http://h/v1"}, {"models", json::array{"*"}}}}}};
+    auto cfg = batches::parse_config(c);
+    BOOST_TEST(cfg.lease_seconds == 10u);  // renewed every 3.3 s by the heartbeat: takeover within ~10 s
+    BOOST_TEST(cfg.max_retry_after_seconds == 60u);
+    BOOST_TEST(cfg.results_retention_seconds == 0);
+    BOOST_TEST(cfg.batch_retention_seconds == 30 * 86400);
+    c["results_retention_seconds"] = 100;
+    c["batch_retention_seconds"] = 50;
+    try {
+        batches::parse_config(c);
+        BOOST_FAIL("accepted lines kept longer than their batch");
+    } catch (const std::invalid_argument& e) {
+        BOOST_TEST(std::string(e.what()).starts_with("plugins.batches.results_retention_seconds"), e.what());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(retry_after_numbers_are_capped_and_garbage_is_ignored) {
+    using batches::retry_after_delay_ms;
+    const long long now = 1'700'000'000, cap = 60'000;
+    auto ra = [&](const char* v) { return retry_after_delay_ms(std::nullopt, std::string(v), now, cap); };
+    BOOST_TEST(ra("1000000000").value() == cap);
+    BOOST_TEST(ra("1e9").value() == cap);
+    BOOST_TEST(ra("1e30").value() == cap);
+    BOOST_TEST(ra("1e308").value() == cap);
+    BOOST_TEST(ra("99999999999999999999999999999999999999").value() == cap);
+    BOOST_TEST(ra("2").value() == 2000);
+    BOOST_TEST(ra(" 2\t").value() == 2000);  // optional whitespace around a field value
+    BOOST_TEST(ra("1.5").value() == 1500);
+    BOOST_TEST(ra("0").value() == 0);
+    for (const char* bad : {"inf", "Infinity", "-inf", "nan", "NaN", "-1", "-0.5", "+3", "1e400", "3 s", "abc", "", "0x10",
+                            "1,5"})
+        BOOST_TEST(!ra(bad).has_value(), bad);
+    // retry-after-ms wins; a bad one falls back to retry-after; both bad: absent.
+    BOOST_TEST(retry_after_delay_ms(std::string("250"), std::string("10"), now, cap).value() == 250);
+    BOOST_TEST(retry_after_delay_ms(std::string("12.7"), std::nullopt, now, cap).value() == 12);
+    BOOST_TEST(retry_after_delay_ms(std::string("inf"), std::string("3"), now, cap).value() == 3000);
+    BOOST_TEST(retry_after_delay_ms(std::string("1e12"), std::nullopt, now, cap).value() == cap);
+    BOOST_TEST(!retry_after_delay_ms(std::string("-5"), std::string("NaN"), now, cap).has_value());
+    BOOST_TEST(!retry_after_delay_ms(std::nullopt, std::nullopt, now, cap).has_value());
+    // A cap of 0 ignores the upstream's wish entirely.
+    BOOST_TEST(retry_after_delay_ms(std::nullopt, std::string("30"), now, 0).value() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(retry_after_http_dates_in_all_three_formats) {
+    using batches::parse_http_date;
+    using batches::retry_after_delay_ms;
+    const long long t = 784111777;  // Sun, 06 Nov 1994 08:49:37 GMT (RFC 9110's example)
+    const long long now_2025 = 1'750'000'000;
+    BOOST_TEST(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", now_2025).value() == t);
+    BOOST_TEST(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT", now_2025).value() == t);
+    BOOST_TEST(parse_http_date("Sun Nov  6 08:49:37 1994", now_2025).value() == t);
+    BOOST_TEST(parse_http_date("Sun Nov 16 08:49:37 1994", now_2025).value() == t + 10 * 86400);
+    // Two-digit years: more than 50 years ahead means the century before.
+    BOOST_TEST(parse_http_date("Thursday, 01-Jan-30 00:00:00 GMT", now_2025).value() == 1'893'456'000);  // 2030
+    BOOST_TEST(parse_http_date("Tuesday, 01-Jan-80 00:00:00 GMT", now_2025).value() == 315'532'800);     // 1980
+    BOOST_TEST(parse_http_date("Mon, 29 Feb 2016 00:00:00 GMT", now_2025).value() == 1'456'704'000);     // leap day
+    for (const char* bad : {"Sun, 31 Feb 1994 08:49:37 GMT", "Mon, 29 Feb 2015 00:00:00 GMT",
+                            "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 1994 08:60:00 GMT",
+                            "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 6 Nov 1994 08:49:37 GMT", "sun, 06 Nov 1994 08:49:37 GMT",
+                            "Sun, 06 Nov 1994 08:49:37 GMT x", "Sunday, 06-Nov-1994 08:49:37 GMT", "Sun Nov 6 08:49:37 1994",
+                            "Sun, 06 Xyz 1994 08:49:37 GMT", "", "tomorrow"})
+        BOOST_TEST(!parse_http_date(bad, now_2025).has_value(), bad);
+    // As a retry-after: the time until the date, capped; a past date means now.
+    BOOST_TEST(retry_after_delay_ms(std::nullopt, std::string("Sun, 06 Nov 1994 08:50:07 GMT"), t, 60'000).value() ==
+               30'000);
+    BOOST_TEST(retry_after_delay_ms(std::nullopt, std::string("Sun, 06 Nov 1994 10:49:37 GMT"), t, 60'000).value() ==
+               60'000);
+    BOOST_TEST(retry_after_delay_ms(std::nullopt, std::string("Sun, 06 Nov 1994 08:49:00 GMT"), t, 60'000).value() == 0);
+    BOOST_TEST(retry_after_delay_ms(std::nullopt, std::string("Fri, 31 Dec 9999 23:59:59 GMT"), t, 60'000).value() ==
+               60'000);
+}
+
+BOOST_AUTO_TEST_CASE(a_claim_takes_lines_of_in_progress_batches_only) {
+    env e;
+    std::string id = e.create("alice", line("a") + line("b"));
+    batches::batch_work w;
+    w.id = id;
+    w.owner = "alice";
+    w.endpoint = "/v1/chat/completions";
+    w.input_file_id = e.get("alice", id).input_file_id;
+    long long t = now_ms();
+    BOOST_REQUIRE(e.table->lease(id, "host_v", t, t + 10000));
+    batches::validate_batch(e.cfg, *e.table, *e.queue, e.files.table(), w, "host_v");
+    BOOST_REQUIRE(e.get("alice", id).status == "in_progress");
+    BOOST_REQUIRE(e.table->cancel("alice", id, now_s())->status == "cancelling");
+    t = now_ms();
+    BOOST_TEST(e.queue->claim(w, 10, "host_a", 1, t, t + 1000).empty());
+    BOOST_TEST(e.up.total() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(staged_lines_are_not_claimable_before_activation_and_a_lost_lease_stops_staging) {
+    env e;
+    std::string id = e.create("alice", line("a"));
+    batches::batch_work w;
+    w.id = id;
+    w.owner = "alice";
+    w.endpoint = "/v1/chat/completions";
+    long long t = now_ms();
+    BOOST_REQUIRE(e.table->lease(id, "host_v", t, t + 10000));
+    BOOST_TEST(e.queue->stage(id, "host_v", {batches::line_row{1, "a", "m1", "{}"}}));
+    BOOST_TEST(e.queue->claim(w, 10, "host_a", 1, t, t + 1000).empty());  // still validating
+    BOOST_TEST(!e.queue->stage(id, "host_other", {batches::line_row{2, "b", "m1", "{}"}}));
+    BOOST_TEST(!e.table->activate(id, "host_other", "m1", 1, now_s()));
+    BOOST_TEST(e.line_rows(id) == 1);
+    BOOST_TEST(e.table->activate(id, "host_v", "m1", 1, now_s()));
+    BOOST_TEST(e.queue->claim(w, 10, "host_a", 1, t, t + 1000).size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(housekeeping_longer_than_the_lease_sends_no_line_twice) {
+    // Host A has 20 lines in flight for 3 s each while its housekeeper validates another batch
+    // whose input reads slowly (about 2 s), with a lease of 1 s. Host B runs beside it all the
+    // time and claims every line whose lease has lapsed. The heartbeat keeps A's leases.
+    env e(json::object{{"lease_seconds", 1},
+                       {"max_in_flight", 64},
+                       {"upstream", json::object{{"max_concurrency", 64}, {"timeout_seconds", 30}}}});
+    e.up.set_latency(3000ms);
+    std::string first;
+    for (int i = 0; i < 20; ++i) first += line("a" + std::to_string(i));
+    std::string id1 = e.create("alice", first);
+    host_parts a(e, "host_a");
+    a.keeper.run();  // validates the first batch
+    BOOST_REQUIRE(e.get("alice", id1).status == "in_progress");
+
+    std::atomic<bool> stop{false};
+    std::thread a_runner([&] {
+        while (!stop) {
+            a.runner.run();
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    while (e.up.active() < 20) std::this_thread::sleep_for(5ms);
+
+    std::string second;
+    for (int i = 0; i < 40; ++i) second += line("v" + std::to_string(i));  // ~8 KB: 8 reads of 1000 bytes
+    e.files.read_delay_ms = 250;
+    std::string id2 = e.create("alice", second);
+    auto t0 = std::chrono::steady_clock::now();
+    std::thread a_keeper([&] { a.keeper.run(); });  // takes id2's lease at once, then reads for ~2 s
+    // Wait until A holds id2's lease, so B's housekeeper cannot take the validation.
+    for (;;) {
+        auto s = e.pool->lease();
+        std::string owner;
+        *s << "SELECT lease_owner FROM batches WHERE id = :id", soci::into(owner), soci::use(id2);
+        if (owner == "host_a") break;
+        std::this_thread::sleep_for(2ms);
+    }
+    host_parts b(e, "host_b");
+    std::thread b_thread([&] {
+        while (!stop) {
+            b.once();
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    a_keeper.join();
+    double validation_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    e.files.read_delay_ms = 0;
+    BOOST_TEST(validation_s > 1.5, "validation took " << validation_s << " s: not longer than the lease");
+    std::thread a_keeper_loop([&] {
+        while (!stop) {
+            a.keeper.run();
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while ((!batches::is_terminal(e.get("alice", id1).status) || !batches::is_terminal(e.get("alice", id2).status)) &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+    stop = true;
+    e.fh.stop = true;  // a run with lines in flight returns only when the host stops
+    a_runner.join();
+    a_keeper_loop.join();
+    b_thread.join();
+    auto b1 = e.get("alice", id1), b2 = e.get("alice", id2);
+    BOOST_TEST(b1.status == "completed");
+    BOOST_TEST(b2.status == "completed");
+    BOOST_TEST(b1.completed == 20);
+    BOOST_TEST(b2.completed == 40);
+    BOOST_TEST(e.up.counts().size() == 60u);
+    for (auto& [key, n] : e.up.counts()) BOOST_TEST(n == 1, key << " was sent " << n << " times");
+}
+
+BOOST_AUTO_TEST_CASE(two_hosts_finalizing_one_batch_leave_exactly_one_output_file) {
+    // Host A stalls while it commits the output file (held inside the files service); its lease
+    // passes to host B, which finalizes the batch. A then finds its lease gone and deletes the
+    // file it committed. With a 1 s lease A's heartbeat notices the loss before A writes the
+    // error file; with 60 s the first renewal is 20 s away and A only learns it from the
+    // refused final UPDATE. Both paths must end with one output file.
+    for (int lease : {1, 60}) {
+        BOOST_TEST_CONTEXT("lease_seconds " << lease) {
+            env e(json::object{{"lease_seconds", lease}});
+            e.up.set_rule("x2", {"status", 400, -1, -1});  // an error file too
+            std::string id = e.create("alice", line("x0") + line("x1") + line("x2"));
+            host_parts a(e, "host_a"), b(e, "host_b");
+            a.keeper.run();  // validates
+            a.runner.run();  // sends and records all three
+            BOOST_REQUIRE(e.get("alice", id).completed + e.get("alice", id).failed == 3);
+            e.files.hold_next_commit();
+            std::thread a_final([&] { a.keeper.run(); });
+            BOOST_REQUIRE(e.files.wait_until_commit_held(20s));
+            BOOST_REQUIRE(e.get("alice", id).status == "finalizing");
+            {
+                // What B does once A's lease expired: it takes the batch over.
+                auto s = e.pool->lease();
+                *s << "UPDATE batches SET lease_owner = 'host_b', lease_until = 0 WHERE id = :id", soci::use(id);
+            }
+            if (lease == 1) std::this_thread::sleep_for(700ms);  // A's heartbeat renews (and fails) every 333 ms
+            b.keeper.run();
+            auto done = e.get("alice", id);
+            BOOST_TEST(done.status == "completed");
+            e.files.release_commit();
+            a_final.join();
+            auto outputs = e.files.with_purpose("batch_output");
+            BOOST_REQUIRE_EQUAL(outputs.size(), 2u);  // one output file, one error file
+            std::set<std::string> ids{outputs[0].id, outputs[1].id};
+            BOOST_TEST((ids == std::set<std::string>{done.output_file_id, done.error_file_id}));
+            BOOST_TEST(split_lines(e.content(done.output_file_id)).size() == 2u);
+            BOOST_TEST(split_lines(e.content(done.error_file_id)).size() == 1u);
+            auto after = e.get("alice", id);
+            BOOST_TEST(after.output_file_id == done.output_file_id);  // A changed nothing
+            BOOST_TEST(after.completed_at == done.completed_at);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(lines_are_dropped_once_the_files_are_written) {
+    env e;
+    host_parts r(e);
+    std::string id = e.create("alice", line("a") + line("b") + line("c"));
+    auto b = e.run(r, "alice", id);
+    BOOST_TEST(b.status == "completed");
+    BOOST_TEST(split_lines(e.content(b.output_file_id)).size() == 3u);
+    BOOST_TEST(e.line_rows(id) == 0);  // no input body, no response left in batch_requests
+    // A batch that failed validation keeps none of its lines either.
+    std::string bad = e.create("alice", line("a") + "{broken\n");
+    BOOST_TEST(e.run(r, "alice", bad).status == "failed");
+    BOOST_TEST(e.line_rows(bad) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(retention_keeps_lines_then_drops_them_and_purges_ended_batches) {
+    env e(json::object{{"results_retention_seconds", 2}, {"batch_retention_seconds", 3}});
+    host_parts r(e);
+    std::string id = e.create("alice", line("a") + line("b"));
+    auto b = e.run(r, "alice", id);
+    BOOST_TEST(b.status == "completed");
+    BOOST_TEST(e.line_rows(id) == 2);  // kept for results_retention_seconds
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (e.line_rows(id) > 0 && std::chrono::steady_clock::now() < deadline) {
+        r.keeper.run();
+        std::this_thread::sleep_for(100ms);
+    }
+    BOOST_TEST(e.line_rows(id) == 0);
+    BOOST_TEST(e.table->get("alice", id).has_value());  // the batch itself stays longer
+    while (e.table->get("alice", id) && std::chrono::steady_clock::now() < deadline) {
+        r.keeper.run();
+        std::this_thread::sleep_for(100ms);
+    }
+    BOOST_TEST(!e.table->get("alice", id).has_value());
+    BOOST_TEST(e.files.get(b.output_file_id).has_value());  // files expire on their own schedule
+}
