@@ -18,8 +18,11 @@
 #include <boost/json.hpp>
 #include <soci/soci.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -47,9 +50,10 @@ struct env {
     aqt::fake_upstream up;
     std::string database;  // empty: each gateway's own SQLite file
 
-    json::object config(json::object batches = {}) {
+    json::object config(json::object batches = {}, json::object upstream_overrides = {}) {
         json::object upstream{{"name", "fake"}, {"base_url", up.base_url()}, {"models", json::array{"m1", "m2"}},
                               {"max_concurrency", 64}, {"timeout_seconds", 2}};
+        for (auto& [k, v] : upstream_overrides) upstream[k] = v;
         json::object b{{"enabled", true},
                        {"requires", json::array{"files"}},
                        {"upstreams", json::array{upstream}},
@@ -568,4 +572,227 @@ BOOST_AUTO_TEST_CASE(a_long_upload_holding_the_sqlite_write_lock_delays_but_neve
     int resent = 0;
     for (auto& [cid, n] : e.up.counts()) resent += n - 1;
     BOOST_TEST(resent == 0);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_while_64_lines_run_sends_none_of_the_other_16) {
+    // 80 lines of 2 s each on an upstream with max_concurrency 64: all 80 are claimed, 64 run and
+    // 16 wait in the upstream client for a connection. A cancel now must keep those 16 from ever
+    // reaching the upstream; they become batch_cancelled error lines.
+    env e;
+    e.up.set_latency(2000ms);
+    aqt::gateway gw(e.config({}, {{"max_concurrency", 64}, {"timeout_seconds", 30}}));
+    client alice(gw, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("k", 80)));
+    while (e.up.active() < 64) std::this_thread::sleep_for(5ms);
+    auto r = alice.http.request("POST", "/v1/batches/" + id + "/cancel", {{"Content-Type", "application/json"}});
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    BOOST_TEST(r.json().at("status") == "cancelling");
+    auto b = alice.wait(id, {"cancelled"}, 60s);
+    BOOST_TEST(e.up.total() == 64);
+    BOOST_TEST(e.up.max_active() == 64);
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":80,"completed":64,"failed":16})"));
+    auto out = split_lines(alice.content(b.at("output_file_id")));
+    BOOST_TEST(out.size() == 64u);
+    std::set<std::string> sent;
+    for (auto& l : out) sent.insert(std::string(json::parse(l).at("custom_id").as_string()));
+    for (auto& [cid, n] : e.up.counts()) {
+        BOOST_TEST(n == 1, cid);
+        BOOST_TEST(sent.count(cid) == 1u, cid);
+    }
+    auto err = split_lines(alice.content(b.at("error_file_id")));
+    BOOST_REQUIRE_EQUAL(err.size(), 16u);
+    std::set<std::string> cancelled;
+    for (auto& l : err) {
+        auto v = json::parse(l);
+        BOOST_TEST(v.at("response").is_null());
+        BOOST_TEST(v.at("error").at("code") == "batch_cancelled");
+        BOOST_TEST(v.at("error").at("message") == "The batch was cancelled before this request ran.");
+        std::string cid(v.at("custom_id").as_string());
+        BOOST_TEST(e.up.count(cid) == 0, cid);
+        BOOST_TEST(sent.count(cid) == 0u, cid);
+        cancelled.insert(cid);
+    }
+    BOOST_TEST(cancelled.size() + sent.size() == 80u);
+    std::this_thread::sleep_for(500ms);
+    BOOST_TEST(e.up.total() == 64);  // and none later
+}
+
+BOOST_AUTO_TEST_CASE(a_cancel_through_another_host_stops_lines_waiting_on_this_one) {
+    if (!use_postgres()) return;  // two hosts need one database
+    // Host one claims all 40 lines (20 run for 4 s, 20 wait); the cancel goes through host two.
+    // Host one learns it from the database (its heartbeat reads the cancelling batches every
+    // poll_interval_ms) before the first 20 finish.
+    env e;
+    e.up.set_latency(4000ms);
+    auto cfg = e.config({}, {{"max_concurrency", 20}, {"timeout_seconds", 30}});
+    aqt::gateway one(cfg);
+    client alice(one, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("k", 40)));
+    while (e.up.active() < 20) std::this_thread::sleep_for(5ms);
+    aqt::gateway two(cfg);
+    client alice2(two, "alice");
+    auto r = alice2.http.request("POST", "/v1/batches/" + id + "/cancel", {{"Content-Type", "application/json"}});
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    BOOST_REQUIRE_MESSAGE(e.up.total() == 20, "the first lines finished before the cancel: the test proves nothing");
+    auto b = alice.wait(id, {"cancelled"}, 60s);
+    BOOST_TEST(e.up.total() == 20);
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":40,"completed":20,"failed":20})"));
+    auto err = split_lines(alice.content(b.at("error_file_id")));
+    BOOST_TEST(err.size() == 20u);
+    for (auto& l : err) BOOST_TEST(json::parse(l).at("error").at("code") == "batch_cancelled");
+}
+
+BOOST_AUTO_TEST_CASE(a_429_with_a_huge_or_broken_retry_after_does_not_park_the_batch) {
+    // Each key gets one 429 whose retry-after is absurd (10^9 s, a date in the year 9999) or
+    // not a delay at all. Capped at max_retry_after_seconds (1 s here, 60 s by default) or
+    // ignored, so the batch completes.
+    env e;
+    e.up.set_rule("huge", {"status", 429, 1, -1, "1000000000"});
+    e.up.set_rule("float", {"status", 429, 1, -1, "1e30"});
+    e.up.set_rule("date", {"status", 429, 1, -1, "Fri, 31 Dec 9999 23:59:59 GMT"});
+    e.up.set_rule("inf", {"status", 429, 1, -1, "inf"});
+    e.up.set_rule("negative", {"status", 429, 1, -1, "-5"});
+    aqt::gateway gw(e.config({{"max_retry_after_seconds", 1}}));
+    client alice(gw, "alice");
+    std::string input = line("huge") + line("float") + line("date") + line("inf") + line("negative");
+    auto b = alice.wait(alice.create_batch(alice.upload(input)), {"completed"}, 60s);
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":5,"completed":5,"failed":0})"));
+    for (const char* k : {"huge", "float", "date", "inf", "negative"}) BOOST_TEST(e.up.count(k) == 2, k);
+}
+
+BOOST_AUTO_TEST_CASE(a_200_mib_input_validates_while_uploads_cancels_and_results_go_on) {
+    // Validation stages lines in short transactions: on SQLite no write transaction spans the
+    // reading and parsing of the input, so other writers do not wait for it (before, they
+    // waited behind one transaction for the whole file, up to the busy timeout, then got 500).
+    // Shown by work that *completes* while the big batch is still validating.
+    env e;
+    e.up.set_latency(20ms);
+    aqt::gateway gw(e.config({{"max_in_flight", 8}}));
+    client alice(gw, "alice"), bob(gw, "bob");
+    // 50,000 lines of 4,190 bytes: 199.8 MiB, just under the 200 MiB max_input_bytes.
+    std::string big;
+    big.reserve(210u << 20);
+    for (int i = 0; i < 50000; ++i) {
+        std::string id = "big" + std::to_string(i);
+        std::string head = R"({"custom_id":")" + id + R"(","method":"POST","url":"/v1/chat/completions","body":{"model":"m1","user":")" +
+                           id + R"(","messages":[{"role":"user","content":")";
+        std::string tail = R"("}]}})" "\n";
+        big += head + std::string(4190 - head.size() - tail.size(), 'x') + tail;
+    }
+    BOOST_TEST_MESSAGE("input: " << big.size() / (1 << 20) << " MiB");
+    BOOST_REQUIRE(big.size() > (199u << 20) && big.size() <= (200u << 20));
+    std::string big_file = alice.upload(big);
+    big.clear();
+    big.shrink_to_fit();
+    // A batch whose results are recorded all the time (bob's, so it does not wait behind big):
+    // 3,000 lines at 8 x 20 ms last longer than the validation.
+    std::string running = bob.create_batch(bob.upload(lines("r", 3000)));
+    bob.wait(running, {"in_progress"});
+    std::string big_id = alice.create_batch(big_file);
+
+    std::atomic<bool> validating{true};
+    std::atomic<int> uploads_during{0}, cancels_during{0}, failures{0};
+    std::vector<std::string> failure_text;
+    std::mutex failure_mu;
+    auto failed = [&](const std::string& what, const aqt::http::response& r) {
+        std::lock_guard lock(failure_mu);
+        ++failures;
+        failure_text.push_back(what + ": " + std::to_string(r.status) + " " + r.body.substr(0, 300));
+    };
+    std::thread uploader([&] {
+        client c(gw, "carol");
+        while (validating) {
+            std::this_thread::sleep_for(10ms);
+            aqt::multipart form;
+            form.field("purpose", "batch").file("file", "small.jsonl", line("s"));
+            auto r = c.http.request("POST", "/v1/files", {{"Content-Type", form.content_type()}}, form.body());
+            if (r.status != 200) failed("upload", r);
+            else if (validating) ++uploads_during;
+        }
+    });
+    std::thread canceller([&] {
+        client c(gw, "carol");
+        std::string file = c.upload(line("c"));
+        std::string last;
+        for (int n = 0; validating; ++n) {
+            std::this_thread::sleep_for(50ms);
+            // Cancelled batches stay `cancelling` (active) until the housekeeper, busy validating,
+            // finalizes them: after 80, cancel the last one again (an UPDATE all the same).
+            if (n < 80) {
+                auto created = c.create(json::object{{"input_file_id", file}, {"endpoint", "/v1/chat/completions"},
+                                                     {"completion_window", "24h"}});
+                if (created.status != 200) {
+                    failed("create", created);
+                    continue;
+                }
+                last = std::string(created.json().at("id").as_string());
+            }
+            auto r = c.http.request("POST", "/v1/batches/" + last + "/cancel", {{"Content-Type", "application/json"}});
+            if (r.status == 200) {
+                if (validating) ++cancels_during;
+            } else if (!(r.status == 400 && validating == false)) {  // finalized once validation ended
+                failed("cancel", r);
+            }
+        }
+    });
+    struct sample {
+        double t;
+        long long completed;
+        int uploads, cancels;
+    };
+    std::vector<sample> samples;
+    auto t0 = std::chrono::steady_clock::now();
+    auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    for (;;) {
+        auto b = alice.get(big_id);
+        if (b.at("status") != "validating") {
+            BOOST_TEST(b.at("status") == "in_progress", json::serialize(b.at("errors")));
+            break;
+        }
+        samples.push_back({since(), bob.get(running).at("request_counts").at("completed").as_int64(),
+                           uploads_during.load(), cancels_during.load()});
+        BOOST_REQUIRE(since() < 300);
+        std::this_thread::sleep_for(50ms);
+    }
+    validating = false;
+    double seconds = since();
+    uploader.join();
+    canceller.join();
+    BOOST_TEST_MESSAGE("validation took " << seconds << " s; meanwhile " << uploads_during << " uploads, "
+                                          << cancels_during << " cancels, "
+                                          << samples.back().completed - samples.front().completed
+                                          << " results recorded");
+    BOOST_TEST(failures == 0);
+    for (auto& f : failure_text) BOOST_TEST_MESSAGE(f);
+    // Progress in the second half of the validation, when a single transaction spanning the
+    // whole file would have held every other writer back: each kind of work completed then.
+    auto mid = std::find_if(samples.begin(), samples.end(), [&](const sample& x) { return x.t >= seconds / 2; });
+    BOOST_REQUIRE(mid != samples.end() && mid != samples.end() - 1);
+    const sample &from = *mid, &to = samples.back();
+    BOOST_TEST(to.uploads > from.uploads);
+    BOOST_TEST(to.cancels > from.cancels);
+    BOOST_TEST(to.completed > from.completed);
+    auto big_batch = alice.get(big_id);
+    BOOST_TEST(big_batch.at("request_counts").at("total") == 50000);
+    // Stop the 50,000 lines instead of waiting for them.
+    BOOST_TEST(alice.http.request("POST", "/v1/batches/" + big_id + "/cancel").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(ended_batches_are_purged_after_batch_retention_seconds) {
+    env e;
+    aqt::gateway gw(e.config({{"batch_retention_seconds", 2}}));
+    client alice(gw, "alice");
+    std::string id = alice.create_batch(alice.upload(line("a")));
+    auto b = alice.wait(id, {"completed"});
+    std::string output(b.at("output_file_id").as_string());
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    aqt::http::response r;
+    do {
+        std::this_thread::sleep_for(200ms);
+        r = alice.http.get("/v1/batches/" + id);
+    } while (r.status == 200 && std::chrono::steady_clock::now() < deadline);
+    expect_error(r, 404, nullptr);
+    BOOST_TEST(alice.http.get("/v1/batches").json().at("data").as_array().empty());
+    // The output file lives on, on its own expiry.
+    BOOST_TEST(alice.http.get("/v1/files/" + output + "/content").status == 200);
 }
