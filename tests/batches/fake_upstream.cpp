@@ -352,6 +352,9 @@ std::vector<std::string> fake_upstream::order() const {
     std::lock_guard lock(impl_->mu);
     return impl_->order;
 }
+double fake_upstream::now() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - impl_->started).count();
+}
 std::vector<double> fake_upstream::arrival_times() const {
     std::lock_guard lock(impl_->mu);
     return impl_->times;

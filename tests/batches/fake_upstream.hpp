@@ -64,6 +64,8 @@ public:
     std::vector<std::string> order() const;
     // Seconds since the server started at which each request of order() arrived.
     std::vector<double> arrival_times() const;
+    // Seconds since the server started, on the clock of arrival_times().
+    double now() const;
     // Requests being served right now, and the most at once so far.
     int active() const;
     int max_active() const;
