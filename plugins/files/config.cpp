@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "sql/legacy_owner.hpp"
+
 #include <boost/json.hpp>
 
 #include <limits>
@@ -38,6 +40,10 @@ config config::parse(const boost::json::object& section) {
             c.database = std::string(v.as_string());
         } else if (key == "max_file_bytes") {
             c.max_file_bytes = unsigned_value(v, key, 1, i64 / 2);
+        } else if (key == "max_line_bytes") {
+            c.max_line_bytes = unsigned_value(v, key, 1024, 1ull << 30);
+        } else if (key == "max_requests_per_file") {
+            c.max_requests_per_file = unsigned_value(v, key, 1, 1ull << 32);
         } else if (key == "purposes") {
             if (!v.is_array()) bad(key, "must be an array of strings");
             c.purposes.clear();
@@ -61,6 +67,12 @@ config config::parse(const boost::json::object& section) {
             c.expiry_batch_size = static_cast<std::uint32_t>(unsigned_value(v, key, 1, 100000));
         } else if (key == "pool_size") {
             c.pool_size = static_cast<std::uint32_t>(unsigned_value(v, key, 1, 1024));
+        } else if (key == "legacy_team_owners") {
+            try {
+                c.legacy_team_owners = sql::legacy_team_owners_from(v);
+            } catch (const std::invalid_argument& e) {
+                bad(key, e.what());
+            }
         } else {
             bad(key, "unknown key");
         }

@@ -2,6 +2,8 @@
 //
 //   database                 URL, given by the host (defaults to the host's database)
 //   max_file_bytes           largest accepted file, default 512 MiB
+//   max_line_bytes           longest line of a batch file, default 16 MiB
+//   max_requests_per_file    most requests (non-blank lines) in a batch file, default 50,000
 //   purposes                 purposes accepted on upload, default ["batch"] ("batch_output" never)
 //   default_expiry_seconds   lifetime of a file without expires_after, default 7 days
 //   max_expiry_seconds       cap on expires_after[seconds], default 30 days
@@ -11,6 +13,9 @@
 //   pool_size                database sessions, default 8 (a PostgreSQL upload holds one while it
 //                            streams; a staged SQLite upload only during its commit; a download
 //                            one per chunk; more concurrent ones wait)
+//   legacy_team_owners       bare owner names of rows written before owner keys carried their
+//                            kind that were teams; the migration to schema 2 makes them
+//                            "team:NAME", every other name "user:NAME" (sql/legacy_owner.hpp)
 //
 // Errors throw std::invalid_argument naming the key: "plugins.files.max_file_byte: unknown key".
 #pragma once
@@ -26,6 +31,8 @@ namespace aq::files {
 struct config {
     std::string database;
     std::uint64_t max_file_bytes = 512ull << 20;
+    std::uint64_t max_line_bytes = 16ull << 20;
+    std::uint64_t max_requests_per_file = 50000;
     std::set<std::string> purposes{"batch"};
     std::int64_t default_expiry_seconds = 7 * 24 * 3600;
     std::int64_t max_expiry_seconds = 30 * 24 * 3600;
@@ -34,6 +41,7 @@ struct config {
     std::uint32_t expiry_interval_seconds = 60;
     std::uint32_t expiry_batch_size = 20;
     std::uint32_t pool_size = 8;
+    std::set<std::string, std::less<>> legacy_team_owners;
 
     // Bounds a client may ask for with expires_after[seconds] (API.md).
     static constexpr std::int64_t min_expires_after = 3600;

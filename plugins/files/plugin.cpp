@@ -31,7 +31,10 @@ aq_status init(aq::host& host, void** ctx) {
     std::filesystem::path staging = p->pool->file().empty()
                                         ? std::filesystem::temp_directory_path()
                                         : std::filesystem::path(p->pool->file()).parent_path();
-    p->files = std::make_unique<aq::files::store>(*p->pool, staging);
+    p->files = std::make_unique<aq::files::store>(*p->pool, staging, p->cfg.legacy_team_owners);
+    if (const auto& m = p->files->migrated_owners(); m.users || m.teams)
+        host.info("files: owners migrated to owner keys: " + std::to_string(m.users) + " user name(s), " +
+                  std::to_string(m.teams) + " team name(s) (legacy_team_owners)");
     p->service = std::make_unique<aq::files::service>(host, p->cfg, *p->files);
     aq::files::register_routes(host, p->cfg, *p->files);
     aq::files::register_expiry(host, p->cfg, *p->files);

@@ -1,6 +1,7 @@
 #include "store.hpp"
 
 #include "sql/bytea.hpp"
+#include "sql/legacy_owner.hpp"
 #include "sql/migrations.hpp"
 #include "sql/transaction.hpp"
 
@@ -17,8 +18,8 @@ namespace {
 
 using aq::sql::backend;
 
-const std::vector<sql::migration>& migrations() {
-    static const std::vector<sql::migration> all = {
+std::vector<sql::migration> migrations(const sql::name_set& legacy_teams, sql::owner_rewrite& rewritten) {
+    return {
         {1,
          {
              "create table files (id text primary key, owner text not null, filename text not null,"
@@ -41,8 +42,14 @@ const std::vector<sql::migration>& migrations() {
              // out of line without pglz, which is what keeps writes near libpq's throughput.
              "alter table file_chunks alter column data set storage external",
          }},
+        // Owner keys carry their kind: "alice" -> "user:alice", a listed team -> "team:NAME".
+        {2,
+         {},
+         {},
+         [&legacy_teams, &rewritten](soci::session& s, backend) {
+             rewritten = sql::rewrite_legacy_owners(s, "files", "owner", legacy_teams);
+         }},
     };
-    return all;
 }
 
 constexpr const char* record_columns =
@@ -85,9 +92,9 @@ std::int64_t unix_now() {
         .count();
 }
 
-store::store(sql::pool& pool, std::filesystem::path staging_folder)
+store::store(sql::pool& pool, std::filesystem::path staging_folder, const sql::name_set& legacy_teams)
     : pool_(pool), staging_folder_(std::move(staging_folder)) {
-    sql::migrate(*pool_.lease(), pool_.kind(), "files", migrations());
+    sql::migrate(*pool_.lease(), pool_.kind(), "files", migrations(legacy_teams, migrated_owners_));
 }
 
 // ---- writer ------------------------------------------------------------------------------

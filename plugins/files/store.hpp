@@ -3,6 +3,7 @@
 // Schema (migration 1):
 //   files(id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes)
 //   file_chunks(file_id -> files.id on delete cascade, seq, data)   content in ~1 MiB chunks
+// Migration 2 rewrites owner from a bare name to an owner key ("user:NAME", "team:NAME").
 //
 // A new file is written by a writer, in one transaction: the metadata row and every chunk become
 // visible together, and an exception, an abort or a crash leaves nothing. A `direct` writer holds
@@ -23,6 +24,7 @@
 #include "file_record.hpp"
 #include "sha256.hpp"
 #include "spool.hpp"
+#include "sql/legacy_owner.hpp"
 #include "sql/pool.hpp"
 
 #include <soci/session.h>
@@ -135,10 +137,17 @@ public:
         using std::runtime_error::runtime_error;
     };
 
-    // Spooled writers stage content in `staging_folder`.
-    store(sql::pool& pool, std::filesystem::path staging_folder);
+    // Spooled writers stage content in `staging_folder`. Migrates the schema; rows of a database
+    // from before owner keys get them by sql::legacy_owner_key with `legacy_teams`.
+    store(sql::pool& pool, std::filesystem::path staging_folder, const sql::name_set& legacy_teams = {});
+
+    // What the migration to owner keys rewrote when this store opened the database (zero when
+    // the database was already migrated).
+    const sql::owner_rewrite& migrated_owners() const noexcept { return migrated_owners_; }
 
     sql::backend kind() const noexcept { return pool_.kind(); }
+    // Where spooled writers stage content (also fit for other scratch files of an upload).
+    const std::filesystem::path& staging_folder() const noexcept { return staging_folder_; }
 
     std::unique_ptr<writer> create(std::string owner, staging mode);
     // How an upload over HTTP should be written on this backend.
@@ -161,6 +170,7 @@ private:
 
     sql::pool& pool_;
     std::filesystem::path staging_folder_;
+    sql::owner_rewrite migrated_owners_;
 };
 
 }  // namespace aq::files

@@ -1,8 +1,9 @@
 #include "upload.hpp"
 
-#include "batch_validator.hpp"
 #include "multipart.hpp"
-#include "utf8.hpp"
+
+#include "batch_line/utf8.hpp"
+#include "batch_line/validator.hpp"
 
 #include <charconv>
 #include <optional>
@@ -74,7 +75,7 @@ private:
             if (auto problem = filename_problem(*p.filename); !problem.empty()) bad_request(problem, "file");
             filename_ = *p.filename;
             writer_ = files_.create(owner_, files_.upload_staging());
-            if (!purpose_ || *purpose_ == "batch") validator_.emplace();
+            if (!purpose_ || *purpose_ == "batch") validator_.emplace(batch_options());
             kind_ = part_kind::file;
         } else if (p.name == "purpose" || p.name == "expires_after[anchor]" || p.name == "expires_after[seconds]") {
             field_name_ = p.name;
@@ -90,7 +91,8 @@ private:
             if (writer_->bytes() + d.size() > cfg_.max_file_bytes)
                 bad_request(too_large_message(cfg_), "file");
             writer_->write(d);
-            validate([&] { validator_->push(d); });
+            if (validator_) validator_->push(d);
+            check_batch();
         } else if (kind_ == part_kind::field) {
             if (field_value_.size() + d.size() > max_field_bytes)
                 bad_request("Parameter '" + field_name_ + "' is too long.", field_name_);
@@ -102,7 +104,8 @@ private:
         if (kind_ == part_kind::file) {
             // Before the batch verdict ("contains no requests"): the clearer message.
             if (writer_->bytes() == 0) bad_request("File is empty.", "file");
-            validate([&] { validator_->finish(); });
+            if (validator_) validator_->finish();
+            check_batch();
             validator_.reset();
         } else if (kind_ == part_kind::field) {
             if (field_name_ == "purpose") {
@@ -129,18 +132,22 @@ private:
         }
     }
 
-    // Runs a validator step. With purpose "batch" known, a failure answers at once; while the
-    // purpose is unknown it is remembered (and validation stops, bounding its memory).
-    template <class Step>
-    void validate(Step step) {
-        if (!validator_) return;
-        try {
-            step();
-        } catch (const batch_validator::error& e) {
-            if (purpose_) bad_request(e.what(), "file");
-            batch_error_ = e.what();
-            validator_.reset();
-        }
+    batch_line::options batch_options() const {
+        batch_line::options o;
+        o.limit.max_line_bytes = cfg_.max_line_bytes;
+        o.limit.max_requests = cfg_.max_requests_per_file;
+        o.scratch_dir = files_.staging_folder();
+        return o;
+    }
+
+    // With purpose "batch" known, the validator's first problem answers at once; while the
+    // purpose is unknown it is remembered (and validation stops, bounding its work).
+    void check_batch() {
+        if (!validator_ || !validator_->failed()) return;
+        std::string message = batch_line::describe(validator_->problems().front());
+        if (purpose_) bad_request(std::move(message), "file");
+        batch_error_ = std::move(message);
+        validator_.reset();
     }
 
     const config& cfg_;
@@ -154,7 +161,7 @@ private:
     bool file_seen_ = false;
     std::string filename_;
     std::unique_ptr<store::writer> writer_;
-    std::optional<batch_validator> validator_;
+    std::optional<batch_line::validator> validator_;
     std::optional<std::string> batch_error_;
 };
 
@@ -167,7 +174,7 @@ std::string too_large_message(const config& cfg) {
 std::string filename_problem(std::string_view filename) {
     if (filename.empty()) return "The filename must not be empty.";
     if (filename.size() > 255) return "The filename is too long: at most 255 bytes.";
-    if (!is_valid_utf8(filename)) return "The filename is not valid UTF-8.";
+    if (!batch_line::is_valid_utf8(filename)) return "The filename is not valid UTF-8.";
     for (char ch : filename) {
         auto c = static_cast<unsigned char>(ch);
         if (c == '/' || c == '\\') return "The filename must not contain path separators.";

@@ -31,6 +31,7 @@ int migrate(soci::session& session, backend kind, std::string_view component,
         if (m.version <= applied) continue;
         for (const std::string& statement : kind == backend::sqlite ? m.sqlite : m.postgresql)
             session << statement;
+        if (m.step) m.step(session, kind);
         applied = m.version;
     }
     if (applied != current) {

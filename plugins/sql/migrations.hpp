@@ -12,12 +12,15 @@
 //           {"create table ...", "create index ..."}},    // PostgreSQL statements
 //   };
 //   aq::sql::migrate(*pool.lease(), pool.kind(), "files", files_migrations);
+//
+// A migration may also carry a C++ `step`, run after its statements in the same transaction.
 #pragma once
 
 #include "sql/pool.hpp"
 
 #include <soci/session.h>
 
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,6 +32,9 @@ struct migration {
     int version;                          // 1, 2, 3... ascending
     std::vector<std::string> sqlite;      // statements, one per string, run in order
     std::vector<std::string> postgresql;
+    // Runs after the statements, in the same transaction, for what SQL alone cannot say (data
+    // rewritten by a rule the plugin holds in C++, e.g. rewrite_legacy_owners).
+    std::function<void(soci::session&, backend)> step = {};
 };
 
 // Brings `component`'s schema to the last migration's version. Returns that version.

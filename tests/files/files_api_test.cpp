@@ -4,6 +4,8 @@
 #define BOOST_TEST_MODULE files_api
 #include <boost/test/unit_test.hpp>
 
+#include "rule_cases.hpp"
+
 #include "support/digest.hpp"
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
@@ -17,9 +19,11 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 
 namespace json = boost::json;
 using aqt::http::response;
@@ -50,6 +54,39 @@ std::string binary_content(std::size_t n) {
     return s;
 }
 
+// Runs `sql` straight on the database (sqlite:PATH or a PostgreSQL URL), bypassing the plugin,
+// and returns the first column of the first row as text ("" for no row, or none expected).
+std::string db_query(const std::string& database, const std::string& sql, bool expect_row) {
+    if (database.starts_with("sqlite:")) {
+        sqlite3* db = nullptr;
+        int rc = sqlite3_open_v2(database.substr(7).c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+        BOOST_TEST_REQUIRE(rc == SQLITE_OK, database << ": " << sqlite3_errstr(rc));
+        sqlite3_busy_timeout(db, 10000);
+        sqlite3_stmt* st = nullptr;
+        BOOST_TEST_REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK, sql << ": " << sqlite3_errmsg(db));
+        rc = sqlite3_step(st);
+        BOOST_TEST_REQUIRE((rc == SQLITE_ROW || (!expect_row && rc == SQLITE_DONE)), sql << ": " << sqlite3_errmsg(db));
+        std::string v = rc == SQLITE_ROW && sqlite3_column_text(st, 0)
+                            ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0))
+                            : "";
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+    }
+    PGconn* c = PQconnectdb(database.c_str());
+    BOOST_TEST_REQUIRE(PQstatus(c) == CONNECTION_OK, PQerrorMessage(c));
+    PGresult* r = PQexec(c, sql.c_str());
+    BOOST_TEST_REQUIRE((PQresultStatus(r) == PGRES_TUPLES_OK || (!expect_row && PQresultStatus(r) == PGRES_COMMAND_OK)),
+                       sql << ": " << PQerrorMessage(c));
+    std::string v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+    BOOST_TEST_REQUIRE((!expect_row || PQntuples(r) > 0), sql);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+std::string db_value(const std::string& database, const std::string& sql) { return db_query(database, sql, true); }
+void db_exec(const std::string& database, const std::string& sql) { db_query(database, sql, false); }
+
 // A gateway with the files plugin on the database under test.
 struct files_gateway {
     std::string database;
@@ -74,29 +111,7 @@ struct files_gateway {
     }
 
     // A count straight from the database, bypassing the plugin.
-    long long count(const std::string& sql) const {
-        if (database.starts_with("sqlite:")) {
-            sqlite3* db = nullptr;
-            int rc = sqlite3_open_v2(database.substr(7).c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-            BOOST_TEST_REQUIRE(rc == SQLITE_OK, database << ": " << sqlite3_errstr(rc));
-            sqlite3_busy_timeout(db, 10000);
-            sqlite3_stmt* st = nullptr;
-            BOOST_REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
-            BOOST_REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-            long long n = sqlite3_column_int64(st, 0);
-            sqlite3_finalize(st);
-            sqlite3_close(db);
-            return n;
-        }
-        PGconn* c = PQconnectdb(database.c_str());
-        BOOST_REQUIRE(PQstatus(c) == CONNECTION_OK);
-        PGresult* r = PQexec(c, sql.c_str());
-        BOOST_REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
-        long long n = std::atoll(PQgetvalue(r, 0, 0));
-        PQclear(r);
-        PQfinish(c);
-        return n;
-    }
+    long long count(const std::string& sql) const { return std::stoll(db_value(database, sql)); }
     long long stored_files() const { return count("select count(*) from files"); }
     long long stored_chunks() const { return count("select count(*) from file_chunks"); }
 };
@@ -288,6 +303,32 @@ BOOST_AUTO_TEST_CASE(utf8_filename_is_encoded_safely_in_content_disposition) {
     response dl = g.alice->get("/files/" + id_of(up) + "/content");
     BOOST_TEST(dl.header("content-disposition") ==
                "attachment; filename=\"na_ve r_sum_;x.jsonl\"; filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9%3Bx.jsonl");
+}
+
+// ---- batch validation: the shared rule table, as the upload answers it -----------------------
+
+BOOST_AUTO_TEST_CASE(upload_answers_the_batch_rule_table) {
+    using aqt::batch_rules::rule_case_limits;
+    files_gateway g(json::object{{"max_line_bytes", rule_case_limits::max_line_bytes},
+                                 {"max_requests_per_file", rule_case_limits::max_requests}});
+    long long accepted = 0;
+    for (const auto& c : aqt::batch_rules::rule_cases()) {
+        for (bool file_first : {false, true}) {
+            BOOST_TEST_CONTEXT(c.name << (file_first ? ", file before purpose" : "")) {
+                response r = upload(*g.alice, "in.jsonl", c.input, "batch", file_first);
+                if (c.upload.accepted()) {
+                    BOOST_TEST(r.status == 200, r.body);
+                    ++accepted;
+                } else {
+                    std::string message = c.upload.message;
+                    if (c.upload.line) message += " at line " + std::to_string(c.upload.line);
+                    expect_error(r, 400, "file", message);
+                }
+            }
+        }
+    }
+    BOOST_TEST(g.stored_files() == accepted);
+    BOOST_TEST(g.stored_chunks() == accepted);
 }
 
 // ---- list ------------------------------------------------------------------------------------
@@ -553,4 +594,136 @@ BOOST_AUTO_TEST_CASE(unknown_config_key_fails_startup_naming_it) {
     auto failure = aqt::expect_startup_failure(json::object{{"plugins", json::object{{"files", files}}}});
     BOOST_TEST(!failure.status.success());
     BOOST_TEST(failure.log.find("plugins.files.max_file_byte: unknown key") != std::string::npos, failure.log);
+}
+
+// ---- owner keys ------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_user_and_a_team_with_the_same_name_are_isolated_on_every_route) {
+    files_gateway g;
+    aqt::http::client team(g.gw->port()), user(g.gw->port());
+    team.default_headers["Authorization"] = g.gw->bearer("carol");          // team "research"
+    user.default_headers["Authorization"] = g.gw->bearer("research-user");  // user "research"
+    response t = upload(team, "team.jsonl", jsonl(1, "t"));
+    response u = upload(user, "user.jsonl", jsonl(2, "u"));
+    BOOST_TEST_REQUIRE(t.status == 200, t.body);
+    BOOST_TEST_REQUIRE(u.status == 200, u.body);
+    const std::string tid = id_of(t), uid = id_of(u);
+
+    for (auto [who, self, mine, theirs, content] : {std::tuple{"team research", &team, tid, uid, jsonl(1, "t")},
+                                                      std::tuple{"user research", &user, uid, tid, jsonl(2, "u")}}) {
+        BOOST_TEST_CONTEXT("as " << who) {
+            expect_not_found(self->get("/v1/files/" + theirs), theirs);
+            expect_not_found(self->get("/v1/files/" + theirs + "/content"), theirs);
+            expect_not_found(self->request("DELETE", "/v1/files/" + theirs), theirs);
+            expect_error(self->get("/v1/files?after=" + theirs), 400, "after", "No such File object: " + theirs);
+            auto list = body_of(self->get("/v1/files"));
+            BOOST_TEST_REQUIRE(list.at("data").as_array().size() == 1u);
+            BOOST_TEST(list.at("data").as_array()[0].at("id") == json::value(mine));
+            response own = self->get("/v1/files/" + mine + "/content");
+            BOOST_TEST(own.status == 200);
+            BOOST_TEST(own.body == content);
+        }
+    }
+    // Nothing was deleted by the refused DELETEs; the stored keys say who owns what.
+    BOOST_TEST(g.stored_files() == 2);
+    BOOST_TEST(g.count("select count(*) from files where owner = 'team:research' and id = '" + tid + "'") == 1);
+    BOOST_TEST(g.count("select count(*) from files where owner = 'user:research' and id = '" + uid + "'") == 1);
+    BOOST_TEST(team.request("DELETE", "/v1/files/" + tid).status == 200);
+    BOOST_TEST(user.request("DELETE", "/v1/files/" + uid).status == 200);
+    BOOST_TEST(g.stored_files() == 0);
+}
+
+namespace {
+
+// An empty database of the kind under test, outside any gateway (removed at the end).
+struct fresh_database {
+    std::string url;
+    std::filesystem::path dir;
+    fresh_database() {
+#ifdef AQ_FILES_POSTGRES
+        url = aqt::postgres_url();
+#else
+        dir = std::filesystem::temp_directory_path() / ("aqt-legacy-" + aqt::random_hex(6));
+        std::filesystem::create_directories(dir);
+        url = "sqlite:" + (dir / "legacy.db").string();
+#endif
+    }
+    ~fresh_database() {
+        if (!dir.empty()) std::filesystem::remove_all(dir);
+    }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(bare_owner_names_are_migrated_to_owner_keys_once) {
+    fresh_database db;
+    // Schema version 1 as it shipped, with rows owned by bare names.
+#ifdef AQ_FILES_POSTGRES
+    const std::string int64 = "bigint", blob = "bytea";
+    auto content_sql = [](const std::string& text) { return "'" + text + "'::bytea"; };
+#else
+    const std::string int64 = "integer", blob = "blob";
+    auto content_sql = [](const std::string& text) { return "cast('" + text + "' as blob)"; };
+#endif
+    db_exec(db.url, "create table files (id text primary key, owner text not null, filename text not null,"
+                    " purpose text not null, bytes " + int64 + " not null, created_at " + int64 + " not null,"
+                    " expires_at " + int64 + " not null, sha256 text not null, chunk_bytes integer not null)");
+    db_exec(db.url, "create table file_chunks (file_id text not null references files (id) on delete cascade,"
+                    " seq integer not null, data " + blob + " not null, primary key (file_id, seq))");
+    db_exec(db.url, "create table aq_schema (component text primary key, version integer not null)");
+    db_exec(db.url, "insert into aq_schema (component, version) values ('files', 1)");
+    struct legacy_row {
+        std::string id, owner, key;
+    };
+    const std::vector<legacy_row> rows = {
+        {"file-legacyalice00000000000000", "alice", "user:alice"},
+        {"file-legacyteam000000000000000", "research", "team:research"},  // listed as a team
+        {"file-legacybob0000000000000000", "bob", "user:bob"},
+        {"file-legacyodd0000000000000000", "user:x", "user:user:x"},      // rewritten exactly once
+    };
+    for (const auto& r : rows) {
+        std::string text = "content of " + r.id;
+        db_exec(db.url, "insert into files values ('" + r.id + "', '" + r.owner + "', 'old.jsonl', 'batch', " +
+                            std::to_string(text.size()) + ", 1700000000, 4000000000, '" + aqt::sha256_hex(text) +
+                            "', 1048576)");
+        db_exec(db.url, "insert into file_chunks values ('" + r.id + "', 0, " + content_sql(text) + ")");
+    }
+
+    json::object files{{"enabled", true}, {"database", db.url}, {"legacy_team_owners", json::array{"research", "ops"}}};
+    aqt::gateway gw(json::object{{"plugins", json::object{{"files", files}}}});
+    BOOST_TEST(gw.wait_for_log("files: owners migrated to owner keys: 3 user name(s), 1 team name(s)"), gw.log());
+    for (const auto& r : rows)
+        BOOST_TEST(db_value(db.url, "select owner from files where id = '" + r.id + "'") == r.key);
+
+    auto client_of = [&](const char* principal) {
+        auto c = std::make_unique<aqt::http::client>(gw.port());
+        c->default_headers["Authorization"] = gw.bearer(principal);
+        return c;
+    };
+    auto alice = client_of("alice"), bob = client_of("bob"), carol = client_of("carol"),
+         research = client_of("research-user");
+    response a = alice->get("/v1/files/" + rows[0].id + "/content");
+    BOOST_TEST(a.status == 200);
+    BOOST_TEST(a.body == "content of " + rows[0].id);
+    BOOST_TEST(carol->get("/v1/files/" + rows[1].id).status == 200);
+    expect_not_found(research->get("/v1/files/" + rows[1].id), rows[1].id);  // the team's, not the user's
+    BOOST_TEST(bob->get("/v1/files/" + rows[2].id).status == 200);
+    expect_not_found(alice->get("/v1/files/" + rows[2].id), rows[2].id);
+    BOOST_TEST(body_of(research->get("/v1/files")).at("data").as_array().empty());
+
+    // A restart finds schema 2 and rewrites nothing again.
+    gw.restart();
+    for (const auto& r : rows)
+        BOOST_TEST(db_value(db.url, "select owner from files where id = '" + r.id + "'") == r.key);
+    BOOST_TEST(gw.log().find("owners migrated") == std::string::npos);
+    BOOST_TEST(db_value(db.url, "select version from aq_schema where component = 'files'") == "2");
+}
+
+BOOST_AUTO_TEST_CASE(legacy_team_owners_must_be_names) {
+    for (const json::value& bad : {json::value("research"), json::value(json::array{""}), json::value(json::array{1})}) {
+        json::object files{{"enabled", true}, {"legacy_team_owners", bad}};
+        auto failure = aqt::expect_startup_failure(json::object{{"plugins", json::object{{"files", files}}}});
+        BOOST_TEST(failure.log.find("plugins.files.legacy_team_owners: must be an array of") != std::string::npos,
+                   failure.log);
+    }
 }

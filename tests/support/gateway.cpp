@@ -204,6 +204,7 @@ constexpr principal_spec default_principals[] = {
     {"alice", "alice", nullptr},
     {"bob", "bob", nullptr},
     {"carol", "carol", "research"},
+    {"research-user", "research", nullptr},  // a user named like carol's team
 };
 
 // Fills defaults into `cfg`; returns the plaintext tokens it generated.

@@ -11,7 +11,8 @@
 //   database    "sqlite:<dir>/aqueduct.db"
 //   plugin_dir  "<dir>/plugins"
 //   tokens      fresh random tokens for alice, bob and carol (carol's token is a team token of
-//               team "research"); only their SHA-256 is written to the config
+//               team "research") and "research-user" (user "research", no team: the user whose
+//               name equals carol's team); only their SHA-256 is written to the config
 //   plugins     {}
 // The process is started with posix_spawn, stdout and stderr going to the log file.
 #pragma once

@@ -147,6 +147,17 @@ inline std::optional<std::string> query_value(std::string_view query, std::strin
     return std::nullopt;
 }
 
+// Who owns a stored object. The key carries the owner's kind, so a team and a user with the same
+// name never share anything: "user:alice", "team:research". Every plugin that stores objects per
+// owner keys them with this (request::owner() does), and only this, so the keys of different
+// plugins (a batch and its output files) always agree.
+enum class owner_kind { user, team };
+inline std::string owner_key(owner_kind kind, std::string_view name) {
+    std::string key(kind == owner_kind::team ? "team:" : "user:");
+    key.append(name);
+    return key;
+}
+
 class request;
 using handler = std::function<void(request&)>;
 
@@ -236,12 +247,12 @@ public:
         auto* p = principal();
         return p ? to_sv(p->user) : std::string_view();
     }
-    // Who owns what this request creates or reads: the team for a team (service-account) token,
-    // else the user. Empty on public routes.
-    std::string_view owner() const noexcept {
+    // The owner key of what this request creates or reads: "team:NAME" for a team
+    // (service-account) token, else "user:NAME" (see owner_key). Empty on public routes.
+    std::string owner() const {
         auto* p = principal();
         if (!p) return {};
-        return p->team.len ? to_sv(p->team) : to_sv(p->user);
+        return p->team.len ? owner_key(owner_kind::team, to_sv(p->team)) : owner_key(owner_kind::user, to_sv(p->user));
     }
 
     // Next body bytes into `buf`: > 0 bytes, 0 at the end. Throws http_error(413) past the
