@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "sql/legacy_owner.hpp"
+
 #include <boost/json.hpp>
 
 #include <limits>
@@ -111,6 +113,13 @@ config parse_config(const json::object& section) {
             c.results_retention_seconds = static_cast<long long>(get_uint(v, key, 0, 10 * 365 * 86400ull));
         else if (key == "batch_retention_seconds")
             c.batch_retention_seconds = static_cast<long long>(get_uint(v, key, 1, 10 * 365 * 86400ull));
+        else if (key == "legacy_team_owners") {
+            try {
+                c.legacy_team_owners = aq::sql::legacy_team_owners_from(v);
+            } catch (const std::invalid_argument& e) {
+                fail(key, e.what());
+            }
+        }
         else fail(key, "unknown key");
     }
     if (c.database.empty()) fail("database", "required (the host provides its own by default)");

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,10 @@ struct config {
     long long results_retention_seconds = 0;
     // How long an ended batch (completed, failed, expired, cancelled) stays listed.
     long long batch_retention_seconds = 30 * 86400;
+    // Bare owner names, in rows written before owner keys carried their kind, that were teams:
+    // the migration to schema 3 makes them "team:NAME", every other name "user:NAME"
+    // (sql/legacy_owner.hpp). Give the files plugin the same list.
+    std::set<std::string, std::less<>> legacy_team_owners;
     // What completion_window "24h" means in seconds; shorter only for tests of expiry.
     long long completion_window_seconds = 24 * 3600;
 

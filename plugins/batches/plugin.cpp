@@ -45,7 +45,9 @@ aq_status init(aq::host& host, void** ctx) {
     // Route handlers borrow a session each, the runner and the housekeeper one each at a time;
     // the heartbeat has a session of its own.
     state->pool = std::make_unique<aq::sql::pool>(state->cfg.database, 8);
-    batches::migrate_schema(*state->pool);
+    if (auto m = batches::migrate_schema(*state->pool, state->cfg.legacy_team_owners); m.users || m.teams)
+        host.info("batches: owners migrated to owner keys: " + std::to_string(m.users) + " user name(s), " +
+                  std::to_string(m.teams) + " team name(s) (legacy_team_owners)");
     state->batches = std::make_unique<batches::batch_table>(*state->pool);
     state->lines = std::make_unique<batches::line_queue>(*state->pool);
     const std::string me = aq::random_id("host_", 16);

@@ -8,6 +8,7 @@
 
 #include "batch_input.hpp"
 #include "fake_upstream.hpp"
+#include "support/digest.hpp"
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
@@ -22,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -150,6 +152,25 @@ std::set<std::string> recorded_ids(const std::string& url) {
     st.execute();
     while (st.fetch()) out.insert(id);
     return out;
+}
+
+void db_exec(const std::string& url, const std::string& sql) {
+    aq::sql::pool pool(url, 1);
+    *pool.lease() << sql;
+}
+
+// The first column of the first row as text ('' when there is none).
+std::string db_text(const std::string& url, const std::string& sql) {
+    aq::sql::pool pool(url, 1);
+    auto s = pool.lease();
+    std::string v;
+    *s << sql, soci::into(v);
+    return s->got_data() ? v : std::string();
+}
+
+// The database a gateway of this env uses.
+std::string database_of(const env& e, const aqt::gateway& gw) {
+    return e.database.empty() ? "sqlite:" + (gw.dir() / "aqueduct.db").string() : e.database;
 }
 
 }  // namespace
@@ -412,8 +433,7 @@ BOOST_AUTO_TEST_CASE(kill9_mid_batch_then_restart_sends_no_recorded_line_again) 
     std::string id = alice.create_batch(alice.upload(lines("k", 300)));
     while (alice.get(id).at("request_counts").at("completed").as_int64() < 60) std::this_thread::sleep_for(20ms);
     gw.kill9();
-    std::string url = e.database.empty() ? "sqlite:" + (gw.dir() / "aqueduct.db").string() : e.database;
-    auto recorded = recorded_ids(url);
+    auto recorded = recorded_ids(database_of(e, gw));
     auto counts_at_kill = e.up.counts();
     BOOST_TEST(recorded.size() >= 60u);
     gw.restart();
@@ -795,4 +815,134 @@ BOOST_AUTO_TEST_CASE(ended_batches_are_purged_after_batch_retention_seconds) {
     BOOST_TEST(alice.http.get("/v1/batches").json().at("data").as_array().empty());
     // The output file lives on, on its own expiry.
     BOOST_TEST(alice.http.get("/v1/files/" + output + "/content").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(a_user_and_a_team_with_the_same_name_are_isolated_on_every_batches_route) {
+    env e;
+    aqt::gateway gw(e.config());
+    client team(gw, "carol");           // team "research"
+    client user(gw, "research-user");   // user "research"
+    std::string team_file = team.upload(line("t")), user_file = user.upload(line("u1") + line("u2"));
+    std::string tid = team.create_batch(team_file), uid = user.create_batch(user_file);
+    auto tb = team.wait(tid, {"completed"}), ub = user.wait(uid, {"completed"});
+    std::string t_out(tb.at("output_file_id").as_string()), u_out(ub.at("output_file_id").as_string());
+    for (auto [who, self, mine, theirs, theirs_file, theirs_out, n] :
+         {std::tuple{"team research", &team, tid, uid, user_file, u_out, 1},
+          std::tuple{"user research", &user, uid, tid, team_file, t_out, 2}}) {
+        BOOST_TEST_CONTEXT("as " << who) {
+            expect_error(self->http.get("/v1/batches/" + theirs), 404, "batch_id");
+            expect_error(self->http.request("POST", "/v1/batches/" + theirs + "/cancel"), 404, "batch_id");
+            expect_error(self->create(json::object{{"input_file_id", theirs_file}, {"endpoint", "/v1/chat/completions"},
+                                                   {"completion_window", "24h"}}),
+                         404, "input_file_id");
+            auto list = self->http.get("/v1/batches").json();
+            BOOST_REQUIRE_EQUAL(list.at("data").as_array().size(), 1u);
+            BOOST_TEST(list.at("data").at(0).at("id") == json::value(mine));
+            BOOST_TEST(self->http.get("/v1/batches?after=" + theirs).json().at("data").as_array().empty());
+            expect_error(self->http.get("/v1/files/" + theirs_out + "/content"), 404, nullptr);
+            auto own = self->get(mine);
+            BOOST_TEST(own.at("request_counts").at("completed") == n);
+            BOOST_TEST(split_lines(self->content(own.at("output_file_id"))).size() == static_cast<std::size_t>(n));
+        }
+    }
+    std::string url = database_of(e, gw);
+    BOOST_TEST(db_text(url, "SELECT owner FROM batches WHERE id = '" + tid + "'") == "team:research");
+    BOOST_TEST(db_text(url, "SELECT owner FROM batches WHERE id = '" + uid + "'") == "user:research");
+}
+
+BOOST_AUTO_TEST_CASE(bare_owner_names_of_a_version_1_database_become_owner_keys_once) {
+    env e;
+    std::filesystem::path dir;
+    if (e.database.empty()) {
+        dir = std::filesystem::temp_directory_path() / ("aqt-batches-legacy-" + aqt::random_hex(6));
+        std::filesystem::create_directories(dir);
+        e.database = "sqlite:" + (dir / "legacy.db").string();
+    }
+    // Schema version 1 as it shipped, with batches owned by bare names.
+    db_exec(e.database,
+            "CREATE TABLE batches ("
+            " id TEXT PRIMARY KEY, owner TEXT NOT NULL, endpoint TEXT NOT NULL, model TEXT NOT NULL DEFAULT '',"
+            " input_file_id TEXT NOT NULL, completion_window TEXT NOT NULL, status TEXT NOT NULL,"
+            " errors TEXT NOT NULL DEFAULT '', output_file_id TEXT NOT NULL DEFAULT '',"
+            " error_file_id TEXT NOT NULL DEFAULT '', metadata TEXT NOT NULL DEFAULT '',"
+            " created_at BIGINT NOT NULL, in_progress_at BIGINT NOT NULL DEFAULT 0, expires_at BIGINT NOT NULL,"
+            " finalizing_at BIGINT NOT NULL DEFAULT 0, completed_at BIGINT NOT NULL DEFAULT 0,"
+            " failed_at BIGINT NOT NULL DEFAULT 0, expired_at BIGINT NOT NULL DEFAULT 0,"
+            " cancelling_at BIGINT NOT NULL DEFAULT 0, cancelled_at BIGINT NOT NULL DEFAULT 0,"
+            " total BIGINT NOT NULL DEFAULT 0, completed BIGINT NOT NULL DEFAULT 0, failed BIGINT NOT NULL DEFAULT 0,"
+            " input_tokens BIGINT NOT NULL DEFAULT 0, output_tokens BIGINT NOT NULL DEFAULT 0,"
+            " total_tokens BIGINT NOT NULL DEFAULT 0, cached_tokens BIGINT NOT NULL DEFAULT 0,"
+            " reasoning_tokens BIGINT NOT NULL DEFAULT 0, output_expires_after BIGINT NOT NULL DEFAULT 0,"
+            " lease_owner TEXT NOT NULL DEFAULT '', lease_until BIGINT NOT NULL DEFAULT 0)");
+    db_exec(e.database,
+            "CREATE TABLE batch_requests ("
+            " batch_id TEXT NOT NULL, line_no BIGINT NOT NULL, custom_id TEXT NOT NULL, model TEXT NOT NULL,"
+            " body TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts BIGINT NOT NULL DEFAULT 0,"
+            " next_attempt_at BIGINT NOT NULL DEFAULT 0, lease_owner TEXT NOT NULL DEFAULT '',"
+            " lease_until BIGINT NOT NULL DEFAULT 0, claim_seq BIGINT NOT NULL DEFAULT 0,"
+            " req_id TEXT NOT NULL DEFAULT '', status_code INTEGER NOT NULL DEFAULT 0,"
+            " request_id TEXT NOT NULL DEFAULT '', response_body TEXT NOT NULL DEFAULT '',"
+            " error_code TEXT NOT NULL DEFAULT '', error_message TEXT NOT NULL DEFAULT '',"
+            " input_tokens BIGINT NOT NULL DEFAULT 0, output_tokens BIGINT NOT NULL DEFAULT 0,"
+            " total_tokens BIGINT NOT NULL DEFAULT 0, cached_tokens BIGINT NOT NULL DEFAULT 0,"
+            " reasoning_tokens BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (batch_id, line_no))");
+    db_exec(e.database, "CREATE TABLE aq_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)");
+    db_exec(e.database, "INSERT INTO aq_schema (component, version) VALUES ('batches', 1)");
+    struct legacy_row {
+        std::string id, owner, key;
+    };
+    const std::vector<legacy_row> rows = {
+        {"batch_legacyalice0000000000000", "alice", "user:alice"},
+        {"batch_legacyteam00000000000000", "research", "team:research"},  // listed as a team
+        {"batch_legacybob000000000000000", "bob", "user:bob"},
+        {"batch_legacyodd000000000000000", "user:x", "user:user:x"},      // rewritten exactly once
+    };
+    const long long ended = std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch()).count() - 100;
+    for (const auto& r : rows)
+        db_exec(e.database, "INSERT INTO batches (id, owner, endpoint, input_file_id, completion_window, status,"
+                            " created_at, expires_at, completed_at, total, completed) VALUES ('" + r.id + "', '" +
+                                r.owner + "', '/v1/chat/completions', 'file-gone', '24h', 'completed', " +
+                                std::to_string(ended - 10) + ", " + std::to_string(ended + 86000) + ", " +
+                                std::to_string(ended) + ", 1, 1)");
+    // A line the old version kept forever.
+    db_exec(e.database, "INSERT INTO batch_requests (batch_id, line_no, custom_id, model, body, state) VALUES ('" +
+                            rows[0].id + "', 1, 'a', 'm1', '{}', 'done')");
+
+    auto cfg = e.config({{"legacy_team_owners", json::array{"research", "ops"}}});
+    aqt::gateway gw(cfg);
+    BOOST_TEST(gw.wait_for_log("batches: owners migrated to owner keys: 3 user name(s), 1 team name(s)"), gw.log());
+    for (const auto& r : rows)
+        BOOST_TEST(db_text(e.database, "SELECT owner FROM batches WHERE id = '" + r.id + "'") == r.key);
+    BOOST_TEST(db_text(e.database, "SELECT CAST(ended_at AS TEXT) FROM batches WHERE id = '" + rows[0].id + "'") ==
+               std::to_string(ended));
+    client alice(gw, "alice"), bob(gw, "bob"), carol(gw, "carol"), research(gw, "research-user");
+    BOOST_TEST(alice.get(rows[0].id).at("status") == "completed");
+    BOOST_TEST(carol.get(rows[1].id).at("id") == json::value(rows[1].id));
+    expect_error(research.http.get("/v1/batches/" + rows[1].id), 404, "batch_id");  // the team's, not the user's
+    BOOST_TEST(research.http.get("/v1/batches").json().at("data").as_array().empty());
+    BOOST_TEST(bob.get(rows[2].id).at("id") == json::value(rows[2].id));
+    expect_error(alice.http.get("/v1/batches/" + rows[2].id), 404, "batch_id");
+    // The retention purge drops the old line of the ended batch.
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (db_text(e.database, "SELECT custom_id FROM batch_requests") == "a" && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(100ms);
+    BOOST_TEST(db_text(e.database, "SELECT custom_id FROM batch_requests").empty());
+
+    // A restart finds schema 3 and rewrites nothing again.
+    gw.restart();
+    for (const auto& r : rows)
+        BOOST_TEST(db_text(e.database, "SELECT owner FROM batches WHERE id = '" + r.id + "'") == r.key);
+    BOOST_TEST(gw.log().find("owners migrated") == std::string::npos);
+    BOOST_TEST(db_text(e.database, "SELECT CAST(version AS TEXT) FROM aq_schema WHERE component = 'batches'") == "3");
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(legacy_team_owners_must_be_names) {
+    env e;
+    for (const json::value& bad : {json::value("research"), json::value(json::array{""}), json::value(json::array{1})}) {
+        auto failure = aqt::expect_startup_failure(e.config({{"legacy_team_owners", bad}}));
+        BOOST_TEST(failure.log.find("plugins.batches.legacy_team_owners: must be an array of") != std::string::npos,
+                   failure.log);
+    }
 }
