@@ -34,7 +34,8 @@ struct config {
     unsigned backoff_initial_ms = 500;
     unsigned backoff_max_ms = 60'000;
     unsigned max_active_batches_per_owner = 100;
-    std::uint64_t max_requests_per_batch = 50'000;
+    std::uint64_t max_requests_per_batch = 50'000;  // keep equal to plugins.files.max_requests_per_file
+    std::uint64_t max_line_bytes = 16ull << 20;      // keep equal to plugins.files.max_line_bytes
     std::uint64_t max_input_bytes = 200ull << 20;
     unsigned poll_interval_ms = 200;  // how often the runner looks for work when idle
     unsigned max_in_flight = 1024;    // upstream requests at once across all upstreams (per host)
@@ -48,6 +49,9 @@ struct config {
     long long results_retention_seconds = 0;
     // How long an ended batch (completed, failed, expired, cancelled) stays listed.
     long long batch_retention_seconds = 30 * 86400;
+    // Where validation's custom_id set may spill past 1 MiB (the input's ids): beside an SQLite
+    // database (same disk), else the temporary directory. Derived from `database`, not a key.
+    std::string scratch_dir;
     // Bare owner names, in rows written before owner keys carried their kind, that were teams:
     // the migration to schema 3 makes them "team:NAME", every other name "user:NAME"
     // (sql/legacy_owner.hpp). Give the files plugin the same list.

@@ -4,15 +4,13 @@
 #include "files_client.hpp"
 #include "wall_clock.hpp"
 
+#include "batch_line/line_rules.hpp"
+
 #include <boost/json.hpp>
 
 namespace batches {
 
 namespace json = boost::json;
-
-bool supported_endpoint(std::string_view e) noexcept {
-    return e == "/v1/chat/completions" || e == "/v1/completions" || e == "/v1/embeddings" || e == "/v1/responses";
-}
 
 namespace {
 
@@ -81,7 +79,7 @@ void create(aq::request& req, const config& cfg, batch_table& db, const aq_files
     b.owner = std::string(req.owner());
     b.input_file_id = required_string(body, "input_file_id");
     b.endpoint = required_string(body, "endpoint");
-    if (!supported_endpoint(b.endpoint))
+    if (!aq::batch_line::supported_url(b.endpoint))
         throw aq::http_error(400,
                              "Invalid value for 'endpoint': supported are /v1/chat/completions, /v1/completions,"
                              " /v1/embeddings and /v1/responses.",

@@ -13,9 +13,6 @@
 
 namespace batches {
 
-// Endpoints a batch may target.
-bool supported_endpoint(std::string_view endpoint) noexcept;
-
 void register_routes(aq::host& host, const config& cfg, batch_table& db, halted_batches& halted,
                      const aq_files_v1& files);
 

@@ -8,6 +8,7 @@
 
 #include "batch_input.hpp"
 #include "fake_upstream.hpp"
+#include "rule_cases.hpp"
 #include "support/digest.hpp"
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
@@ -705,8 +706,8 @@ BOOST_AUTO_TEST_CASE(a_200_mib_input_validates_while_uploads_cancels_and_results
     big.clear();
     big.shrink_to_fit();
     // A batch whose results are recorded all the time (bob's, so it does not wait behind big):
-    // 3,000 lines at 8 x 20 ms last longer than the validation.
-    std::string running = bob.create_batch(bob.upload(lines("r", 3000)));
+    // 20,000 lines at 8 x 20 ms (50 s) last longer than the validation.
+    std::string running = bob.create_batch(bob.upload(lines("r", 20000)));
     bob.wait(running, {"in_progress"});
     std::string big_id = alice.create_batch(big_file);
 
@@ -945,4 +946,48 @@ BOOST_AUTO_TEST_CASE(legacy_team_owners_must_be_names) {
         BOOST_TEST(failure.log.find("plugins.batches.legacy_team_owners: must be an array of") != std::string::npos,
                    failure.log);
     }
+}
+
+BOOST_AUTO_TEST_CASE(upload_and_batch_creation_answer_the_shared_rule_table_alike) {
+    // Over HTTP: each input of tests/batch_line/rule_cases.hpp is uploaded (the files plugin's
+    // verdict) and, when the upload accepts it, a batch is created from it (the batches
+    // plugin's verdict, which adds the endpoint and model rules). Both with the table's limits.
+    namespace rules = aqt::batch_rules;
+    env e;
+    auto cfg = e.config({{"max_line_bytes", rules::rule_case_limits::max_line_bytes},
+                         {"max_requests_per_batch", rules::rule_case_limits::max_requests}},
+                        {{"models", json::array{"m", "gpt-4o-mini"}}});
+    auto& files = cfg["plugins"].as_object()["files"].as_object();
+    files["max_line_bytes"] = rules::rule_case_limits::max_line_bytes;
+    files["max_requests_per_file"] = rules::rule_case_limits::max_requests;
+    aqt::gateway gw(cfg);
+    client alice(gw, "alice");
+    int created = 0;
+    for (const auto& c : rules::rule_cases()) {
+        BOOST_TEST_CONTEXT("case " << c.name) {
+            aqt::multipart form;
+            form.field("purpose", "batch").file("file", "case.jsonl", c.input);
+            auto up = alice.http.request("POST", "/v1/files", {{"Content-Type", form.content_type()}}, form.body());
+            if (!c.upload.accepted()) {
+                BOOST_TEST(up.status == 400, up.body);
+                continue;
+            }
+            BOOST_REQUIRE_MESSAGE(up.status == 200, up.body);
+            ++created;
+            auto b = alice.wait(alice.create_batch(std::string(up.json().at("id").as_string())),
+                                {"in_progress", "finalizing", "completed", "failed"});
+            if (c.batch.accepted()) {
+                BOOST_TEST(b.at("status") != "failed", json::serialize(b.at("errors")));
+                BOOST_TEST(b.at("request_counts").at("total") == c.requests);
+            } else {
+                BOOST_TEST(b.at("status") == "failed");
+                json::object expected{{"code", c.batch.code},
+                                      {"message", c.batch.message},
+                                      {"param", c.batch.param.empty() ? json::value(nullptr) : json::value(c.batch.param)},
+                                      {"line", c.batch.line ? json::value(c.batch.line) : json::value(nullptr)}};
+                BOOST_TEST(b.at("errors").at("data").at(0) == json::value(expected), json::serialize(b.at("errors")));
+            }
+        }
+    }
+    BOOST_TEST(created >= 10);
 }

@@ -8,6 +8,7 @@
 #include "fake_files.hpp"
 #include "batch_input.hpp"
 #include "fake_upstream.hpp"
+#include "rule_cases.hpp"
 #include "test_cert.hpp"
 #include "support/postgres.hpp"
 
@@ -864,4 +865,58 @@ BOOST_AUTO_TEST_CASE(retention_keeps_lines_then_drops_them_and_purges_ended_batc
     }
     BOOST_TEST(!e.table->get("alice", id).has_value());
     BOOST_TEST(e.files.get(b.output_file_id).has_value());  // files expire on their own schedule
+}
+
+BOOST_AUTO_TEST_CASE(the_shared_batch_line_rule_table_gives_the_same_verdicts_at_batch_creation) {
+    // tests/batch_line/rule_cases.hpp: what batch creation must answer for each input, with
+    // the table's limits, endpoint and models. The upload answers the same table (files tests).
+    namespace rules = aqt::batch_rules;
+    env e(json::object{{"max_line_bytes", rules::rule_case_limits::max_line_bytes},
+                       {"max_requests_per_batch", rules::rule_case_limits::max_requests},
+                       {"upstream", json::object{{"models", json::array{"m", "gpt-4o-mini"}}}}});
+    for (const auto& c : rules::rule_cases()) {
+        BOOST_TEST_CONTEXT("case " << c.name) {
+            std::string id = e.create("alice", c.input, rules::rule_case_endpoint);
+            batches::batch_work w;
+            w.id = id;
+            w.owner = "alice";
+            w.endpoint = rules::rule_case_endpoint;
+            w.input_file_id = e.get("alice", id).input_file_id;
+            long long t = now_ms();
+            BOOST_REQUIRE(e.table->lease(id, "host_v", t, t + 10000));
+            batches::validate_batch(e.cfg, *e.table, *e.queue, e.files.table(), w, "host_v");
+            auto b = e.get("alice", id);
+            if (c.batch.accepted()) {
+                BOOST_TEST(b.status == "in_progress", b.errors);
+                BOOST_TEST(b.total == static_cast<long long>(c.requests));
+                BOOST_TEST(e.line_rows(id) == static_cast<long long>(c.requests));
+            } else {
+                BOOST_TEST(b.status == "failed");
+                BOOST_TEST(e.line_rows(id) == 0);
+                auto first = errors_of(b).at(0).as_object();
+                json::object expected{{"code", c.batch.code},
+                                      {"message", c.batch.message},
+                                      {"param", c.batch.param.empty() ? json::value(nullptr) : json::value(c.batch.param)},
+                                      {"line", c.batch.line ? json::value(c.batch.line) : json::value(nullptr)}};
+                BOOST_TEST(first == expected, json::serialize(first) << " != " << json::serialize(expected));
+            }
+        }
+    }
+    BOOST_TEST(e.up.total() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(an_accepted_line_is_sent_upstream_byte_for_byte) {
+    // The stored body is the raw text of the line's "body", not a re-serialization.
+    env e;
+    std::string raw = R"({ "model" : "m1",  "user": "raw", "messages": [ {"role":"user","content":"caf\u00e9 \"q\""} ], "n": 1.50 })";
+    std::string input = R"({"custom_id":"raw","method":"POST","url":"/v1/chat/completions","body":)" + raw + "}\n";
+    host_parts r(e);
+    std::string id = e.create("alice", input);
+    r.keeper.run();
+    BOOST_REQUIRE(e.get("alice", id).status == "in_progress");
+    auto s = e.pool->lease();
+    std::string body;
+    *s << "SELECT body FROM batch_requests WHERE batch_id = :b", soci::into(body), soci::use(id);
+    BOOST_TEST(body == raw);
+    BOOST_TEST(e.run(r, "alice", id).completed == 1);
 }
