@@ -185,24 +185,29 @@ bool batch_table::activate(const std::string& id, const std::string& me, const s
                        soci::use(now_s), soci::use(total), soci::use(model), soci::use(id), soci::use(me)));
 }
 
+namespace {
+
+// Any status in `from` -> failed with errors.data, under the lease of `me`.
+bool fail(aq::sql::pool& pool, const std::string& id, const std::string& me, const std::string& errors_json,
+          long long now_s, const char* from) {
+    auto sql = pool.lease();
+    return changed_one((sql->prepare << std::string("UPDATE batches SET status = 'failed', failed_at = :t, ended_at = :t2,"
+                                                    " errors = :e, lease_owner = '', lease_until = 0"
+                                                    " WHERE id = :id AND lease_owner = :me AND status IN ") + from,
+                        soci::use(now_s), soci::use(now_s), soci::use(errors_json), soci::use(id), soci::use(me)));
+}
+
+}  // namespace
+
 bool batch_table::fail_validation(const std::string& id, const std::string& me, const std::string& errors_json,
                                   long long now_s) {
-    auto sql = pool_.lease();
     // A cancel that arrived during validation still ends the batch as failed: its input was bad.
-    return changed_one((sql->prepare << "UPDATE batches SET status = 'failed', failed_at = :t, ended_at = :t2,"
-                                       " errors = :e, lease_owner = '', lease_until = 0"
-                                       " WHERE id = :id AND lease_owner = :me AND status IN ('validating', 'cancelling')",
-                       soci::use(now_s), soci::use(now_s), soci::use(errors_json), soci::use(id), soci::use(me)));
+    return fail(pool_, id, me, errors_json, now_s, "('validating', 'cancelling')");
 }
 
 bool batch_table::fail_finalization(const std::string& id, const std::string& me, const std::string& errors_json,
                                     long long now_s) {
-    auto sql = pool_.lease();
-    return changed_one((sql->prepare << "UPDATE batches SET status = 'failed', failed_at = :t, ended_at = :t2,"
-                                       " errors = :e, lease_owner = '', lease_until = 0"
-                                       " WHERE id = :id AND lease_owner = :me"
-                                       " AND status IN ('in_progress', 'finalizing', 'cancelling')",
-                       soci::use(now_s), soci::use(now_s), soci::use(errors_json), soci::use(id), soci::use(me)));
+    return fail(pool_, id, me, errors_json, now_s, "('in_progress', 'finalizing', 'cancelling')");
 }
 
 bool batch_table::mark_finalizing(const std::string& id, const std::string& me, long long now_s) {

@@ -56,17 +56,22 @@ const std::vector<std::string> schema_v2 = {
 
 }  // namespace
 
-aq::sql::owner_rewrite migrate_schema(aq::sql::pool& pool, const aq::sql::name_set& legacy_teams) {
-    aq::sql::owner_rewrite rewritten;
-    const std::vector<aq::sql::migration> migrations = {
+std::vector<aq::sql::migration> schema_migrations(const aq::sql::name_set& legacy_teams,
+                                                 aq::sql::owner_rewrite& rewritten) {
+    return {
         {1, schema_v1, schema_v1},
         {2, schema_v2, schema_v2},
         // Owner keys carry their kind: "alice" -> "user:alice", a listed team -> "team:NAME", by
         // the same rule as the files plugin's migration, so a batch and its files stay together.
-        {3, {}, {}, [&](soci::session& s, aq::sql::backend) {
+        {3, {}, {}, [&legacy_teams, &rewritten](soci::session& s, aq::sql::backend) {
              rewritten = aq::sql::rewrite_legacy_owners(s, "batches", "owner", legacy_teams);
          }},
     };
+}
+
+aq::sql::owner_rewrite migrate_schema(aq::sql::pool& pool, const aq::sql::name_set& legacy_teams) {
+    aq::sql::owner_rewrite rewritten;
+    auto migrations = schema_migrations(legacy_teams, rewritten);
     auto lease = pool.lease();
     aq::sql::migrate(*lease, pool.kind(), "batches", migrations);
     return rewritten;

@@ -7,9 +7,17 @@
 #pragma once
 
 #include "sql/legacy_owner.hpp"
+#include "sql/migrations.hpp"
 #include "sql/pool.hpp"
 
+#include <vector>
+
 namespace batches {
+
+// Every migration, in order. Version 3's step rewrites bare owners with `legacy_teams` and
+// reports what it did in `rewritten`. (Tests start old databases from a prefix of these.)
+std::vector<aq::sql::migration> schema_migrations(const aq::sql::name_set& legacy_teams,
+                                                 aq::sql::owner_rewrite& rewritten);
 
 // Brings the tables to the latest version; several hosts starting at once migrate once. Bare
 // owner names (before v3) become owner keys by sql::legacy_owner_key with `legacy_teams`.

@@ -15,6 +15,8 @@
 #include "support/multipart.hpp"
 #include "support/postgres.hpp"
 
+#include "schema.hpp"
+#include "sql/migrations.hpp"
 #include "sql/pool.hpp"
 
 #include <boost/json.hpp>
@@ -100,6 +102,10 @@ struct client {
         auto r = create(body);
         BOOST_REQUIRE_MESSAGE(r.status == 200, "create: " + std::to_string(r.status) + " " + r.body);
         return std::string(r.json().at("id").as_string());
+    }
+
+    aqt::http::response cancel(const std::string& batch_id) {
+        return http.request("POST", "/v1/batches/" + batch_id + "/cancel", {{"Content-Type", "application/json"}});
     }
 
     json::object get(const std::string& batch_id) {
@@ -289,7 +295,7 @@ BOOST_AUTO_TEST_CASE(lifecycle_to_completed_with_exact_output_bytes_in_input_ord
     client bob(gw, "bob");
     BOOST_TEST(bob.http.get("/v1/files/" + std::string(b.at("output_file_id").as_string())).status == 404);
     // A finished batch cannot be cancelled.
-    expect_error(alice.http.request("POST", "/v1/batches/" + id + "/cancel", {{"Content-Type", "application/json"}}),
+    expect_error(alice.cancel(id),
                  400, nullptr);
 }
 
@@ -369,7 +375,7 @@ BOOST_AUTO_TEST_CASE(cancel_moves_to_cancelled_with_partial_results) {
     client alice(gw, "alice");
     std::string id = alice.create_batch(alice.upload(lines("k", 40)));
     while (e.up.total() < 3) std::this_thread::sleep_for(10ms);
-    auto r = alice.http.request("POST", "/v1/batches/" + id + "/cancel", {{"Content-Type", "application/json"}});
+    auto r = alice.cancel(id);
     BOOST_REQUIRE_EQUAL(r.status, 200);
     BOOST_TEST(r.json().at("status") == "cancelling");
     BOOST_TEST(r.json().at("cancelling_at").is_int64());
@@ -605,7 +611,7 @@ BOOST_AUTO_TEST_CASE(cancel_while_64_lines_run_sends_none_of_the_other_16) {
     client alice(gw, "alice");
     std::string id = alice.create_batch(alice.upload(lines("k", 80)));
     while (e.up.active() < 64) std::this_thread::sleep_for(5ms);
-    auto r = alice.http.request("POST", "/v1/batches/" + id + "/cancel", {{"Content-Type", "application/json"}});
+    auto r = alice.cancel(id);
     BOOST_REQUIRE_EQUAL(r.status, 200);
     BOOST_TEST(r.json().at("status") == "cancelling");
     auto b = alice.wait(id, {"cancelled"}, 60s);
@@ -652,7 +658,7 @@ BOOST_AUTO_TEST_CASE(a_cancel_through_another_host_stops_lines_waiting_on_this_o
     while (e.up.active() < 20) std::this_thread::sleep_for(5ms);
     aqt::gateway two(cfg);
     client alice2(two, "alice");
-    auto r = alice2.http.request("POST", "/v1/batches/" + id + "/cancel", {{"Content-Type", "application/json"}});
+    auto r = alice2.cancel(id);
     BOOST_REQUIRE_EQUAL(r.status, 200);
     BOOST_REQUIRE_MESSAGE(e.up.total() == 20, "the first lines finished before the cancel: the test proves nothing");
     auto b = alice.wait(id, {"cancelled"}, 60s);
@@ -748,7 +754,7 @@ BOOST_AUTO_TEST_CASE(a_200_mib_input_validates_while_uploads_cancels_and_results
                 }
                 last = std::string(created.json().at("id").as_string());
             }
-            auto r = c.http.request("POST", "/v1/batches/" + last + "/cancel", {{"Content-Type", "application/json"}});
+            auto r = c.cancel(last);
             if (r.status == 200) {
                 if (validating) ++cancels_during;
             } else if (!(r.status == 400 && validating == false)) {  // finalized once validation ended
@@ -859,36 +865,14 @@ BOOST_AUTO_TEST_CASE(bare_owner_names_of_a_version_1_database_become_owner_keys_
         std::filesystem::create_directories(dir);
         e.database = "sqlite:" + (dir / "legacy.db").string();
     }
-    // Schema version 1 as it shipped, with batches owned by bare names.
-    db_exec(e.database,
-            "CREATE TABLE batches ("
-            " id TEXT PRIMARY KEY, owner TEXT NOT NULL, endpoint TEXT NOT NULL, model TEXT NOT NULL DEFAULT '',"
-            " input_file_id TEXT NOT NULL, completion_window TEXT NOT NULL, status TEXT NOT NULL,"
-            " errors TEXT NOT NULL DEFAULT '', output_file_id TEXT NOT NULL DEFAULT '',"
-            " error_file_id TEXT NOT NULL DEFAULT '', metadata TEXT NOT NULL DEFAULT '',"
-            " created_at BIGINT NOT NULL, in_progress_at BIGINT NOT NULL DEFAULT 0, expires_at BIGINT NOT NULL,"
-            " finalizing_at BIGINT NOT NULL DEFAULT 0, completed_at BIGINT NOT NULL DEFAULT 0,"
-            " failed_at BIGINT NOT NULL DEFAULT 0, expired_at BIGINT NOT NULL DEFAULT 0,"
-            " cancelling_at BIGINT NOT NULL DEFAULT 0, cancelled_at BIGINT NOT NULL DEFAULT 0,"
-            " total BIGINT NOT NULL DEFAULT 0, completed BIGINT NOT NULL DEFAULT 0, failed BIGINT NOT NULL DEFAULT 0,"
-            " input_tokens BIGINT NOT NULL DEFAULT 0, output_tokens BIGINT NOT NULL DEFAULT 0,"
-            " total_tokens BIGINT NOT NULL DEFAULT 0, cached_tokens BIGINT NOT NULL DEFAULT 0,"
-            " reasoning_tokens BIGINT NOT NULL DEFAULT 0, output_expires_after BIGINT NOT NULL DEFAULT 0,"
-            " lease_owner TEXT NOT NULL DEFAULT '', lease_until BIGINT NOT NULL DEFAULT 0)");
-    db_exec(e.database,
-            "CREATE TABLE batch_requests ("
-            " batch_id TEXT NOT NULL, line_no BIGINT NOT NULL, custom_id TEXT NOT NULL, model TEXT NOT NULL,"
-            " body TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts BIGINT NOT NULL DEFAULT 0,"
-            " next_attempt_at BIGINT NOT NULL DEFAULT 0, lease_owner TEXT NOT NULL DEFAULT '',"
-            " lease_until BIGINT NOT NULL DEFAULT 0, claim_seq BIGINT NOT NULL DEFAULT 0,"
-            " req_id TEXT NOT NULL DEFAULT '', status_code INTEGER NOT NULL DEFAULT 0,"
-            " request_id TEXT NOT NULL DEFAULT '', response_body TEXT NOT NULL DEFAULT '',"
-            " error_code TEXT NOT NULL DEFAULT '', error_message TEXT NOT NULL DEFAULT '',"
-            " input_tokens BIGINT NOT NULL DEFAULT 0, output_tokens BIGINT NOT NULL DEFAULT 0,"
-            " total_tokens BIGINT NOT NULL DEFAULT 0, cached_tokens BIGINT NOT NULL DEFAULT 0,"
-            " reasoning_tokens BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (batch_id, line_no))");
-    db_exec(e.database, "CREATE TABLE aq_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)");
-    db_exec(e.database, "INSERT INTO aq_schema (component, version) VALUES ('batches', 1)");
+    // Schema version 1 as it shipped (the plugin's first migration), with batches owned by bare
+    // names.
+    {
+        aq::sql::pool pool(e.database, 1);
+        aq::sql::owner_rewrite unused;
+        auto all = batches::schema_migrations({}, unused);
+        aq::sql::migrate(*pool.lease(), pool.kind(), "batches", std::span(all).first(1));
+    }
     struct legacy_row {
         std::string id, owner, key;
     };

@@ -110,6 +110,28 @@ struct env {
 
     batches::batch_row get(const std::string& owner, const std::string& id) { return *table->get(owner, id); }
 
+    // The batch as the runner and the housekeeper see it.
+    batches::batch_work work(const std::string& owner, const std::string& id) {
+        auto b = get(owner, id);
+        batches::batch_work w;
+        w.id = id;
+        w.owner = owner;
+        w.status = b.status;
+        w.endpoint = b.endpoint;
+        w.input_file_id = b.input_file_id;
+        w.expires_at = b.expires_at;
+        return w;
+    }
+
+    // Validates a batch at once as host "host_v" (taking its lease), outside any job.
+    batches::batch_work validate(const std::string& owner, const std::string& id) {
+        auto w = work(owner, id);
+        long long t = now_ms();
+        BOOST_REQUIRE(table->lease(id, "host_v", t, t + 10000));
+        batches::validate_batch(cfg, *table, *queue, files.table(), w, "host_v");
+        return work(owner, id);
+    }
+
     // Runs one host's two jobs, one after the other, like the scheduler does, until the batch
     // reaches a terminal status.
     batches::batch_row run(host_parts& h, const std::string& owner, const std::string& id,
@@ -384,15 +406,8 @@ BOOST_AUTO_TEST_CASE(claims_never_overlap_and_a_dead_hosts_lease_is_taken_over) 
     host_parts r(e);
     // Validate only: a run with nothing runnable yet validates and then claims; use the store
     // directly to claim as two other hosts first.
-    batches::batch_work w;
-    w.id = id;
-    w.owner = "alice";
-    w.endpoint = "/v1/chat/completions";
-    w.input_file_id = e.get("alice", id).input_file_id;
-    long long t0_ms = now_ms();
-    BOOST_REQUIRE(e.table->lease(id, "host_v", t0_ms, t0_ms + 10000));
-    batches::validate_batch(e.cfg, *e.table, *e.queue, e.files.table(), w, "host_v");
-    BOOST_REQUIRE(e.get("alice", id).status == "in_progress");
+    auto w = e.validate("alice", id);
+    BOOST_REQUIRE(w.status == "in_progress");
     long long now = now_ms();
     auto a = e.queue->claim(w, 8, "host_a", 1, now, now + 1000);
     auto b2 = e.queue->claim(w, 8, "host_b", 1, now, now + 1000);
@@ -682,17 +697,10 @@ BOOST_AUTO_TEST_CASE(retry_after_http_dates_in_all_three_formats) {
 BOOST_AUTO_TEST_CASE(a_claim_takes_lines_of_in_progress_batches_only) {
     env e;
     std::string id = e.create("alice", line("a") + line("b"));
-    batches::batch_work w;
-    w.id = id;
-    w.owner = "alice";
-    w.endpoint = "/v1/chat/completions";
-    w.input_file_id = e.get("alice", id).input_file_id;
-    long long t = now_ms();
-    BOOST_REQUIRE(e.table->lease(id, "host_v", t, t + 10000));
-    batches::validate_batch(e.cfg, *e.table, *e.queue, e.files.table(), w, "host_v");
-    BOOST_REQUIRE(e.get("alice", id).status == "in_progress");
+    auto w = e.validate("alice", id);
+    BOOST_REQUIRE(w.status == "in_progress");
     BOOST_REQUIRE(e.table->cancel("alice", id, now_s())->status == "cancelling");
-    t = now_ms();
+    long long t = now_ms();
     BOOST_TEST(e.queue->claim(w, 10, "host_a", 1, t, t + 1000).empty());
     BOOST_TEST(e.up.total() == 0);
 }
@@ -700,10 +708,7 @@ BOOST_AUTO_TEST_CASE(a_claim_takes_lines_of_in_progress_batches_only) {
 BOOST_AUTO_TEST_CASE(staged_lines_are_not_claimable_before_activation_and_a_lost_lease_stops_staging) {
     env e;
     std::string id = e.create("alice", line("a"));
-    batches::batch_work w;
-    w.id = id;
-    w.owner = "alice";
-    w.endpoint = "/v1/chat/completions";
+    auto w = e.work("alice", id);
     long long t = now_ms();
     BOOST_REQUIRE(e.table->lease(id, "host_v", t, t + 10000));
     BOOST_TEST(e.queue->stage(id, "host_v", {batches::line_row{1, "a", "m1", "{}"}}));
@@ -877,14 +882,7 @@ BOOST_AUTO_TEST_CASE(the_shared_batch_line_rule_table_gives_the_same_verdicts_at
     for (const auto& c : rules::rule_cases()) {
         BOOST_TEST_CONTEXT("case " << c.name) {
             std::string id = e.create("alice", c.input, rules::rule_case_endpoint);
-            batches::batch_work w;
-            w.id = id;
-            w.owner = "alice";
-            w.endpoint = rules::rule_case_endpoint;
-            w.input_file_id = e.get("alice", id).input_file_id;
-            long long t = now_ms();
-            BOOST_REQUIRE(e.table->lease(id, "host_v", t, t + 10000));
-            batches::validate_batch(e.cfg, *e.table, *e.queue, e.files.table(), w, "host_v");
+            e.validate("alice", id);
             auto b = e.get("alice", id);
             if (c.batch.accepted()) {
                 BOOST_TEST(b.status == "in_progress", b.errors);
