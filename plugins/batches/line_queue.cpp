@@ -84,16 +84,20 @@ std::vector<claimed_line> line_queue::claim(const batch_work& b, int n, const st
     aq::sql::write_transaction tx(*sql, pool_.kind());
     // The lines are picked in a CTE, which runs once: as `line_no IN (subquery)` PostgreSQL may
     // rescan the subquery per updated row and, after the first updates, pick further lines.
+    // A running line of `me` is never taken again, even with its lease expired (the database was
+    // out of reach longer than the heartbeat could bridge): this process still has it in
+    // flight or its reply waiting to be recorded.
     *sql << std::string("WITH picked AS (SELECT line_no FROM batch_requests WHERE batch_id = :b1"
-                        " AND ((state = 'pending' AND next_attempt_at <= :n1) OR (state = 'running' AND lease_until < :n2))"
+                        " AND ((state = 'pending' AND next_attempt_at <= :n1)"
+                        " OR (state = 'running' AND lease_until < :n2 AND lease_owner <> :me1))"
                         " AND EXISTS (SELECT 1 FROM batches WHERE id = :b2 AND status = 'in_progress')"
                         " ORDER BY line_no LIMIT :lim") +
                 claim_row_lock(pool_.kind()) +
                 ") UPDATE batch_requests AS r SET state = 'running', lease_owner = :me, lease_until = :u,"
                 " claim_seq = :seq, attempts = r.attempts + 1 FROM picked"
                 " WHERE r.batch_id = :b AND r.line_no = picked.line_no",
-        soci::use(b.id), soci::use(now_ms), soci::use(now_ms), soci::use(b.id), soci::use(lim), soci::use(me),
-        soci::use(until_ms), soci::use(claim_seq), soci::use(b.id);
+        soci::use(b.id), soci::use(now_ms), soci::use(now_ms), soci::use(me), soci::use(b.id), soci::use(lim),
+        soci::use(me), soci::use(until_ms), soci::use(claim_seq), soci::use(b.id);
     std::vector<claimed_line> out;
     claimed_line l;
     l.batch_id = b.id;

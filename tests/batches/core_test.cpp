@@ -918,3 +918,26 @@ BOOST_AUTO_TEST_CASE(an_accepted_line_is_sent_upstream_byte_for_byte) {
     BOOST_TEST(body == raw);
     BOOST_TEST(e.run(r, "alice", id).completed == 1);
 }
+
+BOOST_AUTO_TEST_CASE(a_host_never_claims_its_own_lines_again_after_their_lease_lapsed) {
+    // The leases of lines in flight lapse without another host taking them (the database was out
+    // of reach longer than the heartbeat could bridge). The host still has the lines in flight:
+    // its own claims must not take them again, and the late replies are recorded.
+    env e(json::object{{"lease_seconds", 30}, {"upstream", json::object{{"timeout_seconds", 30}}}});
+    e.up.set_latency(2000ms);
+    std::string content;
+    for (int i = 0; i < 6; ++i) content += line("k" + std::to_string(i));
+    std::string id = e.create("alice", content);
+    host_parts a(e, "host_a");
+    a.keeper.run();
+    std::thread run([&] { a.runner.run(); });  // returns once all six are recorded
+    while (e.up.active() < 6) std::this_thread::sleep_for(5ms);
+    {
+        auto s = e.pool->lease();
+        *s << "UPDATE batch_requests SET lease_until = 0 WHERE batch_id = :b", soci::use(id);
+    }
+    run.join();
+    auto b = e.run(a, "alice", id);
+    BOOST_TEST(b.completed == 6);
+    for (auto& [key, n] : e.up.counts()) BOOST_TEST(n == 1, key << " was sent " << n << " times");
+}
