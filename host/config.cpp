@@ -38,6 +38,24 @@ bool env_name_char(char c, bool first) {
     return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
 }
 
+// RFC 3629 UTF-8: no overlong form, no surrogate, nothing above U+10FFFF.
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+        const unsigned char c = byte(i);
+        const std::size_t n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (n == 0 || i + n > s.size()) return false;
+        // The second byte's range depends on the first; the others are plain continuation bytes.
+        const unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        const unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        if (n > 1 && (byte(i + 1) < lo || byte(i + 1) > hi)) return false;
+        for (std::size_t k = 2; k < n; ++k)
+            if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return false;
+        i += n;
+    }
+    return true;
+}
+
 // "${NAME}" is replaced by the variable's value; "$${" stands for a literal "${". Any other '$'
 // is kept as it is, so a literal password such as "pa$$word" survives untouched.
 std::string expand(std::string_view in, const std::string& path, const env_lookup& env) {
@@ -65,6 +83,9 @@ std::string expand(std::string_view in, const std::string& path, const env_looku
         if (!valid) fail(path, "invalid environment variable name \"" + std::string(name) + "\"");
         const std::optional<std::string> value = env(name);
         if (!value) fail(path, "environment variable " + std::string(name) + " is not set");
+        // The expanded config ends up as JSON text (each plugin's section), which cannot hold
+        // bytes that are not UTF-8 (found by tests/fuzz).
+        if (!valid_utf8(*value)) fail(path, "environment variable " + std::string(name) + " is not valid UTF-8");
         out += *value;
         i = close;
     }
@@ -405,11 +426,35 @@ config parse_config(std::string_view text, const std::filesystem::path& config_d
             cfg.shutdown_timeout_ms = static_cast<std::uint32_t>(integer_of(v, key, 0, u32));
         } else if (key == "max_drain_bytes") {
             cfg.max_drain_bytes = integer_of(v, key, 0, std::numeric_limits<std::uint64_t>::max());
+        } else if (key == "max_connections") {
+            cfg.max_connections = static_cast<std::uint32_t>(integer_of(v, key, 1, u32));
+        } else if (key == "max_connections_per_ip") {
+            cfg.max_connections_per_ip = static_cast<std::uint32_t>(integer_of(v, key, 0, u32));
+        } else if (key == "max_requests_per_principal") {
+            cfg.max_requests_per_principal = static_cast<std::uint32_t>(integer_of(v, key, 1, u32));
+        } else if (key == "max_queued_requests") {
+            cfg.max_queued_requests = static_cast<std::uint32_t>(integer_of(v, key, 1, u32));
+        } else if (key == "min_body_rate_bytes_per_s") {
+            cfg.min_body_rate_bytes_per_s = integer_of(v, key, 0, u32);
+        } else if (key == "body_rate_window_ms") {
+            cfg.body_rate_window_ms = static_cast<std::uint32_t>(integer_of(v, key, 100, u32));
+        } else if (key == "spool_dir") {
+            const std::string dir = string_of(v, key);
+            if (dir.empty()) fail(key, "must not be empty");
+            cfg.spool_dir = (cfg.config_dir / dir).lexically_normal();
+        } else if (key == "spool_memory_bytes") {
+            cfg.spool_memory_bytes = integer_of(v, key, 0, 1ull << 30);
+        } else if (key == "max_spool_bytes") {
+            cfg.max_spool_bytes = integer_of(v, key, 0, std::numeric_limits<std::uint64_t>::max());
         } else {
             fail(key, "unknown key");
         }
     }
     if (const json::value* plugins = top.if_contains("plugins")) cfg.plugins = parse_plugins(*plugins, "plugins", cfg);
+    if (cfg.spool_dir.empty()) {
+        const std::optional<std::string> tmp = env("TMPDIR");
+        cfg.spool_dir = tmp && !tmp->empty() ? std::filesystem::path(*tmp) : std::filesystem::path("/tmp");
+    }
     return cfg;
 }
 

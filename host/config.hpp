@@ -57,6 +57,20 @@ struct config {
     std::uint32_t body_timeout_ms = 60'000;      // between two pieces of a body / response
     std::uint32_t shutdown_timeout_ms = 30'000;  // in-flight requests after SIGTERM
     std::uint64_t max_drain_bytes = 1 << 20;     // body read and discarded after an early answer
+
+    // What one client may take (README, "How the host protects itself").
+    std::uint32_t max_connections = 10'000;          // open connections at once
+    std::uint32_t max_connections_per_ip = 0;        // per client address; 0: no limit
+    std::uint32_t max_requests_per_principal = 32;   // requests of one token at once (429 beyond)
+    std::uint32_t max_queued_requests = 1024;        // requests waiting for a worker (503 beyond)
+    std::uint64_t min_body_rate_bytes_per_s = 1024;  // slower request/response bodies are cut; 0: off
+    std::uint32_t body_rate_window_ms = 10'000;      // the rate is measured over windows this long
+
+    // Request bodies are read completely before the handler runs: the first spool_memory_bytes in
+    // memory, the rest in an unnamed file in spool_dir.
+    std::filesystem::path spool_dir;                 // empty: $TMPDIR, else /tmp
+    std::uint64_t spool_memory_bytes = 64 * 1024;
+    std::uint64_t max_spool_bytes = 0;               // all bodies being spooled or handled; 0: no limit
 };
 
 // Looks up an environment variable; injectable for tests.

@@ -1,6 +1,7 @@
 #include "gateway.hpp"
 
 #include "auth.hpp"
+#include "body_spool.hpp"
 #include "host_api.hpp"
 #include "http_server.hpp"
 #include "loader.hpp"
@@ -11,7 +12,9 @@
 #include "service_registry.hpp"
 #include "worker_pool.hpp"
 
+#include <algorithm>
 #include <csignal>
+#include <optional>
 #include <list>
 #include <memory>
 
@@ -44,8 +47,12 @@ int run_gateway(const config& cfg) {
     authenticator auth(cfg.tokens);
     router routes;
     service_registry services;
-    worker_pool pool(cfg.workers);
-    scheduler jobs([&pool](std::function<void()> run) { pool.post(std::move(run)); });
+    worker_pool pool(cfg.workers, cfg.max_queued_requests);
+    // Jobs run on threads of their own, created once the plugins have registered them: one per
+    // job, since a job never runs twice at once. A pool full of request handlers never delays a
+    // job (the batch runner, the expiry purge).
+    std::unique_ptr<worker_pool> job_threads;
+    scheduler jobs([&job_threads](std::function<void()> run) { job_threads->post(std::move(run)); });
     host_context context{routes, jobs, services, stopping};
 
     // std::list: aq_host addresses are handed to plugins and must never move.
@@ -84,16 +91,27 @@ int run_gateway(const config& cfg) {
         return 1;
     }
 
-    http_server server(cfg, routes, auth, pool, [&] { return ready.load() && !stopping.load(); });
+    try {
+        body_spool::check_dir(cfg.spool_dir);
+    } catch (const std::exception& e) {
+        log::error("host", e.what());
+        stopping = true;
+        shutdown_plugins(plugins);
+        return 1;
+    }
+
+    std::optional<http_server> server;
+    server.emplace(cfg, routes, auth, pool, [&] { return ready.load() && !stopping.load(); });
     std::string bound;
     try {
-        bound = server.start();
+        bound = server->start();
     } catch (const std::exception& e) {
         log::error("host", "cannot listen on " + cfg.listen_address + ":" + std::to_string(cfg.listen_port) + ": " + e.what());
         stopping = true;
         shutdown_plugins(plugins);
         return 1;
     }
+    job_threads = std::make_unique<worker_pool>(static_cast<unsigned>(std::max<std::size_t>(1, jobs.size())));
     jobs.start();
     ready = true;
     log::info("host", "listening on http://" + bound);
@@ -110,12 +128,16 @@ int run_gateway(const config& cfg) {
     log::info("host", std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
     ready = false;
     stopping = true;
-    server.stop_accepting();
-    std::size_t left = server.drain(std::chrono::milliseconds(cfg.shutdown_timeout_ms));
+    server->stop_accepting();
+    std::size_t left = server->drain(std::chrono::milliseconds(cfg.shutdown_timeout_ms));
     if (left) log::warn("host", std::to_string(left) + " request(s) still in flight at the deadline; disconnecting them");
-    server.stop();
+    server->stop();
     jobs.stop();
+    job_threads->stop();
     pool.stop();
+    // After the workers: the server lets go of the last requests (and their body sources)
+    // while every plugin is still there to release them.
+    server.reset();
     shutdown_plugins(plugins);
     log::info("host", "stopped");
     return 0;

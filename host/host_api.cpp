@@ -3,6 +3,7 @@
 #include "ascii.hpp"
 #include "exchange.hpp"
 #include "log.hpp"
+#include "response_rules.hpp"
 #include "router.hpp"
 #include "scheduler.hpp"
 #include "service_registry.hpp"
@@ -10,6 +11,10 @@
 #include <aqueduct/plugin.hpp>
 
 #include <cstring>
+#include <limits>
+#include <optional>
+
+#include <sys/stat.h>
 
 namespace aqd {
 
@@ -23,8 +28,8 @@ exchange& X(aq_request* req) { return *static_cast<exchange*>(req); }
 std::string_view sv(aq_str s) { return aq::to_sv(s); }
 
 
-exchange::header_list copy_headers(const aq_header* headers, std::size_t count) {
-    exchange::header_list out;
+header_list copy_headers(const aq_header* headers, std::size_t count) {
+    header_list out;
     out.reserve(count);
     for (std::size_t i = 0; i < count; ++i) out.emplace_back(std::string(sv(headers[i].name)), std::string(sv(headers[i].value)));
     return out;
@@ -32,6 +37,17 @@ exchange::header_list copy_headers(const aq_header* headers, std::size_t count) 
 
 // A status code a plugin sends must be one HTTP can carry.
 bool valid_status(int status) { return status >= 200 && status <= 599; }
+
+// The rules of abi.h for a response about to begin; a violation is logged and answered 500 by
+// the exchange, and the plugin hears AQ_ERR_INVALID.
+bool acceptable(exchange& ex, int status, const aq_header* headers, std::size_t count, std::int64_t length) {
+    std::optional<std::string> problem = check_status(status);
+    if (!problem) problem = check_headers(headers, count);
+    if (!problem) problem = check_body(status, length);
+    if (!problem) return true;
+    ex.refuse(*problem);
+    return false;
+}
 
 void host_log(aq_host* h, aq_log_level level, aq_str message) {
     try {
@@ -144,8 +160,8 @@ int64_t req_read_body(aq_request* r, void* buf, size_t cap) {
 }
 
 aq_status req_respond(aq_request* r, int status, const aq_header* headers, size_t count, aq_str body) {
-    if (!valid_status(status)) return AQ_ERR_INVALID;
     try {
+        if (!acceptable(X(r), status, headers, count, static_cast<std::int64_t>(body.len))) return AQ_ERR_INVALID;
         return X(r).respond(status, copy_headers(headers, count), std::string(sv(body)));
     } catch (...) {
         return AQ_ERR_INTERNAL;
@@ -153,8 +169,12 @@ aq_status req_respond(aq_request* r, int status, const aq_header* headers, size_
 }
 
 aq_status req_begin(aq_request* r, int status, const aq_header* headers, size_t count, int64_t content_length) {
-    if (!valid_status(status) || content_length < -1) return AQ_ERR_INVALID;
     try {
+        if (content_length < -1) {
+            X(r).refuse("begin_response with content_length " + std::to_string(content_length));
+            return AQ_ERR_INVALID;
+        }
+        if (!acceptable(X(r), status, headers, count, content_length)) return AQ_ERR_INVALID;
         return X(r).begin(status, copy_headers(headers, count), content_length);
     } catch (...) {
         return AQ_ERR_INTERNAL;
@@ -163,6 +183,7 @@ aq_status req_begin(aq_request* r, int status, const aq_header* headers, size_t 
 
 aq_status req_write(aq_request* r, aq_str chunk) {
     try {
+        if (chunk.len && !chunk.data) return AQ_ERR_INVALID;
         return X(r).write(sv(chunk));
     } catch (...) {
         return AQ_ERR_INTERNAL;
@@ -172,6 +193,63 @@ aq_status req_write(aq_request* r, aq_str chunk) {
 aq_status req_end(aq_request* r) {
     try {
         return X(r).end();
+    } catch (...) {
+        return AQ_ERR_INTERNAL;
+    }
+}
+
+aq_status req_respond_source(aq_request* r, int status, const aq_header* headers, size_t count,
+                             int64_t content_length, const aq_body_source* source) {
+    if (!AQ_HAS_FIELD(source, aq_body_source, release)) {
+        // Without a complete struct there is nothing the host could safely call, not even release.
+        try {
+            X(r).refuse("respond_source without a complete aq_body_source");
+        } catch (...) {
+        }
+        return AQ_ERR_INVALID;
+    }
+    const aq_body_source src = *source;  // the fields this host knows; a newer plugin's struct may be longer
+    bool handed = false;  // once the exchange has it, the exchange releases it
+    auto give_back = [&] {
+        if (!handed && src.release) src.release(src.ctx);
+    };
+    try {
+        if (!src.read) {
+            X(r).refuse("respond_source without a read function");
+            give_back();
+            return AQ_ERR_INVALID;
+        }
+        if (content_length < -1) {
+            X(r).refuse("respond_source with content_length " + std::to_string(content_length));
+            give_back();
+            return AQ_ERR_INVALID;
+        }
+        if (!acceptable(X(r), status, headers, count, content_length)) {
+            give_back();
+            return AQ_ERR_INVALID;
+        }
+        header_list copied = copy_headers(headers, count);
+        handed = true;
+        return X(r).respond_source(status, std::move(copied), content_length, src);
+    } catch (...) {
+        give_back();
+        return AQ_ERR_INTERNAL;
+    }
+}
+
+aq_status req_respond_file(aq_request* r, int status, const aq_header* headers, size_t count, int fd,
+                           uint64_t offset, uint64_t length) {
+    unique_fd owned(fd);  // the host owns it from here on, whatever the result
+    try {
+        struct stat st {};
+        if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || offset > static_cast<uint64_t>(st.st_size) ||
+            length > static_cast<uint64_t>(st.st_size) - offset) {
+            X(r).refuse("respond_file with a descriptor that is not a regular file holding offset + length bytes");
+            return AQ_ERR_INVALID;
+        }
+        if (length > static_cast<uint64_t>(std::numeric_limits<std::int64_t>::max())) return AQ_ERR_INVALID;
+        if (!acceptable(X(r), status, headers, count, static_cast<std::int64_t>(length))) return AQ_ERR_INVALID;
+        return X(r).respond_file(status, copy_headers(headers, count), std::move(owned), offset, length);
     } catch (...) {
         return AQ_ERR_INTERNAL;
     }
@@ -207,6 +285,8 @@ void bind_host_api(aq_host& host) {
     a.begin_response = &req_begin;
     a.write_response = &req_write;
     a.end_response = &req_end;
+    a.respond_source = &req_respond_source;
+    a.respond_file = &req_respond_file;
 }
 
 }  // namespace aqd

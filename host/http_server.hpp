@@ -1,12 +1,10 @@
-// The HTTP/1.1 server: accepts connections, parses requests with Boost.Beast, answers what the
-// host can answer itself (404, 405, 401, 413, 431, 400, /healthz) and hands every other request
-// to a plugin handler on the worker pool through an exchange.
+// The HTTP/1.1 server: the I/O threads, the listener (listener.hpp) and the connections
+// (connection.hpp), and the shutdown sequence.
 //
-// Per connection: keep-alive, chunked request bodies, Expect: 100-continue, a header size
-// limit, a header timeout, an idle timeout, a timeout between two pieces of a body. A request
-// refused before its body was read is answered first, then its body is drained (up to
-// max_drain_bytes) or the connection is closed gracefully (shutdown of the sending side, then
-// the rest is read and discarded for a moment), so clients see the 4xx rather than a reset.
+// What the host does to protect itself from hostile, slow and unlucky clients (README, "How the
+// host protects itself") lives in those parts: request bodies are spooled before a handler runs,
+// responses are pulled or sent from files without a thread waiting on the client, per-principal
+// and per-connection limits, a bounded worker queue, a minimum transfer rate, strict framing.
 #pragma once
 
 #include <chrono>
@@ -27,6 +25,7 @@ public:
     // `ready` answers /healthz: true when the host and every plugin are ready.
     http_server(const config& cfg, const router& routes, const authenticator& auth, worker_pool& pool,
                 std::function<bool()> ready);
+    // Destroy only after the worker pool stopped: the last requests are let go here.
     ~http_server();
 
     http_server(const http_server&) = delete;

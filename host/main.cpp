@@ -10,6 +10,9 @@
 
 #include <aqueduct/abi.h>
 
+#include <malloc.h>
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -33,6 +36,29 @@ int hash_token() {
     }
     std::cout << aqd::sha256_hex(token) << "\n";
     return 0;
+}
+
+// Every connection costs a descriptor. The soft limit is often 1024 while the hard one is far
+// higher; like Go's runtime, raise the soft limit to the hard one, so max_connections rather
+// than an accident of the environment decides how many clients fit.
+void raise_open_file_limit(const aqd::config& cfg) {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        const rlim_t before = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            aqd::log::info("host", "open file limit raised from " + std::to_string(before) + " to " +
+                                       std::to_string(rl.rlim_cur));
+        else
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    // Descriptors beyond connections: database, spool and plugin files, the listener, logs.
+    constexpr rlim_t reserve = 256;
+    if (static_cast<rlim_t>(cfg.max_connections) + reserve > rl.rlim_cur)
+        aqd::log::warn("host", "max_connections " + std::to_string(cfg.max_connections) +
+                                   " does not fit the open file limit of " + std::to_string(rl.rlim_cur) +
+                                   ": when descriptors run out, accepting pauses until connections close");
 }
 
 }  // namespace
@@ -64,6 +90,12 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    // Large buffers (the stores' 1 MiB chunks) are allocated on whichever worker pulls the next
+    // piece of a response. With glibc's dynamic mmap threshold each worker's arena then keeps a
+    // freed chunk or two: measured with files_bench, the peak RSS of a download went from 22 to
+    // 47 MiB. A fixed threshold maps such buffers directly and gives them back when freed.
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+
     // Block termination signals before any thread exists, so every thread inherits the mask and
     // the gateway receives them with sigwait on the main thread. A peer closing a socket must not
     // kill the process either.
@@ -84,5 +116,6 @@ int main(int argc, char** argv) {
     aq_log_level level = AQ_LOG_INFO;
     aqd::log::parse_level(cfg.log_level, level);
     aqd::log::set_level(level);
+    raise_open_file_limit(cfg);
     return aqd::run_gateway(cfg);
 }

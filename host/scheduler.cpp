@@ -52,6 +52,11 @@ void scheduler::add(std::string name, std::chrono::milliseconds interval, std::c
     jobs_.push_back(std::move(j));
 }
 
+std::size_t scheduler::size() const {
+    std::lock_guard lock(mutex_);
+    return jobs_.size();
+}
+
 void scheduler::start() {
     std::lock_guard lock(mutex_);
     if (thread_.joinable() || stopping_) return;

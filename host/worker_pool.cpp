@@ -6,7 +6,7 @@
 
 namespace aqd {
 
-worker_pool::worker_pool(unsigned threads) {
+worker_pool::worker_pool(unsigned threads, std::size_t max_queued) : max_queued_(max_queued) {
     if (threads == 0) threads = 1;
     threads_.reserve(threads);
     for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
@@ -14,13 +14,28 @@ worker_pool::worker_pool(unsigned threads) {
 
 worker_pool::~worker_pool() { stop(); }
 
-void worker_pool::post(std::function<void()> task) {
+bool worker_pool::try_post(std::function<void()> task) {
     {
         std::lock_guard lock(mutex_);
-        if (stopping_) return;
+        if (stopping_ || (max_queued_ && tasks_.size() >= max_queued_)) return false;
         tasks_.push_back(std::move(task));
     }
     ready_.notify_one();
+    return true;
+}
+
+void worker_pool::post(std::function<void()> task) {
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_ && threads_.empty()) return;
+        tasks_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+}
+
+bool worker_pool::saturated() const {
+    std::lock_guard lock(mutex_);
+    return stopping_ || (max_queued_ && tasks_.size() >= max_queued_);
 }
 
 void worker_pool::stop() {
@@ -32,6 +47,7 @@ void worker_pool::stop() {
     ready_.notify_all();
     for (auto& t : threads_)
         if (t.joinable()) t.join();
+    std::lock_guard lock(mutex_);
     threads_.clear();
 }
 

@@ -3,7 +3,48 @@
 #include "byte_range.hpp"
 #include "content_disposition.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 namespace aq::files {
+
+namespace {
+
+// The content after the status went out, read from the store one chunk at a time as the client
+// takes it: the host calls read() on a worker only when the connection has room, so a client
+// that stops reading holds this object (at most one chunk) and no thread.
+class content_source : public aq::body_source {
+public:
+    content_source(std::unique_ptr<store::reader> reader, std::string first, std::uint64_t length)
+        : reader_(std::move(reader)), chunk_(std::move(first)), left_(length) {}
+
+    std::size_t read(std::span<char> buf) override {
+        if (left_ == 0 || buf.empty()) return 0;
+        if (offset_ == chunk_.size()) {
+            chunk_ = reader_->next();  // store::gone (file deleted meanwhile) aborts the response
+            offset_ = 0;
+            if (chunk_.empty()) throw std::runtime_error("file content ended before its recorded size");
+        }
+        const std::size_t n = static_cast<std::size_t>(
+            std::min<std::uint64_t>({buf.size(), chunk_.size() - offset_, left_}));
+        std::memcpy(buf.data(), chunk_.data() + offset_, n);
+        offset_ += n;
+        left_ -= n;
+        if (offset_ == chunk_.size()) {
+            std::string().swap(chunk_);  // a client that stalls now holds nothing of the file
+            offset_ = 0;
+        }
+        return n;
+    }
+
+private:
+    std::unique_ptr<store::reader> reader_;
+    std::string chunk_;
+    std::size_t offset_ = 0;
+    std::uint64_t left_;
+};
+
+}  // namespace
 
 void download(aq::request& req, store& files) {
     std::string id(req.param("file_id"));
@@ -57,15 +98,8 @@ void download(aq::request& req, store& files) {
     } catch (const store::gone&) {
         throw aq::http_error(404, "No such File object: " + id, "id");
     }
-    req.begin(status, headers, static_cast<std::int64_t>(length));
-    std::uint64_t left = length;
-    while (left > 0) {
-        if (chunk.size() > left) chunk.resize(static_cast<std::size_t>(left));
-        req.write(chunk);
-        left -= chunk.size();
-        if (left > 0) chunk = reader->next();  // store::gone here aborts the connection
-    }
-    req.end();
+    req.respond_source(status, headers, static_cast<std::int64_t>(length),
+                       std::make_unique<content_source>(std::move(reader), std::move(chunk), length));
 }
 
 }  // namespace aq::files

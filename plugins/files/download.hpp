@@ -3,7 +3,8 @@
 // Content-Length, Content-Type application/octet-stream, Content-Disposition (content_disposition),
 // ETag = the quoted sha256, Accept-Ranges: bytes. One Range (byte_range) answers 206 with
 // Content-Range, or 416 with "Content-Range: bytes */size"; If-Range with another ETag sends
-// the whole file. Memory: one chunk at a time.
+// the whole file. The body is pulled by the host (respond_source) chunk by chunk as the client
+// reads: memory is one chunk, and a client that reads slowly or not at all holds no thread.
 #pragma once
 
 #include "store.hpp"

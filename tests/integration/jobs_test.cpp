@@ -38,3 +38,14 @@ BOOST_AUTO_TEST_CASE(periodic_job_runs_repeatedly) {
     // Every 20 ms: five more runs take about 100 ms; 5 s leaves room for a loaded machine.
     BOOST_TEST(wait_for_runs(c, first + 5, 5s) >= first + 5);
 }
+
+BOOST_AUTO_TEST_CASE(jobs_run_while_every_worker_is_busy) {
+    // One worker, held by a request for 1.5 s: the job (every 20 ms) has threads of its own.
+    aqt::gateway gw(aqt::with_testplug({{"workers", 1}}));
+    aqt::http::client c(gw.port());
+    c.default_headers["Authorization"] = gw.bearer("alice");
+    wait_for_runs(c, 1, 5s);
+    auto r = c.get("/busy?ms=1500");
+    BOOST_TEST_REQUIRE(r.status == 200);
+    BOOST_TEST(r.json().at("job_runs_during").to_number<std::uint64_t>() >= 5u, r.body);
+}

@@ -31,7 +31,7 @@ BOOST_AUTO_TEST_CASE(plugin_of_another_abi_major_is_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(plugin_of_a_newer_abi_minor_is_refused) {
-    refused_naming("bad_abi_minor", "abi_minor is 99, host supports up to 0");
+    refused_naming("bad_abi_minor", "abi_minor is 99, host supports up to 1");
 }
 
 BOOST_AUTO_TEST_CASE(plugin_whose_init_fails_stops_startup_with_its_reason) {
@@ -56,4 +56,28 @@ BOOST_AUTO_TEST_CASE(disabled_bad_plugins_are_not_loaded) {
                                    {"testplug", {{"enabled", true}}}}}});
     aqt::http::client c(gw.port());
     BOOST_TEST(c.get("/public").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(plugin_built_against_abi_1_0_loads_and_serves) {
+    // abi10plug was compiled against the frozen 1.0 header: minor 0, the 1.0 table only.
+    aqt::gateway gw(enabling("abi10plug"));
+    aqt::http::client c(gw.port());
+    c.default_headers["Authorization"] = gw.bearer("alice");
+    auto hello = c.get("/v10/hello");
+    BOOST_TEST(hello.status == 200);
+    BOOST_TEST(hello.body == R"({"abi":"1.0","host_minor":1,"table_covers_1_0":true})");
+    std::string body(300000, '\0');
+    for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 31);
+    auto echo = c.post("/v10/echo", body);
+    BOOST_TEST(echo.status == 200);
+    BOOST_TEST((echo.body == body));
+    aqt::http::request chunked;
+    chunked.method = "POST";
+    chunked.target = "/v1/v10/echo";
+    chunked.body = body;
+    chunked.chunked = true;
+    chunked.chunk_size = 7000;
+    auto again = c.send(chunked);
+    BOOST_TEST(again.status == 200);
+    BOOST_TEST((again.body == body));
 }

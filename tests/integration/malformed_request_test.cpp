@@ -40,9 +40,12 @@ BOOST_AUTO_TEST_CASE(request_line_without_version_gets_400) {
     still_serving(gw);
 }
 
-BOOST_AUTO_TEST_CASE(unsupported_http_version_gets_400) {
+BOOST_AUTO_TEST_CASE(unsupported_http_version_gets_505) {
+    // The HTTP/2 connection preface: a client speaking HTTP/2 to an HTTP/1.1 server.
     aqt::gateway gw(aqt::with_testplug());
-    aqt::expect::error_envelope(answer_to(gw, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), {400, "invalid_request_error"});
+    aqt::expect::error_envelope(answer_to(gw, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+                                {505, "server_error", std::nullopt, std::nullopt,
+                                 "HTTP version 2.0 is not supported; use HTTP/1.1."});
     still_serving(gw);
 }
 

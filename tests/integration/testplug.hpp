@@ -1,7 +1,13 @@
 // Gateway configs with the testplug fixture enabled (tests/fixtures/testplug.cpp).
 #pragma once
 
+#include "support/gateway.hpp"
+#include "support/http_client.hpp"
+
 #include <boost/json.hpp>
+
+#include <cstdint>
+#include <string>
 
 namespace aqt {
 
@@ -10,6 +16,18 @@ inline boost::json::object with_testplug(boost::json::object extra = {}) {
     boost::json::object cfg = std::move(extra);
     cfg["plugins"] = boost::json::object{{"testplug", boost::json::object{{"enabled", true}}}};
     return cfg;
+}
+
+// How often POST /count's handler has begun (GET /counters), asked with alice's token.
+inline std::uint64_t count_handler_starts(const gateway& gw) {
+    http::client c(gw.port());
+    return c.get("/counters", {{"Authorization", gw.bearer("alice")}}).json().at("count_started").to_number<std::uint64_t>();
+}
+
+// The head of a POST /count with alice's token and this Content-Length.
+inline std::string count_upload_head(const gateway& gw, std::size_t length) {
+    return "POST /count HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
+           "\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
 }
 
 // The bytes GET /stream?bytes=N sends: byte i is 'a' + i % 26.

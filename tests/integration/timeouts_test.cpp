@@ -67,3 +67,22 @@ BOOST_AUTO_TEST_CASE(idle_keep_alive_connection_is_closed_after_the_idle_timeout
     BOOST_TEST(ms_since(start) >= 250);
     BOOST_TEST(ms_since(start) < 3000);
 }
+
+BOOST_AUTO_TEST_CASE(header_timeout_applies_to_a_later_request_on_a_keep_alive_connection) {
+    // The idle timeout covers the wait for a next request; once its first byte came, the head
+    // must be complete within header_timeout_ms, as for the first request.
+    aqt::gateway gw(aqt::with_testplug({{"header_timeout_ms", 300}, {"idle_timeout_ms", 60000}}));
+    aqt::raw::connection conn(gw.port());
+    BOOST_TEST_REQUIRE(conn.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"));
+    BOOST_TEST(aqt::raw::parse_response(conn.read_response(5s).data).status == 200);
+    std::this_thread::sleep_for(500ms);  // idle longer than the header timeout: still open
+    auto start = clock_type::now();
+    BOOST_TEST_REQUIRE(conn.send("GET /healthz HTTP/1.1\r\n"));  // and then a byte a while
+    bool closed = false;
+    while (!closed && clock_type::now() - start < 5s) {
+        closed = !conn.send("X") || conn.read_for(100ms).how == aqt::raw::ending::closed;
+    }
+    BOOST_TEST(closed);
+    BOOST_TEST(ms_since(start) >= 250);
+    BOOST_TEST(ms_since(start) < 3000);
+}

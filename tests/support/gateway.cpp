@@ -14,6 +14,7 @@
 #include <spawn.h>
 #include <sstream>
 #include <stdexcept>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -121,10 +122,42 @@ struct spawn_io {
     fs::path output;         // stdout + stderr go here
     int stdin_fd = -1;       // -1: /dev/null
     fs::path cwd;
+    unsigned max_open_files = 0;  // > 0: RLIMIT_NOFILE of the child
 };
+
+// fork + setrlimit + exec, for what posix_spawn cannot set up. The child only calls
+// async-signal-safe functions; everything it needs is prepared before the fork.
+pid_t spawn_with_limit(std::vector<char*>& argv, std::vector<char*>& envp, const spawn_io& io) {
+    const int out = ::open(io.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (out < 0) throw std::runtime_error("open " + io.output.string() + ": " + std::strerror(errno));
+    const int in = io.stdin_fd >= 0 ? io.stdin_fd : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    const rlimit limit{io.max_open_files, io.max_open_files};
+    const std::string cwd = io.cwd.string();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) ::_exit(127);
+        if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(127);
+        if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(127);
+        ::execve(argv[0], argv.data(), envp.data());
+        ::_exit(127);
+    }
+    const int err = errno;
+    ::close(out);
+    if (io.stdin_fd < 0) ::close(in);
+    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(err));
+    return pid;
+}
 
 pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env_extra,
             const spawn_io& io) {
+    if (io.max_open_files > 0) {
+        std::vector<std::string> argv_store = args;
+        argv_store.insert(argv_store.begin(), aqueductd_path().string());
+        auto argv = c_strings(argv_store);
+        auto env_store = environment_with(env_extra);
+        auto envp = c_strings(env_store);
+        return spawn_with_limit(argv, envp, io);
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     if (io.stdin_fd >= 0)
@@ -285,7 +318,9 @@ void gateway::start() {
     ++runs_;
     log_path_ = dir_ / ("aqueductd." + std::to_string(runs_) + ".log");
     port_ = 0;
-    pid_ = spawn({"--config", config_path_.string()}, options_.env, spawn_io{log_path_, -1, options_.working_dir.empty() ? dir_ : options_.working_dir});
+    pid_ = spawn({"--config", config_path_.string()}, options_.env,
+                 spawn_io{log_path_, -1, options_.working_dir.empty() ? dir_ : options_.working_dir,
+                          options_.max_open_files});
     auto deadline = clock_type::now() + options_.startup_timeout;
     for (;;) {
         if (unsigned short p = parse_port(read_file(log_path_))) {
@@ -328,6 +363,13 @@ bool gateway::wait_for_log(std::string_view needle, std::chrono::milliseconds ti
         if (clock_type::now() >= deadline) return false;
         std::this_thread::sleep_for(10ms);
     }
+}
+
+std::size_t gateway::log_count(std::string_view needle) const {
+    const std::string text = log();
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++n;
+    return n;
 }
 
 void gateway::signal(int sig) {

@@ -44,6 +44,8 @@ struct gateway_options {
     // The process's working directory; empty: the instance's temp dir.
     std::filesystem::path working_dir;
     std::chrono::milliseconds startup_timeout = 20s;
+    // When > 0: RLIMIT_NOFILE (soft and hard) of the process, set in the child before exec.
+    unsigned max_open_files = 0;
 };
 
 // The exit status of a process: `code` when it exited, `signal` when a signal ended it.
@@ -82,6 +84,8 @@ public:
     std::string log() const;
     // Waits until the log contains `needle`; false on timeout.
     bool wait_for_log(std::string_view needle, std::chrono::milliseconds timeout = 10s) const;
+    // How often `needle` occurs in the log so far.
+    std::size_t log_count(std::string_view needle) const;
 
     const std::filesystem::path& dir() const noexcept { return dir_; }
     const std::filesystem::path& config_path() const noexcept { return config_path_; }

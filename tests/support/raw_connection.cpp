@@ -26,11 +26,25 @@ const char* to_string(ending e) noexcept {
     return "?";
 }
 
-connection::connection(unsigned short port) {
+connection::connection(unsigned short port) : connection(port, connection_options{}) {}
+
+connection::connection(unsigned short port, const connection_options& options) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (options.receive_buffer > 0)
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &options.receive_buffer, sizeof options.receive_buffer);
+    if (!options.source_address.empty()) {
+        sockaddr_in local{};
+        local.sin_family = AF_INET;
+        if (::inet_pton(AF_INET, options.source_address.c_str(), &local.sin_addr) != 1 ||
+            ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+            int err = errno;
+            ::close(fd_);
+            throw std::runtime_error("bind " + options.source_address + ": " + std::strerror(err));
+        }
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);

@@ -25,9 +25,16 @@ struct read_result {
     ending how = ending::timeout;
 };
 
+// How a raw connection is set up before it connects.
+struct connection_options {
+    int receive_buffer = 0;    // SO_RCVBUF, so a client that stops reading stalls the server soon
+    std::string source_address;  // bind to this local address first (e.g. "127.0.0.2")
+};
+
 class connection {
 public:
     explicit connection(unsigned short port);
+    connection(unsigned short port, const connection_options& options);
     ~connection();
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;

@@ -20,11 +20,18 @@
  *  - No exception, C++ object or foreign allocator crosses the boundary.
  *  - Plugins are never unloaded before the process exits.
  *
- * Threads. Three kinds of thread are named in the comments below:
+ * Threads. These kinds of thread are named in the comments below:
  *  - "main": the thread that loads plugins and calls init and shutdown;
  *  - "handler": a worker-pool thread running a route handler; the request functions may be
  *    called only from the thread running that request's handler, and only until it returns;
+ *  - "worker": any thread of the host's worker pool (body sources are read there);
+ *  - "job": a thread of the scheduler's own, running a periodic job;
  *  - "any": any thread, including threads the plugin created itself.
+ *
+ * Versions. 1.0: the first contract. 1.1 appended aq_body_source and two aq_host_api slots,
+ * respond_source and respond_file; a plugin built against 1.0 loads unchanged. A plugin that
+ * uses a 1.1 slot checks AQ_HAS_FIELD(api, aq_host_api, respond_file) first (a 1.1 plugin is
+ * refused by a 1.0 host, so the check only matters for plugins that declare minor 0).
  */
 #ifndef AQUEDUCT_ABI_H
 #define AQUEDUCT_ABI_H
@@ -38,7 +45,7 @@ extern "C" {
 #endif
 
 #define AQ_ABI_MAJOR 1
-#define AQ_ABI_MINOR 0
+#define AQ_ABI_MINOR 1
 
 /* The name of the single symbol a plugin exports. */
 #define AQ_PLUGIN_ENTRY_SYMBOL "aq_plugin_entry_v1"
@@ -98,10 +105,33 @@ typedef struct aq_header {
     aq_str value;
 } aq_header;
 
-/* A route handler. Runs on a handler thread and may block (database, upstream calls).
- * It must answer exactly once, with respond() or begin_response()/write/end_response(); a
- * handler that returns without answering gets a 500 from the host. */
+/* A route handler. Runs on a handler thread and may block (database, upstream calls), never on
+ * the client: the host has received the whole request body before it calls the handler.
+ * It must answer exactly once, with respond(), begin_response()/write/end_response(),
+ * respond_source() or respond_file(); a handler that returns without answering gets a 500 from
+ * the host. */
 typedef void (*aq_handler_fn)(void* ctx, aq_request* req);
+
+/* ABI 1.1. A response body the host pulls (respond_source), so that no thread waits while a
+ * client reads slowly: the host asks for the next piece only when the connection has room for
+ * it. A client that stops reading costs a socket, the pieces already queued (a few hundred KiB
+ * at most) and what the source itself holds; no thread. */
+typedef struct aq_body_source {
+    size_t struct_size;
+    void* ctx; /* owned by the plugin; passed back to read and release */
+    /* Copies up to `cap` bytes (at most 256 KiB) of the body into `buf`. Returns the number of
+     * bytes (> 0), 0 at the end of the body, or a negated aq_status on failure; the host then
+     * aborts the response (the client sees a truncated body, never a wrong one) and logs it.
+     * With a declared length, the host stops asking once it has that many bytes, and a source
+     * that ends short of it aborts the response too.
+     * Thread: worker; only after the handler returned, never two calls at once. */
+    int64_t (*read)(void* ctx, void* buf, size_t cap);
+    /* Called exactly once when the host no longer needs the source: after the end of the body,
+     * a failed read, the client going away or shutdown, and also when respond_source refuses
+     * the response. Never while read runs. Thread: any host thread (worker, I/O or main); it
+     * must not block for long. May be NULL. */
+    void (*release)(void* ctx);
+} aq_body_source;
 
 /* Route flags. */
 #define AQ_ROUTE_PUBLIC 0x1u /* no Authorization needed (health checks, public metadata) */
@@ -125,9 +155,10 @@ typedef struct aq_route {
     aq_str body_limit_param;    /* copied by the host */
 } aq_route;
 
-/* A periodic job. The scheduler runs it on a worker thread every interval_ms (plus a random
- * 0..jitter_ms), never two runs of the same job at once, and waits for a running job on
- * shutdown. A long job should poll host->stopping() and return early when it says true. */
+/* A periodic job. The scheduler runs it on a job thread (threads of the scheduler's own: request
+ * handlers never delay a job) every interval_ms (plus a random 0..jitter_ms), never two runs of
+ * the same job at once, and waits for a running job on shutdown. A long job should poll
+ * host->stopping() and return early when it says true. */
 typedef void (*aq_job_fn)(void* ctx);
 
 typedef struct aq_job {
@@ -202,24 +233,60 @@ typedef struct aq_host_api {
     int64_t (*request_content_length)(aq_request* req);
 
     /* Pulls up to `cap` bytes of the body into `buf`. Returns the number of bytes (> 0), 0 at
-     * the end of the body, or the negated aq_status on failure (-AQ_ERR_DISCONNECTED when the
-     * client went away, -AQ_ERR_TOO_LARGE past the route's limit). Blocks until data arrives;
-     * the host reads the socket only as fast as the handler pulls (bounded memory). */
+     * the end of the body, or the negated aq_status on failure. The host has received the whole
+     * body before the handler runs (in memory, or in an unnamed temporary file when large), so
+     * this reads at memory or disk speed and never waits on the client. A body over the route's
+     * limit never reaches the handler (the host answers as the route says), so -AQ_ERR_TOO_LARGE
+     * no longer occurs; -AQ_ERR_INTERNAL means the spool file could not be read. */
     int64_t (*read_body)(aq_request* req, void* buf, size_t cap);
 
-    /* Sends a complete response. The host adds Content-Length, x-request-id and Date.
+    /* What every response function below checks, on the handler thread, before anything reaches
+     * the network: status 200..599; no body with 204 or 304; header names are tokens (RFC 9110)
+     * of at most 256 bytes; values hold no CR, LF, NUL or other control character except HTAB,
+     * at most 8192 bytes each; at most 100 headers and 64 KiB in all; Content-Length,
+     * Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE, Trailer, Date, Server and
+     * x-request-id are the host's to send. A violation returns AQ_ERR_INVALID, and the host
+     * answers the client with a 500 and logs which rule was broken (or, once the headers of a
+     * streamed response are out, aborts the connection). */
+
+    /* Sends a complete response. The host adds Content-Length, x-request-id, Server and Date.
      * Headers and body are copied. AQ_ERR_STATE if a response was already begun. */
     aq_status (*respond)(aq_request* req, int status, const aq_header* headers, size_t header_count,
                          aq_str body);
 
-    /* Starts a streamed response. content_length >= 0 sends Content-Length; -1 sends chunked. */
+    /* Starts a streamed response. content_length >= 0 sends Content-Length; -1 sends chunked.
+     * Prefer respond_source (1.1): a streamed response holds the handler's thread for as long as
+     * the client takes to read it. */
     aq_status (*begin_response)(aq_request* req, int status, const aq_header* headers,
                                 size_t header_count, int64_t content_length);
     /* Sends the next piece of a streamed response; copies it and blocks while the outbound queue
-     * is full. AQ_ERR_DISCONNECTED when the client went away. */
+     * is full. AQ_ERR_DISCONNECTED when the client went away, or was cut off for reading slower
+     * than the host's min_body_rate_bytes_per_s; AQ_ERR_INVALID past the declared length. */
     aq_status (*write_response)(aq_request* req, aq_str chunk);
-    /* Finishes a streamed response. */
+    /* Finishes a streamed response. AQ_ERR_INVALID (and an aborted connection) when fewer bytes
+     * than the declared length were written. */
     aq_status (*end_response)(aq_request* req);
+
+    /* ---- ABI 1.1: responses that hold no thread while the client reads ------------------- */
+
+    /* Answers with a body the host pulls from `source` as the client reads (see aq_body_source);
+     * the handler returns right after, and no thread waits on a slow client. The struct is
+     * copied; its ctx stays the plugin's. content_length >= 0 sends Content-Length; -1 sends
+     * chunked. From this call on the host owns the source whatever the result: it calls release
+     * exactly once. AQ_ERR_STATE if a response was already begun, AQ_ERR_INVALID for a source
+     * without read or a response the rules above refuse. Thread: handler. */
+    aq_status (*respond_source)(aq_request* req, int status, const aq_header* headers,
+                                size_t header_count, int64_t content_length,
+                                const aq_body_source* source);
+
+    /* Answers with `length` bytes of the open file `fd` from `offset`, with Content-Length; the
+     * host sends them from its I/O thread with sendfile(2) as the client reads, with no thread
+     * waiting. From this call on the host owns `fd` whatever the result, and closes it.
+     * AQ_ERR_INVALID when fd is not a regular file holding offset + length bytes, or for a
+     * response the rules above refuse. The file's content must not change until the response
+     * ends (an unlinked file is fine). Thread: handler. */
+    aq_status (*respond_file)(aq_request* req, int status, const aq_header* headers,
+                              size_t header_count, int fd, uint64_t offset, uint64_t length);
 } aq_host_api;
 
 /*

@@ -161,6 +161,16 @@ inline std::string owner_key(owner_kind kind, std::string_view name) {
 class request;
 using handler = std::function<void(request&)>;
 
+// A response body the host pulls as the client reads (request::respond_source). read() runs on a
+// host worker thread after the handler returned, never twice at once; it fills `buf` and returns
+// how many bytes it wrote, 0 at the end. An exception aborts the response (logged). The object
+// is destroyed when the host no longer needs it, on whatever host thread lets go of it.
+class body_source {
+public:
+    virtual ~body_source() = default;
+    virtual std::size_t read(std::span<char> buf) = 0;
+};
+
 // A route's body limit and how a body over it is refused (default: 413, generic message).
 struct body_limit {
     std::uint64_t max_bytes = 0;
@@ -306,6 +316,16 @@ public:
     void write(std::string_view chunk) { check(api_->write_response(req_, to_aq(chunk))); }
     void end() { check(api_->end_response(req_)); }
 
+    // Answers with a body the host pulls from `source` while the client reads: the handler
+    // returns right away and no thread waits on a slow client (ABI 1.1). content_length -1:
+    // unknown (chunked). The host owns the source from here on.
+    void respond_source(int status, std::span<const aq_header> headers, std::int64_t content_length,
+                        std::unique_ptr<body_source> source);
+    // Answers with `length` bytes of the open file `fd` from `offset`; the host sends them with
+    // sendfile(2) and closes `fd` (also when it refuses the response) (ABI 1.1).
+    void respond_file(int status, std::span<const aq_header> headers, int fd, std::uint64_t offset,
+                      std::uint64_t length);
+
     bool answered() const noexcept { return answered_; }
     bool streaming() const noexcept { return streaming_; }
 
@@ -318,6 +338,9 @@ public:
 private:
     void check(aq_status st) {
         if (st == AQ_ERR_DISCONNECTED) throw client_gone();
+        // The host refused the response and answered 500 itself (it logged why): nothing more
+        // may be sent.
+        if (st == AQ_ERR_INVALID) answered_ = true;
         if (st != AQ_OK) throw std::runtime_error("response refused by host (status " + std::to_string(st) + ")");
     }
 
@@ -334,6 +357,28 @@ struct route_binding {
     const aq_host_api* api;
     handler fn;
     body_limit limit;
+};
+
+// The C face of a body_source: noexcept trampolines, as for handlers.
+struct source_binding {
+    const aq_host_api* api;
+    std::unique_ptr<body_source> source;
+
+    static std::int64_t read(void* ctx, void* buf, std::size_t cap) noexcept {
+        auto* self = static_cast<source_binding*>(ctx);
+        try {
+            return static_cast<std::int64_t>(self->source->read(std::span<char>(static_cast<char*>(buf), cap)));
+        } catch (const std::exception& e) {
+            try {
+                self->api->log(self->api->host, AQ_LOG_ERROR,
+                               to_aq(std::string("response body source failed: ") + e.what()));
+            } catch (...) {
+            }
+        } catch (...) {
+        }
+        return -static_cast<std::int64_t>(AQ_ERR_INTERNAL);
+    }
+    static void release(void* ctx) noexcept { delete static_cast<source_binding*>(ctx); }
 };
 
 struct job_binding {
@@ -428,6 +473,29 @@ inline void host::route(std::string_view method, std::string_view pattern, body_
         throw std::runtime_error("route " + std::string(method) + " " + std::string(pattern) +
                                  " refused by host (status " + std::to_string(st) + ")");
     }
+}
+
+inline void request::respond_source(int status, std::span<const aq_header> headers, std::int64_t content_length,
+                                    std::unique_ptr<body_source> source) {
+    if (!AQ_HAS_FIELD(api_, aq_host_api, respond_source))
+        throw std::runtime_error("the host does not support respond_source (ABI 1.1)");
+    auto* binding = new detail::source_binding{api_, std::move(source)};
+    aq_body_source src{};
+    src.struct_size = sizeof src;
+    src.ctx = binding;
+    src.read = &detail::source_binding::read;
+    src.release = &detail::source_binding::release;
+    // The host releases the binding whatever it answers.
+    check(api_->respond_source(req_, status, headers.data(), headers.size(), content_length, &src));
+    answered_ = true;
+}
+
+inline void request::respond_file(int status, std::span<const aq_header> headers, int fd, std::uint64_t offset,
+                                  std::uint64_t length) {
+    if (!AQ_HAS_FIELD(api_, aq_host_api, respond_file))
+        throw std::runtime_error("the host does not support respond_file (ABI 1.1)");
+    check(api_->respond_file(req_, status, headers.data(), headers.size(), fd, offset, length));
+    answered_ = true;
 }
 
 inline void host::job(std::string_view name, std::uint32_t interval_ms, std::uint32_t jitter_ms,

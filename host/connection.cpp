@@ -1,0 +1,861 @@
+#include "connection.hpp"
+
+#include "auth.hpp"
+#include "config.hpp"
+#include "log.hpp"
+#include "request_decoder.hpp"
+#include "response_head.hpp"
+#include "response_rules.hpp"
+#include "router.hpp"
+#include "transfer_rate.hpp"
+#include "worker_pool.hpp"
+
+#include <aqueduct/plugin.hpp>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+
+#include <sys/sendfile.h>
+
+namespace aqd {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+// Reads go through one buffer per I/O thread: a connection holds no read buffer of its own,
+// whether idle or receiving, and the bytes are copied out (to the head, the spool or `pending_`)
+// before the thread moves on.
+constexpr std::size_t scratch_bytes = 64 * 1024;
+char* scratch() {
+    thread_local std::unique_ptr<char[]> buffer(new char[scratch_bytes]);
+    return buffer.get();
+}
+// Reads per turn before the connection lets others use the thread.
+constexpr int reads_per_turn = 16;
+// How long a graceful close keeps reading (and discarding) after the last response.
+constexpr auto linger_time = std::chrono::seconds(2);
+// sendfile: bytes per call, and per turn before yielding the thread.
+constexpr std::size_t file_piece_bytes = 1 << 20;
+constexpr std::uint64_t file_bytes_per_turn = 4 << 20;
+constexpr auto never = clock_type::time_point::max();
+
+constexpr std::string_view crlf = "\r\n";
+constexpr std::string_view last_chunk = "0\r\n\r\n";
+
+}  // namespace
+
+// ---- shared state --------------------------------------------------------------------------
+
+connection_context::connection_context(const config& c, const router& r, const authenticator& a, worker_pool& p,
+                                       std::function<bool()> rd)
+    : cfg(c), routes(r), auth(a), pool(p), ready(std::move(rd)), principals(c.max_requests_per_principal),
+      spool(c.max_spool_bytes) {}
+
+void connection_context::request_started() {
+    std::lock_guard lock(mutex);
+    ++in_flight;
+}
+
+void connection_context::request_finished() {
+    {
+        std::lock_guard lock(mutex);
+        --in_flight;
+    }
+    changed.notify_all();
+}
+
+// Everything that exists only while a request is in progress, so that an idle connection holds
+// none of it.
+struct connection::request_state {
+    explicit request_state(const config& cfg)
+        : decoder(cfg.max_header_bytes), rate(cfg.min_body_rate_bytes_per_s, milliseconds(cfg.body_rate_window_ms)) {}
+
+    // The request counts as in flight (server drain) from admission until this state goes.
+    struct in_flight_mark {
+        connection_context* ctx = nullptr;
+        in_flight_mark() = default;
+        explicit in_flight_mark(connection_context* c) : ctx(c) { ctx->request_started(); }
+        in_flight_mark(in_flight_mark&& o) noexcept : ctx(std::exchange(o.ctx, nullptr)) {}
+        in_flight_mark& operator=(in_flight_mark&& o) noexcept {
+            std::swap(ctx, o.ctx);
+            return *this;
+        }
+        ~in_flight_mark() {
+            if (ctx) ctx->request_finished();
+        }
+    };
+
+    request_decoder decoder;
+    std::string request_id;
+    std::string decoded;  // body bytes decoded from the latest read
+    const route_target* route = nullptr;
+    exchange::request_head head;
+    std::unique_ptr<body_spool> spool;
+    admission::ticket ticket;
+    in_flight_mark counted;
+    std::shared_ptr<exchange> ex;  // from dispatch on
+    bool keep_alive = true;
+    bool http10 = false;
+    then after_answer = then::next_request;  // for a response the host composed
+
+    // Pace of the body moving now (the request's, then the response's).
+    transfer_rate rate;
+    time_point activity{};   // last body byte read, or when the current write began
+    time_point rate_mark{};  // up to here, waiting time was given to `rate`
+
+    // The response on the wire.
+    response_framing framing = response_framing::length;
+    std::string out_head;   // status line and fields, or a chunk-size line
+    std::string out_data;   // body bytes
+    std::string_view out_tail;
+    unique_fd file;
+    std::uint64_t file_offset = 0, file_left = 0;
+};
+
+// ---- lifetime ----------------------------------------------------------------------------------
+
+connection::connection(tcp::socket socket, std::shared_ptr<connection_context> ctx, connection_slot slot)
+    : socket_(std::move(socket)), timer_(socket_.get_executor()), ctx_(std::move(ctx)), slot_(std::move(slot)) {}
+
+connection::~connection() {
+    std::lock_guard lock(ctx_->mutex);
+    ctx_->connections.erase(this);
+}
+
+template <class Fn>
+void connection::guarded(Fn&& fn) noexcept {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        try {
+            log::error("http", peer() + ": connection failed: " + e.what());
+        } catch (...) {
+        }
+        close();
+    } catch (...) {
+        try {
+            log::error("http", peer() + ": connection failed with an unknown exception");
+        } catch (...) {
+        }
+        close();
+    }
+}
+
+void connection::start() {
+    {
+        std::lock_guard lock(ctx_->mutex);
+        ctx_->connections.insert(this);
+    }
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+        self->guarded([&] {
+            if (self->ctx_->stopping) return self->close();
+            boost::system::error_code ec;
+            self->socket_.set_option(tcp::no_delay(true), ec);
+            self->socket_.non_blocking(true, ec);
+            self->deadline_ = clock_type::now() + milliseconds(self->ctx_->cfg.header_timeout_ms);
+            self->arm_timer();
+            self->read_more();
+        });
+    });
+}
+
+void connection::shutdown_if_idle() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->guarded([&] {
+            if (self->read_ == read_state::fresh || self->read_ == read_state::idle) self->close();
+        });
+    });
+}
+
+void connection::abort() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->guarded([&] { self->close(); }); });
+}
+
+void connection::wake() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->guarded([&] { self->pump(); }); });
+}
+
+void connection::forget_request() {
+    if (req_ && req_->ex) req_->ex->disconnect();
+    req_.reset();
+}
+
+std::string connection::peer() const {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    if (ec) return "client";
+    return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+// ---- read side -----------------------------------------------------------------------------
+
+bool connection::reading() const {
+    switch (read_) {
+    case read_state::fresh:
+    case read_state::idle:
+    case read_state::head:
+    case read_state::body:
+    case read_state::draining:
+    case read_state::lingering:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void connection::read_more() {
+    // A pending wait will call back when bytes are there (asio re-arms epoll when the wait is
+    // started, so bytes that arrived earlier are seen too).
+    if (read_waiting_) return;
+    char* buf = scratch();
+    for (int i = 0; i < reads_per_turn; ++i) {
+        if (!reading()) return;
+        boost::system::error_code ec;
+        const std::size_t n = socket_.read_some(asio::buffer(buf, scratch_bytes), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_readable();
+        if (ec) return peer_gone(ec);
+        consume(std::string_view(buf, n));
+    }
+    if (reading()) wait_readable();  // more may be waiting: come back after others had a turn
+}
+
+void connection::wait_readable() {
+    read_waiting_ = true;
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+        self->guarded([&] {
+            self->read_waiting_ = false;
+            if (ec == asio::error::operation_aborted || self->read_ == read_state::closed) return;
+            if (ec) return self->peer_gone(ec);
+            self->read_more();
+        });
+    });
+}
+
+void connection::peer_gone(const boost::system::error_code& ec) {
+    if (read_ == read_state::body)
+        log::debug("http", peer() + ": client went away during the request body (" + ec.message() + ")");
+    close();
+}
+
+void connection::consume(std::string_view bytes) {
+    while (!bytes.empty()) {
+        switch (read_) {
+        case read_state::fresh:
+        case read_state::idle:
+            begin_request();
+            break;
+        case read_state::head: {
+            auto& r = *req_;
+            bytes.remove_prefix(r.decoder.feed(bytes, r.decoded));
+            switch (r.decoder.current()) {
+            case request_decoder::state::head:
+                break;
+            case request_decoder::state::failed:
+                return answer(r.decoder.error().status, r.decoder.error().message, then::linger);
+            case request_decoder::state::body:
+            case request_decoder::state::complete:
+                on_head();
+                break;
+            }
+            break;
+        }
+        case read_state::body:
+        case read_state::draining: {
+            auto& r = *req_;
+            r.decoded.clear();
+            bytes.remove_prefix(r.decoder.feed(bytes, r.decoded));
+            r.activity = clock_type::now();
+            if (read_ == read_state::body) {
+                on_body_bytes();
+                break;
+            }
+            // Draining: the bytes are thrown away; the end of the body starts the next request.
+            if (r.decoder.current() == request_decoder::state::failed) return close();
+            if (r.decoder.current() == request_decoder::state::complete) enter_idle();
+            break;
+        }
+        case read_state::stopped:
+            // The handler's turn: whatever follows is the next request, kept until it is due.
+            pending_.append(bytes);
+            return;
+        case read_state::lingering:
+        case read_state::closed:
+            return;
+        }
+    }
+}
+
+void connection::begin_request() {
+    const bool first = read_ == read_state::fresh;
+    req_ = std::make_unique<request_state>(ctx_->cfg);
+    // Every answer carries an id, including the 400 for a request that never parsed.
+    req_->request_id = aq::random_id("req_", 24);
+    read_ = read_state::head;
+    // The first request's header time runs from the accept; a later one's from its first byte.
+    if (!first) deadline_ = clock_type::now() + milliseconds(ctx_->cfg.header_timeout_ms);
+    arm_timer();
+}
+
+connection::then connection::after_unread_body() const {
+    const auto& r = *req_;
+    const auto& h = r.decoder.head();
+    if (r.decoder.current() == request_decoder::state::complete) return r.keep_alive ? then::next_request : then::linger;
+    // A client that waits for 100 Continue never sends this body; one that sent it anyway is
+    // read to its end if that is cheap, so the connection can serve the next request.
+    if (r.keep_alive && !h.expect_continue && h.framing == body_framing::length &&
+        h.content_length - r.decoder.body_bytes() <= ctx_->cfg.max_drain_bytes)
+        return then::drain;
+    return then::linger;
+}
+
+void connection::on_head() {
+    auto& r = *req_;
+    const auto& h = r.decoder.head();
+    r.http10 = h.version == 10;
+    r.keep_alive = h.keep_alive && !ctx_->stopping;
+    const std::string_view target = h.target;
+    if (target.empty() || target.front() != '/')
+        return answer(400, "Malformed HTTP request: the request target must start with '/'.", then::linger);
+    const auto qpos = target.find('?');
+    r.head.method = h.method;
+    r.head.path = std::string(target.substr(0, qpos));
+    r.head.query = qpos == std::string_view::npos ? std::string() : std::string(target.substr(qpos + 1));
+    const std::string& method = r.head.method;
+    const std::string& path = r.head.path;
+    const bool has_body = h.framing != body_framing::none;
+
+    if (path == "/healthz" || path == "/v1/healthz") {
+        if (method != "GET")
+            return answer(405, "Method " + method + " is not allowed on " + path + ".", after_unread_body(),
+                          {{"Allow", "GET"}});
+        const bool ok = ctx_->ready() && !ctx_->stopping;
+        return send_host_response(ok ? 200 : 503, {{"Content-Type", "application/json"}},
+                                  ok ? R"({"status":"ok"})" : R"({"status":"unavailable"})", after_unread_body());
+    }
+
+    auto found = ctx_->routes.find(method, path);
+    if (found.result == router::outcome::not_found)
+        return answer(404, "Invalid URL (" + method + " " + path + ").", after_unread_body());
+    if (found.result == router::outcome::method_not_allowed)
+        return answer(405, "Method " + method + " is not allowed on " + path + ".", after_unread_body(),
+                      {{"Allow", found.allow}});
+    const route_target& route = *found.target;
+    r.route = &route;
+
+    const principal* who = nullptr;
+    if (!(route.flags & AQ_ROUTE_PUBLIC)) {
+        const std::string* authorization = h.field("authorization");
+        if (!authorization)
+            return answer(401,
+                          "You didn't provide an API key. You need to provide your API key in an Authorization "
+                          "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                          after_unread_body(), {{"WWW-Authenticate", "Bearer"}}, "invalid_request_error");
+        who = ctx_->auth.authenticate(*authorization);
+        if (!who)
+            return answer(401, "Incorrect API key provided.", after_unread_body(), {{"WWW-Authenticate", "Bearer"}},
+                          "invalid_request_error", "", "invalid_api_key");
+        r.ticket = ctx_->principals.try_enter(who->token_name);
+        if (!r.ticket)
+            return answer(429,
+                          "Too many concurrent requests for this API key: at most " +
+                              std::to_string(ctx_->principals.limit()) +
+                              " at once. Retry when one of them has finished.",
+                          after_unread_body(), {{"retry-after", "1"}}, "rate_limit_error", "", "rate_limit_exceeded");
+    }
+
+    const std::uint64_t max_body = route.max_body_bytes;
+    if (has_body && (max_body == 0 || (h.framing == body_framing::length && h.content_length > max_body))) {
+        if (max_body > 0 && route.limit_status != 0)
+            return answer(route.limit_status, route.limit_message, after_unread_body(), {}, {}, route.limit_param);
+        return answer(413,
+                      max_body == 0 ? "This endpoint does not take a request body."
+                                    : "Request body of " + std::to_string(h.content_length) +
+                                          " bytes exceeds the limit of " + std::to_string(max_body) +
+                                          " bytes for this endpoint.",
+                      after_unread_body());
+    }
+    // Refused before the body is read when the handlers are already behind.
+    if (ctx_->pool.saturated())
+        return answer(503, "The server is busy. Retry later.", after_unread_body(), {{"retry-after", "1"}}, "",
+                      "", "overloaded");
+
+    r.head.request_id = r.request_id;
+    r.head.who = who;
+    r.head.content_length = h.framing == body_framing::chunked ? -1 : static_cast<std::int64_t>(h.content_length);
+    r.head.params = std::move(found.params);
+    r.head.headers = h.fields;
+    r.head.plugin = route.plugin;
+    r.counted = request_state::in_flight_mark(ctx_.get());
+
+    if (!has_body) return dispatch();
+    r.spool = std::make_unique<body_spool>(ctx_->cfg.spool_dir, ctx_->cfg.spool_memory_bytes, ctx_->spool);
+    if (h.framing == body_framing::length && !r.spool->reserve_total(h.content_length))
+        return answer(503, "The server is receiving too many request bodies at once. Retry later.",
+                      after_unread_body(), {{"retry-after", "1"}}, "", "", "overloaded");
+    read_ = read_state::body;
+    r.activity = r.rate_mark = clock_type::now();
+    // Only a request that will be handled gets "100 Continue"; refusals above answered with the
+    // final status instead, so the client never sends a body nobody wants.
+    if (h.expect_continue && !send_interim()) return;
+    arm_timer();
+}
+
+void connection::on_body_bytes() {
+    auto& r = *req_;
+    if (r.decoder.current() == request_decoder::state::failed)
+        return answer(r.decoder.error().status, r.decoder.error().message, then::linger);
+    r.rate.moved(r.decoded.size());
+    if (r.decoder.body_bytes() > r.route->max_body_bytes) {
+        // A chunked body grew past the route's limit: the handler never sees it.
+        if (r.route->limit_status != 0)
+            return answer(r.route->limit_status, r.route->limit_message, then::linger, {}, {}, r.route->limit_param);
+        return answer(413,
+                      "Request body exceeds the limit of " + std::to_string(r.route->max_body_bytes) +
+                          " bytes for this endpoint.",
+                      then::linger);
+    }
+    if (!r.decoded.empty()) {
+        bool stored;
+        try {
+            stored = r.spool->append(r.decoded);
+        } catch (const std::system_error& e) {
+            log::error("http", std::string(e.what()) + " (request " + r.request_id + ")");
+            return answer(500, "The server could not store the request body.", then::linger);
+        }
+        if (!stored)
+            return answer(503, "The server is receiving too many request bodies at once. Retry later.", then::linger,
+                          {{"retry-after", "1"}}, "", "", "overloaded");
+    }
+    if (r.decoder.current() == request_decoder::state::complete) dispatch();
+}
+
+void connection::dispatch() {
+    auto& r = *req_;
+    read_ = read_state::stopped;
+    std::string().swap(r.decoded);
+    r.ex = std::make_shared<exchange>(std::move(r.head), shared_from_this(), std::move(r.spool), ctx_->pool,
+                                      std::move(r.ticket));
+    const aq_handler_fn handler = r.route->handler;
+    void* handler_ctx = r.route->ctx;
+    if (!ctx_->pool.try_post([ex = r.ex, handler, handler_ctx] {
+            handler(handler_ctx, ex.get());
+            ex->handler_returned();
+        })) {
+        r.ex.reset();  // gives back the principal's place and the spool
+        return answer(503, "The server is busy. Retry later.", r.keep_alive ? then::next_request : then::linger,
+                      {{"retry-after", "1"}}, "", "", "overloaded");
+    }
+    // The response's pace is measured afresh; the handler's own time is not limited.
+    r.rate = transfer_rate(ctx_->cfg.min_body_rate_bytes_per_s, milliseconds(ctx_->cfg.body_rate_window_ms));
+    arm_timer();
+}
+
+// ---- write side --------------------------------------------------------------------------------
+
+bool connection::send_interim() {
+    // 25 bytes into an idle socket's send buffer: one non-blocking send, no write state. A send
+    // buffer too full to take them means the client reads nothing; it is closed.
+    const ssize_t n = ::send(socket_.native_handle(), continue_response.data(), continue_response.size(),
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n != static_cast<ssize_t>(continue_response.size())) {
+        close();
+        return false;
+    }
+    return true;
+}
+
+void connection::pump() {
+    if (read_ == read_state::closed) {
+        // The client is gone; the request ends once its handler has returned.
+        if (req_ && (!req_->ex || req_->ex->handler_done())) req_.reset();
+        return;
+    }
+    if (!req_ || !req_->ex) return;
+    if (write_ == write_state::sending || write_ == write_state::sending_file) return;
+    exchange& ex = *req_->ex;
+    if (write_ == write_state::done) {
+        if (ex.handler_done()) finish_request();
+        return;
+    }
+    exchange::outbound item;
+    if (ex.pop(item)) return write_item(std::move(item));
+    if (ex.aborted()) {
+        log::warn("http", peer() + ": response of request " + req_->request_id +
+                              " could not be completed; connection closed");
+        close();
+    }
+}
+
+void connection::write_item(exchange::outbound item) {
+    auto& r = *req_;
+    switch (item.kind) {
+    case exchange::outbound::complete: {
+        response_head h;
+        h.status = item.status;
+        h.headers = &item.headers;
+        h.framing = status_allows_body(item.status) ? response_framing::length : response_framing::none;
+        h.length = item.data.size();
+        h.keep_alive = r.keep_alive = r.keep_alive && !ctx_->stopping;
+        h.http10 = r.http10;
+        h.request_id = r.request_id;
+        r.framing = h.framing;
+        r.out_head = h.serialize();
+        r.out_data = std::move(item.data);
+        r.out_tail = {};
+        return start_write(true);
+    }
+    case exchange::outbound::head:
+    case exchange::outbound::file: {
+        response_head h;
+        h.status = item.status;
+        h.headers = &item.headers;
+        if (!status_allows_body(item.status))
+            h.framing = response_framing::none;
+        else if (item.kind == exchange::outbound::file)
+            h.framing = response_framing::length, h.length = item.length;
+        else if (item.content_length >= 0)
+            h.framing = response_framing::length, h.length = static_cast<std::uint64_t>(item.content_length);
+        else
+            h.framing = unknown_length_framing(r.http10);
+        h.keep_alive = r.keep_alive = r.keep_alive && !ctx_->stopping;
+        h.http10 = r.http10;
+        h.request_id = r.request_id;
+        r.framing = h.framing;
+        r.out_head = h.serialize();
+        r.out_data.clear();
+        r.out_tail = {};
+        if (item.kind == exchange::outbound::file) {
+            r.file = std::move(item.fd);
+            r.file_offset = item.offset;
+            r.file_left = item.length;
+        }
+        return start_write(false);
+    }
+    case exchange::outbound::chunk: {
+        r.out_data = std::move(item.data);
+        if (r.framing == response_framing::chunked) {
+            char line[24];
+            const int n = std::snprintf(line, sizeof line, "%zx\r\n", r.out_data.size());
+            r.out_head.assign(line, static_cast<std::size_t>(n));
+            r.out_tail = crlf;
+        } else {
+            r.out_head.clear();
+            r.out_tail = {};
+        }
+        return start_write(false);
+    }
+    case exchange::outbound::end:
+        if (r.framing == response_framing::chunked) {
+            r.out_head.assign(last_chunk);
+            r.out_data.clear();
+            r.out_tail = {};
+            return start_write(true);
+        }
+        write_ = write_state::done;
+        return pump();
+    }
+}
+
+void connection::start_write(bool last) {
+    auto& r = *req_;
+    write_ = write_state::sending;
+    r.activity = r.rate_mark = clock_type::now();
+    arm_timer();
+    const std::array<asio::const_buffer, 3> buffers = {asio::buffer(r.out_head), asio::buffer(r.out_data),
+                                                       asio::buffer(r.out_tail.data(), r.out_tail.size())};
+    asio::async_write(socket_, buffers, [self = shared_from_this(), last](boost::system::error_code ec, std::size_t n) {
+        self->guarded([&] { self->on_written(ec, n, last); });
+    });
+}
+
+void connection::on_written(boost::system::error_code ec, std::size_t n, bool last) {
+    if (write_ != write_state::sending) return;  // closed meanwhile
+    if (ec) return peer_gone(ec);
+    auto& r = *req_;
+    const auto now = clock_type::now();
+    r.rate.moved(n);
+    if (r.ex && !r.rate.waited(now - r.rate_mark)) return cut_slow("response body");
+    std::string().swap(r.out_data);
+    write_ = last ? write_state::done : write_state::idle;
+
+    if (!r.ex) {
+        // A response the host composed itself.
+        switch (r.after_answer) {
+        case then::next_request: return finish_request();
+        case then::drain:
+            read_ = read_state::draining;
+            r.activity = now;
+            write_ = write_state::idle;
+            arm_timer();
+            if (!pending_.empty()) {
+                std::string early;
+                early.swap(pending_);
+                consume(early);
+            }
+            return read_more();
+        case then::linger: return linger_close();
+        case then::close: return close();
+        }
+    }
+    if (r.file && write_ == write_state::idle) return send_file();
+    arm_timer();
+    pump();
+}
+
+void connection::send_file() {
+    auto& r = *req_;
+    std::uint64_t sent = 0;
+    while (r.file_left > 0) {
+        off_t offset = static_cast<off_t>(r.file_offset);
+        const ssize_t n = ::sendfile(socket_.native_handle(), r.file.get(), &offset,
+                                     static_cast<std::size_t>(std::min<std::uint64_t>(r.file_left, file_piece_bytes)));
+        if (n > 0) {
+            r.file_offset += static_cast<std::uint64_t>(n);
+            r.file_left -= static_cast<std::uint64_t>(n);
+            r.rate.moved(static_cast<std::uint64_t>(n));
+            sent += static_cast<std::uint64_t>(n);
+            if (sent >= file_bytes_per_turn && r.file_left > 0) {
+                // Let the thread's other connections have a turn.
+                write_ = write_state::sending_file;
+                r.activity = r.rate_mark = clock_type::now();
+                asio::post(socket_.get_executor(), [self = shared_from_this()] {
+                    self->guarded([&] {
+                        if (self->write_ == write_state::sending_file) self->send_file();
+                    });
+                });
+                return;
+            }
+            continue;
+        }
+        if (n == 0) {
+            log::error("http", peer() + ": the file of request " + r.request_id +
+                                   " ended before its declared length; connection closed");
+            return close();
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+            write_ = write_state::sending_file;
+            r.activity = r.rate_mark = clock_type::now();
+            arm_timer();
+            socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
+                self->guarded([&] {
+                    if (self->write_ != write_state::sending_file) return;
+                    if (ec) return self->close();
+                    auto& rs = *self->req_;
+                    if (!rs.rate.waited(clock_type::now() - rs.rate_mark)) return self->cut_slow("response body");
+                    self->send_file();
+                });
+            });
+            return;
+        }
+        return close();  // EPIPE, ECONNRESET: the client is gone
+    }
+    r.file.reset();
+    write_ = write_state::done;
+    arm_timer();
+    pump();
+}
+
+void connection::answer(int status, std::string_view message, then next, header_list extra, std::string_view type,
+                        std::string_view param, std::string_view code) {
+    const std::string t = type.empty() ? aq::http_error::default_type(status) : std::string(type);
+    extra.emplace_back("Content-Type", "application/json");
+    send_host_response(status, std::move(extra), aq::error_envelope(message, t, param, code), next);
+}
+
+void connection::send_host_response(int status, header_list headers, std::string body, then next) {
+    auto& r = *req_;
+    if (read_ != read_state::closed) read_ = read_state::stopped;
+    if (ctx_->stopping && (next == then::next_request || next == then::drain)) next = then::linger;
+    r.after_answer = next;
+    response_head h;
+    h.status = status;
+    h.headers = &headers;
+    h.framing = status_allows_body(status) ? response_framing::length : response_framing::none;
+    h.length = body.size();
+    h.keep_alive = next == then::next_request || next == then::drain;
+    h.http10 = r.http10;
+    h.request_id = r.request_id;
+    r.out_head = h.serialize();
+    r.out_data = std::move(body);
+    r.out_tail = {};
+    start_write(true);
+}
+
+// ---- end of a request ----------------------------------------------------------------------
+
+void connection::finish_request() {
+    auto& r = *req_;
+    const bool reuse = r.ex ? r.keep_alive && !ctx_->stopping && r.framing != response_framing::until_close
+                            : r.after_answer == then::next_request;
+    if (reuse) return next_request();
+    linger_close();
+}
+
+void connection::enter_idle() {
+    req_.reset();  // the exchange, spool, ticket and in-flight mark go with it
+    read_ = read_state::idle;
+    write_ = write_state::idle;
+    deadline_ = clock_type::now() + milliseconds(ctx_->cfg.idle_timeout_ms);
+    arm_timer();
+}
+
+void connection::next_request() {
+    enter_idle();
+    if (!pending_.empty()) {
+        std::string early;
+        early.swap(pending_);  // leaves pending_ without a buffer
+        consume(early);
+    }
+    read_more();
+}
+
+void connection::linger_close() {
+    req_.reset();
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return close();
+    std::string().swap(pending_);
+    read_ = read_state::lingering;
+    write_ = write_state::idle;
+    deadline_ = clock_type::now() + linger_time;
+    arm_timer();
+    read_more();
+}
+
+void connection::reset() {
+    // A client that does not read holds our unsent bytes in the kernel's send buffer; a plain
+    // close would keep them (and the socket) until the client has read them all. SO_LINGER 0
+    // turns the close into a reset that drops them at once.
+    boost::system::error_code ec;
+    socket_.set_option(asio::socket_base::linger(true, 0), ec);
+    close();
+}
+
+void connection::close() {
+    if (read_ == read_state::closed) return;
+    read_ = read_state::closed;
+    write_ = write_state::closed;
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    slot_.release();
+    std::string().swap(pending_);
+    { std::lock_guard lock(ctx_->mutex); }  // so that a waiter cannot miss the notification below
+    if (req_) {
+        // A handler still running keeps its request (and this connection) until it returns:
+        // its blocked calls fail with AQ_ERR_DISCONNECTED now, and pump() lets go afterwards.
+        if (req_->ex) req_->ex->disconnect();
+        if (!req_->ex || req_->ex->handler_done()) req_.reset();
+    }
+    ctx_->changed.notify_all();
+}
+
+// ---- time --------------------------------------------------------------------------------------
+
+connection::time_point connection::next_deadline() const {
+    const auto& cfg = ctx_->cfg;
+    const auto body_timeout = milliseconds(cfg.body_timeout_ms);
+    if (write_ == write_state::sending || write_ == write_state::sending_file) {
+        const auto& r = *req_;
+        auto d = r.activity + body_timeout;
+        if (r.ex && r.rate.enabled()) d = std::min(d, r.rate_mark + r.rate.wait_left());
+        return d;
+    }
+    switch (read_) {
+    case read_state::fresh:
+    case read_state::idle:
+    case read_state::head:
+    case read_state::lingering:
+        return deadline_;
+    case read_state::body: {
+        const auto& r = *req_;
+        auto d = r.activity + body_timeout;
+        if (r.rate.enabled()) d = std::min(d, r.rate_mark + r.rate.wait_left());
+        return d;
+    }
+    case read_state::draining:
+        return req_->activity + body_timeout;
+    default:
+        return never;  // the handler's turn: its time is not limited here
+    }
+}
+
+void connection::arm_timer() {
+    const auto d = next_deadline();
+    if (d == never) {
+        timer_.cancel();
+        return;
+    }
+    timer_.expires_at(d);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        self->guarded([&] { self->on_timer(ec); });
+    });
+}
+
+void connection::on_timer(boost::system::error_code ec) {
+    if (ec == asio::error::operation_aborted || read_ == read_state::closed) return;
+    const auto now = clock_type::now();
+    // The deadline may have moved since this wait began (a read, a finished write): only what
+    // is really due counts.
+    if (now < next_deadline()) return arm_timer();
+    const auto body_timeout = milliseconds(ctx_->cfg.body_timeout_ms);
+
+    if (write_ == write_state::sending || write_ == write_state::sending_file) {
+        auto& r = *req_;
+        if (r.ex && r.rate.enabled()) {
+            const bool fast_enough = r.rate.waited(now - r.rate_mark);
+            r.rate_mark = now;
+            if (!fast_enough) return cut_slow("response body");
+        }
+        if (now >= r.activity + body_timeout) {
+            log::debug("http", peer() + ": response write timed out");
+            return reset();
+        }
+        return arm_timer();
+    }
+    switch (read_) {
+    case read_state::fresh:
+    case read_state::idle:
+    case read_state::head:
+    case read_state::lingering:
+        return close();  // header, idle or linger time is up
+    case read_state::body: {
+        auto& r = *req_;
+        if (r.rate.enabled()) {
+            const bool fast_enough = r.rate.waited(now - r.rate_mark);
+            r.rate_mark = now;
+            if (!fast_enough) return cut_slow("request body");
+        }
+        if (now >= r.activity + body_timeout)
+            return answer(408, "The request body stopped arriving.", then::close);
+        return arm_timer();
+    }
+    case read_state::draining:
+        return close();
+    default:
+        return;
+    }
+}
+
+void connection::cut_slow(const char* what) {
+    auto& r = *req_;
+    log::warn("http", peer() + ": " + what + " slower than " + std::to_string(r.rate.min_bytes_per_s()) +
+                          " bytes/s (" + std::to_string(r.rate.failed_window_bytes()) + " bytes in " +
+                          std::to_string(r.rate.window().count()) + " ms); connection closed (request " +
+                          r.request_id + ")");
+    if (read_ == read_state::body) return answer(408, "The request body arrived too slowly.", then::close);
+    reset();
+}
+
+}  // namespace aqd

@@ -1,0 +1,157 @@
+// One client connection: reads requests, hands them to handlers, writes responses.
+//
+// The read side and the write side each have an explicit state (as in Beast's advanced server
+// example, where reading and writing are separate loops over one stream):
+//
+//   read:  fresh -> head -> body -> stopped      (a request's bytes; then the handler's turn)
+//          idle (keep-alive, no request) -> head ...
+//          draining (an early answer's unread body), lingering (closing gracefully), closed
+//   write: idle -> sending / sending_file -> idle ... -> done (response written) -> idle
+//
+// A request's head is checked (request_decoder: strict RFC 9112 framing), routed, authenticated,
+// admitted (per-principal limit, worker queue, spool budget), and only then is its body read:
+// completely, into a body_spool, before the handler runs. A handler never waits on the network
+// for a body; a client that trickles or vanishes costs a socket and its spool, never a thread.
+//
+// Memory: an idle keep-alive connection holds the socket, a timer, its strand and this object
+// (about 1 KiB); buffers exist only while a request is in progress (request_state) and reads
+// go through one scratch buffer per I/O thread.
+//
+// Timeouts: header_timeout_ms from the first byte of every request's head (from the accept for
+// the first request), idle_timeout_ms between requests, body_timeout_ms as the longest silence
+// while a body moves in either direction, plus the minimum transfer rate (transfer_rate).
+//
+// Every completion handler runs inside a guard: an exception closes this connection and is
+// logged; it never reaches the io_context (where it would end the I/O thread).
+#pragma once
+
+#include "admission.hpp"
+#include "body_spool.hpp"
+#include "exchange.hpp"
+#include "listener.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_set>
+#include <string>
+
+namespace aqd {
+
+struct config;
+class router;
+class authenticator;
+class worker_pool;
+class connection;
+
+// What every connection of one server shares. Owned by the http_server; outlives connections.
+struct connection_context {
+    connection_context(const config& c, const router& r, const authenticator& a, worker_pool& p,
+                       std::function<bool()> rd);
+
+    const config& cfg;
+    const router& routes;
+    const authenticator& auth;
+    worker_pool& pool;
+    std::function<bool()> ready;  // answers /healthz
+    admission principals;
+    spool_budget spool;
+    std::atomic<bool> stopping{false};
+
+    // Requests from an accepted head until the connection is done with them (drain waits).
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::size_t in_flight = 0;
+    // Every connection object alive (registered by start, removed by its destructor).
+    std::unordered_set<connection*> connections;
+
+    void request_started();
+    void request_finished();
+};
+
+class connection : public std::enable_shared_from_this<connection>, public exchange::owner {
+public:
+    connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<connection_context> ctx, connection_slot slot);
+    ~connection() override;
+
+    void start();
+    // Thread: any. Shutdown: an idle connection closes now, a busy one after its response.
+    void shutdown_if_idle();
+    // Thread: any. The drain deadline passed: close now.
+    void abort();
+    // Thread: any (exchange::owner). The handler or a source produced output.
+    void wake() override;
+    // Only when no thread runs the io_context or the worker pool (final teardown): lets go of
+    // the request, which breaks the connection <-> exchange cycle of a request whose last wake
+    // was never run.
+    void forget_request();
+
+private:
+    enum class read_state { fresh, idle, head, body, stopped, draining, lingering, closed };
+    enum class write_state { idle, sending, sending_file, done, closed };
+    // What follows a response the host composed itself.
+    enum class then { next_request, drain, linger, close };
+
+    struct request_state;
+    using time_point = std::chrono::steady_clock::time_point;
+
+    template <class Fn>
+    void guarded(Fn&& fn) noexcept;
+
+    // ---- read side ---------------------------------------------------------------------------
+    bool reading() const;
+    void read_more();
+    void wait_readable();
+    void consume(std::string_view bytes);
+    void begin_request();
+    void on_head();
+    void on_body_bytes();
+    void dispatch();
+    void peer_gone(const boost::system::error_code& ec);
+
+    // ---- write side --------------------------------------------------------------------------
+    bool send_interim();
+    void pump();
+    void write_item(exchange::outbound item);
+    void start_write(bool last);
+    void on_written(boost::system::error_code ec, std::size_t n, bool last);
+    void send_file();
+    void answer(int status, std::string_view message, then next, header_list extra = {},
+                std::string_view type = {}, std::string_view param = {}, std::string_view code = {});
+    void send_host_response(int status, header_list headers, std::string body, then next);
+    then after_unread_body() const;
+
+    // ---- end of a request --------------------------------------------------------------------
+    void finish_request();
+    void enter_idle();
+    void next_request();
+    void linger_close();
+    void close();
+    void reset();  // close, dropping unsent bytes (a client that stopped reading)
+
+    // ---- time --------------------------------------------------------------------------------
+    time_point next_deadline() const;
+    void arm_timer();
+    void on_timer(boost::system::error_code ec);
+    void cut_slow(const char* what);
+    std::string peer() const;
+
+    boost::asio::ip::tcp::socket socket_;
+    boost::asio::steady_timer timer_;
+    std::shared_ptr<connection_context> ctx_;
+    connection_slot slot_;
+    read_state read_ = read_state::fresh;
+    write_state write_ = write_state::idle;
+    time_point deadline_{};              // header, idle or linger deadline (the read states that have one)
+    std::unique_ptr<request_state> req_;  // only while a request is in progress
+    std::string pending_;                 // bytes of the next request that came early (pipelining)
+    bool read_waiting_ = false;           // an async wait for readability is outstanding
+};
+
+}  // namespace aqd
