@@ -81,7 +81,7 @@ private:
             if (!p.filename) bad_request("The 'file' part has no filename.", "file");
             if (auto problem = filename_problem(*p.filename); !problem.empty()) bad_request(problem, "file");
             filename_ = *p.filename;
-            writer_ = files_.create(owner_, files_.upload_staging());
+            writer_ = files_.create_upload(owner_);
             if (!purpose_ || *purpose_ == "batch") validator_.emplace(batch_options());
             kind_ = part_kind::file;
         } else if (p.name == "purpose" || p.name == "expires_after[anchor]" || p.name == "expires_after[seconds]") {

@@ -752,6 +752,14 @@ BOOST_AUTO_TEST_CASE(bare_owner_names_are_migrated_to_owner_keys_once) {
     BOOST_TEST(db_value(db.url, "select version from aq_schema where component = 'files'") == "2");
 }
 
+BOOST_AUTO_TEST_CASE(upload_sessions_must_leave_sessions_for_short_requests) {
+    json::object files{{"enabled", true}, {"pool_size", 4}, {"upload_sessions", 4}};
+    auto failure = aqt::expect_startup_failure(json::object{{"plugins", json::object{{"files", files}}}});
+    BOOST_TEST(failure.log.find("plugins.files.upload_sessions: must be below pool_size (4): the rest serve short "
+                                "requests") != std::string::npos,
+               failure.log);
+}
+
 BOOST_AUTO_TEST_CASE(legacy_team_owners_must_be_names) {
     for (const json::value& bad : {json::value("research"), json::value(json::array{""}), json::value(json::array{1})}) {
         json::object files{{"enabled", true}, {"legacy_team_owners", bad}};
