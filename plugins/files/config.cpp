@@ -40,6 +40,8 @@ config config::parse(const boost::json::object& section) {
             c.database = std::string(v.as_string());
         } else if (key == "max_file_bytes") {
             c.max_file_bytes = unsigned_value(v, key, 1, i64 / 2);
+        } else if (key == "max_output_file_bytes") {
+            c.max_output_file_bytes = unsigned_value(v, key, 1, i64 / 2);
         } else if (key == "max_line_bytes") {
             c.max_line_bytes = unsigned_value(v, key, 1024, 1ull << 30);
         } else if (key == "max_requests_per_file") {

@@ -2,6 +2,8 @@
 //
 //   database                 URL, given by the host (defaults to the host's database)
 //   max_file_bytes           largest accepted file, default 512 MiB
+//   max_output_file_bytes    largest file the gateway writes itself (batch output and error files,
+//                            through the files service), default 4 GiB
 //   max_line_bytes           longest line of a batch file, default 16 MiB
 //   max_requests_per_file    most requests (non-blank lines) in a batch file, default 50,000
 //   purposes                 purposes accepted on upload, default ["batch"] ("batch_output" never)
@@ -36,6 +38,7 @@ namespace aq::files {
 struct config {
     std::string database;
     std::uint64_t max_file_bytes = 512ull << 20;
+    std::uint64_t max_output_file_bytes = 4ull << 30;
     std::uint64_t max_line_bytes = 16ull << 20;
     std::uint64_t max_requests_per_file = 50000;
     std::set<std::string> purposes{"batch"};
