@@ -10,6 +10,7 @@
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
+#include "support/pattern.hpp"
 #include "support/postgres.hpp"
 #include "support/raw_connection.hpp"
 
@@ -58,18 +59,6 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds tim
         std::this_thread::sleep_for(50ms);
     }
     return true;
-}
-
-std::string pattern(std::size_t n, unsigned seed) {
-    std::string s(n, '\0');
-    std::uint32_t x = 2463534242u ^ seed;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x);
-    }
-    return s;
 }
 
 // Why `r` is not exactly the 503 of API.md (envelope with code database_unavailable, a
@@ -178,7 +167,7 @@ private:
                     break;
                 default: {
                     name = "load-" + tag_ + "-" + std::to_string(t) + "-" + std::to_string(i) + ".bin";
-                    std::string content = pattern(300 * 1024 + i, t * 100000 + i);
+                    std::string content = aqt::pattern_bytes(300 * 1024 + i, t * 100000 + i);
                     {
                         std::lock_guard lk(mu_);
                         attempted_[name] = content;
@@ -255,11 +244,11 @@ struct faults_fixture {
 // header promises.
 void outage(faults_fixture& f, const std::function<void()>& take_down, const std::function<void()>& bring_back,
             const std::string& tag) {
-    const std::string known_content = pattern(1500 * 1024, 7);
+    const std::string known_content = aqt::pattern_bytes(1500 * 1024, 7);
     const std::string known = f.upload("known-" + tag + ".bin", known_content);
 
     // An upload streaming into its transaction (the one streaming session) when the server goes.
-    slow_upload in_flight(*f.gw, "inflight-" + tag + ".bin", pattern(6 << 20, 9), 2 << 20);
+    slow_upload in_flight(*f.gw, "inflight-" + tag + ".bin", aqt::pattern_bytes(6 << 20, 9), 2 << 20);
     BOOST_TEST_REQUIRE(wait_until([&] { return streaming_sessions(f.pg.url()) == 1; }, 10s));
 
     load clients(*f.gw, tag, known, known_content);
@@ -314,13 +303,13 @@ BOOST_AUTO_TEST_CASE(a_database_stopped_then_killed_answers_503_and_recovers_wit
 
 BOOST_AUTO_TEST_CASE(twelve_slow_uploads_with_pool_size_8_do_not_block_list_or_retrieve) {
     faults_fixture f(json::object{{"pool_size", 8}});  // upload_sessions defaults to 4
-    const std::string known_content = pattern(100 * 1024, 3);
+    const std::string known_content = aqt::pattern_bytes(100 * 1024, 3);
     const std::string known = f.upload("known.bin", known_content);
 
     std::vector<std::unique_ptr<slow_upload>> uploads;
     for (unsigned i = 0; i < 12; ++i)
         uploads.push_back(std::make_unique<slow_upload>(*f.gw, "slow-" + std::to_string(i) + ".bin",
-                                                        pattern((3 << 20) + i, 100 + i), 2 << 20));
+                                                        aqt::pattern_bytes((3 << 20) + i, 100 + i), 2 << 20));
     // Four stream into their transactions; the other eight stage to disk.
     BOOST_TEST_REQUIRE(wait_until([&] { return streaming_sessions(f.pg.url()) == 4; }, 20s),
                        "streaming uploads: " << streaming_sessions(f.pg.url()));

@@ -10,6 +10,7 @@
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
+#include "support/pattern.hpp"
 #include "support/postgres.hpp"
 #include "support/raw_connection.hpp"
 
@@ -41,18 +42,7 @@ std::string jsonl(int n, const std::string& prefix = "r") {
     return out;
 }
 
-// Bytes of every value, in a pattern that does not repeat at chunk boundaries.
-std::string binary_content(std::size_t n) {
-    std::string s(n, '\0');
-    std::uint32_t x = 2463534242u;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x);
-    }
-    return s;
-}
+std::string binary_content(std::size_t n) { return aqt::pattern_bytes(n); }
 
 // Runs `sql` straight on the database (sqlite:PATH or a PostgreSQL URL), bypassing the plugin,
 // and returns the first column of the first row as text ("" for no row, or none expected).

@@ -9,26 +9,17 @@
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
+#include "support/proc_status.hpp"
 
 #include <boost/json.hpp>
 
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <string>
 
 namespace json = boost::json;
 
 namespace {
-
-// A field of /proc/PID/status in KiB ("VmRSS", "VmHWM").
-long long status_kib(pid_t pid, const std::string& field) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(in, line);)
-        if (line.starts_with(field + ":")) return std::stoll(line.substr(field.size() + 1));
-    BOOST_FAIL("no " << field << " in /proc/" << pid << "/status");
-    return 0;
-}
 
 // The multipart body of a batch file of `lines` lines of `line_bytes` bytes each (newline
 // included), produced piece by piece as the client sends it, and hashed on the way.
@@ -116,7 +107,7 @@ BOOST_AUTO_TEST_CASE(a_1_gib_batch_file_of_2_million_lines_keeps_rss_growth_unde
     BOOST_TEST_REQUIRE(c.get("/v1/files/" + std::string(json::parse(warm.body).at("id").as_string()) + "/content")
                            .status == 200);
 
-    const long long before = status_kib(gw.pid(), "VmRSS");
+    const long long before = aqt::proc_status_kib(gw.pid(), "VmRSS");
     batch_body body(lines, line_bytes);
     aqt::http::request up;
     up.method = "POST";
@@ -132,7 +123,7 @@ BOOST_AUTO_TEST_CASE(a_1_gib_batch_file_of_2_million_lines_keeps_rss_growth_unde
     BOOST_TEST_REQUIRE(r.status == 200, r.body);
     auto file = json::parse(r.body).as_object();
     BOOST_TEST(file.at("bytes").as_int64() == static_cast<std::int64_t>(body.file_bytes()));
-    const long long after_upload = status_kib(gw.pid(), "VmHWM");
+    const long long after_upload = aqt::proc_status_kib(gw.pid(), "VmHWM");
 
     aqt::http::request down;
     down.target = "/v1/files/" + std::string(file.at("id").as_string()) + "/content";
@@ -141,7 +132,7 @@ BOOST_AUTO_TEST_CASE(a_1_gib_batch_file_of_2_million_lines_keeps_rss_growth_unde
     BOOST_TEST(d.status == 200);
     BOOST_TEST(d.body_bytes == body.file_bytes());
     BOOST_TEST(d.body_sha256 == body.file_sha256());
-    const long long after_download = status_kib(gw.pid(), "VmHWM");
+    const long long after_download = aqt::proc_status_kib(gw.pid(), "VmHWM");
 
     BOOST_TEST_MESSAGE("1 GiB batch upload (2,000,000 lines, validated) took " << upload_ms << " ms; RSS before "
                        << before / 1024 << " MiB, peak after upload " << after_upload / 1024

@@ -56,7 +56,7 @@ void terminate_backend(const std::string& url, int pid) {
     PQfinish(c);
 }
 
-// Records the pool's reachability reports.
+// Records a pool's reachability reports.
 struct reports {
     std::mutex mu;
     std::vector<bool> seen;
@@ -69,6 +69,18 @@ struct reports {
     std::vector<bool> get() {
         std::lock_guard lk(mu);
         return seen;
+    }
+};
+
+// A one-session pool on `url` whose reports are recorded.
+struct watched_pool {
+    reports seen;
+    aq::sql::pool pool;
+    explicit watched_pool(const std::string& url, std::size_t size = 1) : pool(url, watched(size, seen)) {}
+    static aq::sql::pool_options watched(std::size_t size, reports& r) {
+        auto o = options(size);
+        o.on_change = r.hook();
+        return o;
     }
 };
 
@@ -161,25 +173,21 @@ BOOST_AUTO_TEST_CASE(sqlite_locked_past_the_busy_timeout_is_unavailable_not_an_e
 
 BOOST_AUTO_TEST_CASE(a_connection_the_server_closed_is_replaced_before_use) {
     const std::string url = aqt::postgres_url();
-    reports r;
-    auto o = options(1);
-    o.on_change = r.hook();
-    aq::sql::pool pool(url, o);
+    watched_pool w(url);
+    auto& pool = w.pool;
     int first = pool.run([](soci::session& s) { return backend_pid(s); });
     terminate_backend(url, first);
     // No error reaches the caller: the closed session is found at lease time and reopened.
     int second = pool.run([](soci::session& s) { return backend_pid(s); });
     BOOST_TEST(second != first);
     BOOST_TEST(pool.healthy());
-    BOOST_TEST(r.get().empty());
+    BOOST_TEST(w.seen.get().empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_connection_that_breaks_during_a_request_is_unavailable_then_replaced) {
     const std::string url = aqt::postgres_url();
-    reports r;
-    auto o = options(1);
-    o.on_change = r.hook();
-    aq::sql::pool pool(url, o);
+    watched_pool w(url);
+    auto& pool = w.pool;
     {
         auto l = pool.lease();
         terminate_backend(url, backend_pid(*l));
@@ -196,15 +204,13 @@ BOOST_AUTO_TEST_CASE(a_connection_that_breaks_during_a_request_is_unavailable_th
     BOOST_CHECK_THROW(pool.run([](soci::session& s) { s << "select * from no_such_table"; }), soci::soci_error);
     BOOST_TEST(pool.probe());
     BOOST_TEST(pool.healthy());
-    BOOST_TEST((r.get() == std::vector<bool>{false, true}));
+    BOOST_TEST((w.seen.get() == std::vector<bool>{false, true}));
 }
 
 BOOST_AUTO_TEST_CASE(a_server_that_is_down_fails_fast_with_backoff_and_is_used_again_once_back) {
     aqt::postgres_server server;
-    reports r;
-    auto o = options(2);
-    o.on_change = r.hook();
-    aq::sql::pool pool(server.url(), o);
+    watched_pool w(server.url(), 2);
+    auto& pool = w.pool;
     BOOST_TEST(pool.probe());
     server.stop();
     // The idle sessions are found closed; reconnecting is refused.
@@ -233,7 +239,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_is_down_fails_fast_with_backoff_and_is_used_a
     }
     BOOST_TEST(back);
     BOOST_TEST(pool.healthy());
-    auto seen = r.get();
+    auto seen = w.seen.get();
     BOOST_TEST_REQUIRE(seen.size() >= 2u);
     BOOST_TEST(seen.front() == false);
     BOOST_TEST(seen.back() == true);
