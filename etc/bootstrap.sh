@@ -14,7 +14,10 @@ build=${AQUEDUCT_BUILD_DIR:-$repo/build}
 
 packages=(g++ cmake ninja-build pkg-config curl
   libboost1.81-dev libboost-json1.81-dev libboost-test1.81-dev libboost-url1.81-dev
-  libsoci-dev libssl-dev libpq-dev libsqlite3-dev postgresql-15)
+  libsoci-dev libssl-dev libpq-dev libsqlite3-dev postgresql-15
+  # The S3 tests' throwaway server (tests/support/s3.sh): OpenStack Swift with s3api, and
+  # memcached for its auth cache. 70 packages, ~11 MB to download, ~26-46 s to install.
+  swift swift-proxy swift-account swift-container swift-object python3-swift memcached openssl)
 with_node=
 for arg in "$@"; do
   case $arg in
