@@ -254,22 +254,23 @@ std::unique_ptr<soci::session> pool::connect() {
     return s;
 }
 
+// A free slot, marked leased: an open one if any (no connect needed), else a closed one.
 std::optional<std::size_t> pool::take_free(bool streaming) {
-    std::optional<std::size_t> closed;
+    std::optional<std::size_t> chosen;
     for (std::size_t i = 0; i < slots_.size(); ++i) {
         if (slots_[i].leased) continue;
         if (slots_[i].session) {
-            closed = i;  // an open one: take it
+            chosen = i;
             break;
         }
-        if (!closed) closed = i;
+        if (!chosen) chosen = i;
     }
-    if (closed) {
-        slots_[*closed].leased = true;
-        slots_[*closed].streaming = streaming;
+    if (chosen) {
+        slots_[*chosen].leased = true;
+        slots_[*chosen].streaming = streaming;
         if (streaming) ++streaming_in_use_;
     }
-    return closed;
+    return chosen;
 }
 
 session_lease pool::lease() {
