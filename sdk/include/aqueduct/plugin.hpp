@@ -255,7 +255,8 @@ public:
         return p ? to_sv(p->user) : std::string_view();
     }
     // The owner key of what this request creates or reads: "team:NAME" for a team
-    // (service-account) token, else "user:NAME" (see owner_key). Empty on public routes.
+    // (service-account) token, else "user:NAME" (see owner_key). Empty on public routes. A new
+    // string each call: keep the string, not a string_view of it.
     std::string owner() const {
         auto* p = principal();
         if (!p) return {};
