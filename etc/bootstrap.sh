@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs what is missing on Debian 12, then configures and builds aqueduct into build/.
 #
-#   bash etc/bootstrap.sh [--with-node]
+#   bash etc/bootstrap.sh [--with-node] [--sanitize] [--target TARGET]
 #
 # Packages are checked one by one (dpkg-query) and apt runs only when something is missing, so a
 # second run goes straight to an incremental build. --with-node also ensures node and npm (for
 # the conformance tests with the official OpenAI Node SDK). Runs as root (CI) or through sudo.
 # AQUEDUCT_BUILD_DIR overrides the build directory (default: build/ in the repository).
+#
+# --sanitize builds the sanitizer tree instead (tests/sanitize.sh, tests/fuzz.sh): clang-15 with
+# ASan+UBSan for every target plus the libFuzzer targets (cmake/Sanitizers.cmake), into
+# build-sanitize/ (AQUEDUCT_SANITIZE_BUILD_DIR overrides it); it also installs clang-15,
+# libfuzzer-15-dev and llvm-15 (llvm-symbolizer, for readable reports). --target builds only
+# that target.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,11 +25,20 @@ packages=(g++ cmake ninja-build pkg-config curl
   # memcached for its auth cache. 70 packages, ~11 MB to download, ~26-46 s to install.
   swift swift-proxy swift-account swift-container swift-object python3-swift memcached openssl)
 with_node=
-for arg in "$@"; do
-  case $arg in
+configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+targets=()
+while (($#)); do
+  case $1 in
     --with-node) with_node=1 ;;
-    *) echo "bootstrap.sh: unknown argument $arg" >&2; exit 2 ;;
+    --sanitize)
+      packages+=(clang-15 libfuzzer-15-dev llvm-15)
+      build=${AQUEDUCT_SANITIZE_BUILD_DIR:-$repo/build-sanitize}
+      configure+=(-DCMAKE_C_COMPILER=clang-15 -DCMAKE_CXX_COMPILER=clang++-15
+                  -DAQUEDUCT_SANITIZE=address,undefined -DAQUEDUCT_FUZZ=ON) ;;
+    --target) targets+=("${2:?--target needs a target name}"); shift ;;
+    *) echo "bootstrap.sh: unknown argument $1" >&2; exit 2 ;;
   esac
+  shift
 done
 
 missing=()
@@ -52,6 +67,6 @@ if ((${#missing[@]})); then
 fi
 
 if [[ ! -f $build/build.ninja ]]; then
-  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  cmake -S "$repo" -B "$build" -G Ninja "${configure[@]}"
 fi
-ninja -C "$build" -j "$(nproc)"
+ninja -C "$build" -j "$(nproc)" "${targets[@]}"

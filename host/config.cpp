@@ -38,6 +38,24 @@ bool env_name_char(char c, bool first) {
     return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
 }
 
+// RFC 3629 UTF-8: no overlong form, no surrogate, nothing above U+10FFFF.
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+        const unsigned char c = byte(i);
+        const std::size_t n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (n == 0 || i + n > s.size()) return false;
+        // The second byte's range depends on the first; the others are plain continuation bytes.
+        const unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        const unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        if (n > 1 && (byte(i + 1) < lo || byte(i + 1) > hi)) return false;
+        for (std::size_t k = 2; k < n; ++k)
+            if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return false;
+        i += n;
+    }
+    return true;
+}
+
 // "${NAME}" is replaced by the variable's value; "$${" stands for a literal "${". Any other '$'
 // is kept as it is, so a literal password such as "pa$$word" survives untouched.
 std::string expand(std::string_view in, const std::string& path, const env_lookup& env) {
@@ -65,6 +83,9 @@ std::string expand(std::string_view in, const std::string& path, const env_looku
         if (!valid) fail(path, "invalid environment variable name \"" + std::string(name) + "\"");
         const std::optional<std::string> value = env(name);
         if (!value) fail(path, "environment variable " + std::string(name) + " is not set");
+        // The expanded config ends up as JSON text (each plugin's section), which cannot hold
+        // bytes that are not UTF-8 (found by tests/fuzz).
+        if (!valid_utf8(*value)) fail(path, "environment variable " + std::string(name) + " is not valid UTF-8");
         out += *value;
         i = close;
     }

@@ -15,6 +15,11 @@ function(aqueduct_add_plugin name)
   if(TARGET Aqueduct::sdk)
     target_link_libraries(${name} PRIVATE Aqueduct::sdk)
   endif()
-  target_link_options(${name} PRIVATE
-    "LINKER:--version-script=${AQUEDUCT_PLUGIN_VERSION_SCRIPT}" "LINKER:--no-undefined")
+  target_link_options(${name} PRIVATE "LINKER:--version-script=${AQUEDUCT_PLUGIN_VERSION_SCRIPT}")
+  # In a sanitizer build (cmake/Sanitizers.cmake) clang links the sanitizer runtime into the
+  # executable only, so a plugin's __asan_*/__ubsan_* references resolve at load time; the normal
+  # build keeps the check.
+  if(NOT AQUEDUCT_SANITIZE)
+    target_link_options(${name} PRIVATE "LINKER:--no-undefined")
+  endif()
 endfunction()

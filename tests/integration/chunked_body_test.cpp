@@ -154,3 +154,25 @@ BOOST_AUTO_TEST_CASE(large_download_streams_exact_bytes) {
     BOOST_TEST(r.body_bytes == total);
     BOOST_TEST(r.body_sha256 == aqt::sha256_hex(aqt::stream_pattern(total)));
 }
+
+// Found by tests/fuzz (fuzz_request_framing): Transfer-Encoding split over two fields, the last
+// coding chunked. Beast's parser frames the body as chunked, and the host must follow it: reading
+// only the first field, it took the request for one without a body and parsed the chunked body
+// as the next request (request smuggling).
+BOOST_AUTO_TEST_CASE(transfer_encoding_split_over_two_fields_frames_a_chunked_body) {
+    aqt::gateway gw(aqt::with_testplug());
+    aqt::raw::connection conn(gw.port());
+    BOOST_TEST_REQUIRE(conn.send("POST /count HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
+                                 "\r\nTransfer-Encoding:\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 "5\r\nhello\r\n0\r\n\r\n"
+                                 "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+    auto all = conn.read_until_close(10s);
+    BOOST_TEST_REQUIRE(std::string(aqt::raw::to_string(all.how)) == "closed");
+    auto responses = aqt::raw::parse_responses(all.data);
+    BOOST_TEST_REQUIRE(responses.size() == 2u, all.data);
+    BOOST_TEST(responses[0].status == 200);
+    BOOST_TEST(responses[0].json().at("bytes") == 5);
+    BOOST_TEST(responses[0].json().at("sha256").as_string() == aqt::sha256_hex("hello"));
+    BOOST_TEST(responses[1].status == 200);
+    BOOST_TEST(responses[1].body == R"({"status":"ok"})");
+}

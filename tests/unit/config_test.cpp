@@ -316,3 +316,13 @@ BOOST_AUTO_TEST_CASE(equal_keys_in_different_objects_are_fine) {
     const config cfg = parse(R"({"plugins": {"a": {"enabled": true, "o": {"enabled": 1}}, "b": {"enabled": false}}})");
     BOOST_TEST(cfg.plugins.size() == 2u);
 }
+
+// Found by tests/fuzz (fuzz_config): a variable's value ends up in each plugin's JSON text, which
+// cannot hold bytes that are not UTF-8; the plugin would fail to parse its own section.
+BOOST_AUTO_TEST_CASE(env_value_that_is_not_utf8_names_the_key_path) {
+    const std::string doc = R"({"database": "postgresql://u:${PW}@h/d", "plugins": {"files": {"enabled": true}}})";
+    for (const char* bad : {"p\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"})
+        BOOST_TEST(error_of(doc, {{"PW", bad}}) == "database: environment variable PW is not valid UTF-8");
+    const config cfg = parse(doc, {{"PW", "p\xc3\xa4ss\xf0\x9f\x94\x91"}});
+    BOOST_TEST(plugin_json(cfg, 0).at("database").as_string() == "postgresql://u:p\xc3\xa4ss\xf0\x9f\x94\x91@h/d");
+}
