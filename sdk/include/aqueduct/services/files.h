@@ -64,7 +64,10 @@ typedef struct aq_files_v1 {
      * is closed without commit leaves nothing behind. */
     aq_status (*create)(void* ctx, const aq_file_create* params, aq_files_writer** writer);
     /* Appends content; chunks of any size (the store re-chunks them). AQ_ERR_LIMIT past the
-     * provider's maximum file size. */
+     * provider's maximum size for files it is given this way (the files plugin's
+     * max_output_file_bytes, which may exceed its upload limit). After a refused or failed
+     * write the file is spoilt: later writes and commit return the same status. Owner quotas
+     * never refuse a write or commit here: the file then counts toward its owner's quota. */
     aq_status (*write)(aq_files_writer* writer, aq_str chunk);
     /* Makes the file visible. *info (may be NULL) stays valid until close_writer. */
     aq_status (*commit)(aq_files_writer* writer, const aq_file_info** info);
