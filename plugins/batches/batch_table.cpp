@@ -52,137 +52,148 @@ bool changed_one(soci::statement&& st) {
 }  // namespace
 
 void batch_table::insert(const batch_row& b) {
-    auto sql = pool_.lease();
-    *sql << "INSERT INTO batches (id, owner, endpoint, model, input_file_id, completion_window, status, metadata,"
-            " created_at, expires_at, output_expires_after) VALUES (:id, :owner, :endpoint, :model, :input,"
-            " :window, :status, :metadata, :created, :expires, :oea)",
-        soci::use(b.id), soci::use(b.owner), soci::use(b.endpoint), soci::use(b.model), soci::use(b.input_file_id),
-        soci::use(b.completion_window), soci::use(b.status), soci::use(b.metadata), soci::use(b.created_at),
-        soci::use(b.expires_at), soci::use(b.output_expires_after);
+    return pool_.run([&](soci::session& sql) {
+        sql << "INSERT INTO batches (id, owner, endpoint, model, input_file_id, completion_window, status, metadata,"
+                " created_at, expires_at, output_expires_after) VALUES (:id, :owner, :endpoint, :model, :input,"
+                " :window, :status, :metadata, :created, :expires, :oea)",
+            soci::use(b.id), soci::use(b.owner), soci::use(b.endpoint), soci::use(b.model), soci::use(b.input_file_id),
+            soci::use(b.completion_window), soci::use(b.status), soci::use(b.metadata), soci::use(b.created_at),
+            soci::use(b.expires_at), soci::use(b.output_expires_after);
+    });
 }
 
 std::optional<batch_row> batch_table::get(const std::string& owner, const std::string& id) {
-    auto sql = pool_.lease();
-    batch_row b;
-    into_batch(*sql << (std::string("SELECT ") + batch_columns + " FROM batches WHERE id = :id AND owner = :owner"), b),
-        soci::use(id), soci::use(owner);
-    if (!sql->got_data()) return std::nullopt;
-    return b;
+    return pool_.run([&](soci::session& sql) -> std::optional<batch_row> {
+        batch_row b;
+        into_batch(sql << (std::string("SELECT ") + batch_columns + " FROM batches WHERE id = :id AND owner = :owner"), b),
+            soci::use(id), soci::use(owner);
+        if (!sql.got_data()) return std::nullopt;
+        return b;
+    });
 }
 
 std::vector<batch_row> batch_table::list(const std::string& owner, const std::string& after, int limit) {
-    auto sql = pool_.lease();
-    batch_row b;
-    long long lim = limit;
-    std::string q = std::string("SELECT ") + batch_columns + " FROM batches WHERE owner = :owner";
-    long long after_created = 0;
-    if (!after.empty()) {
-        *sql << "SELECT created_at FROM batches WHERE id = :id AND owner = :owner", soci::into(after_created),
-            soci::use(after), soci::use(owner);
-        if (!sql->got_data()) return {};  // an unknown cursor: nothing after it
-        q += " AND (created_at < :c OR (created_at = :c2 AND id < :a))";
-    }
-    q += " ORDER BY created_at DESC, id DESC LIMIT :lim";
-    soci::statement st = after.empty()
-        ? (into_batch(sql->prepare << q, b), soci::use(owner), soci::use(lim))
-        : (into_batch(sql->prepare << q, b), soci::use(owner), soci::use(after_created), soci::use(after_created),
-           soci::use(after), soci::use(lim));
-    return fetch_all(st, b);
+    return pool_.run([&](soci::session& sql) -> std::vector<batch_row> {
+        batch_row b;
+        long long lim = limit;
+        std::string q = std::string("SELECT ") + batch_columns + " FROM batches WHERE owner = :owner";
+        long long after_created = 0;
+        if (!after.empty()) {
+            sql << "SELECT created_at FROM batches WHERE id = :id AND owner = :owner", soci::into(after_created),
+                soci::use(after), soci::use(owner);
+            if (!sql.got_data()) return {};  // an unknown cursor: nothing after it
+            q += " AND (created_at < :c OR (created_at = :c2 AND id < :a))";
+        }
+        q += " ORDER BY created_at DESC, id DESC LIMIT :lim";
+        soci::statement st = after.empty()
+            ? (into_batch(sql.prepare << q, b), soci::use(owner), soci::use(lim))
+            : (into_batch(sql.prepare << q, b), soci::use(owner), soci::use(after_created), soci::use(after_created),
+               soci::use(after), soci::use(lim));
+        return fetch_all(st, b);
+    });
 }
 
 long long batch_table::count_active(const std::string& owner) {
-    auto sql = pool_.lease();
-    long long n = 0;
-    *sql << "SELECT COUNT(*) FROM batches WHERE owner = :o AND status IN"
-            " ('validating', 'in_progress', 'finalizing', 'cancelling')",
-        soci::into(n), soci::use(owner);
-    return n;
+    return pool_.run([&](soci::session& sql) -> long long {
+        long long n = 0;
+        sql << "SELECT COUNT(*) FROM batches WHERE owner = :o AND status IN"
+                " ('validating', 'in_progress', 'finalizing', 'cancelling')",
+            soci::into(n), soci::use(owner);
+        return n;
+    });
 }
 
 std::optional<batch_row> batch_table::cancel(const std::string& owner, const std::string& id, long long now_s) {
-    {
-        auto sql = pool_.lease();
-        *sql << "UPDATE batches SET status = 'cancelling', cancelling_at = :t WHERE id = :id AND owner = :o"
-                " AND status IN ('validating', 'in_progress', 'finalizing')",
+    pool_.run([&](soci::session& sql) {
+        sql << "UPDATE batches SET status = 'cancelling', cancelling_at = :t WHERE id = :id AND owner = :o"
+               " AND status IN ('validating', 'in_progress', 'finalizing')",
             soci::use(now_s), soci::use(id), soci::use(owner);
-    }
+    });
     return get(owner, id);
 }
 
 bool batch_table::lease(const std::string& id, const std::string& me, long long now_ms, long long until_ms) {
-    auto sql = pool_.lease();
-    return changed_one((sql->prepare << "UPDATE batches SET lease_owner = :me, lease_until = :u WHERE id = :id"
-                                       " AND (lease_owner = '' OR lease_owner = :me2 OR lease_until < :now)",
-                       soci::use(me), soci::use(until_ms), soci::use(id), soci::use(me), soci::use(now_ms)));
+    return pool_.run([&](soci::session& sql) -> bool {
+        return changed_one((sql.prepare << "UPDATE batches SET lease_owner = :me, lease_until = :u WHERE id = :id"
+                                           " AND (lease_owner = '' OR lease_owner = :me2 OR lease_until < :now)",
+                           soci::use(me), soci::use(until_ms), soci::use(id), soci::use(me), soci::use(now_ms)));
+    });
 }
 
 bool batch_table::renew(const std::string& id, const std::string& me, long long until_ms) {
-    auto sql = pool_.lease();
-    return changed_one((sql->prepare << "UPDATE batches SET lease_until = :u WHERE id = :id AND lease_owner = :me",
-                       soci::use(until_ms), soci::use(id), soci::use(me)));
+    return pool_.run([&](soci::session& sql) -> bool {
+        return changed_one((sql.prepare << "UPDATE batches SET lease_until = :u WHERE id = :id AND lease_owner = :me",
+                           soci::use(until_ms), soci::use(id), soci::use(me)));
+    });
 }
 
 void batch_table::release(const std::string& id, const std::string& me) {
-    auto sql = pool_.lease();
-    *sql << "UPDATE batches SET lease_owner = '', lease_until = 0 WHERE id = :id AND lease_owner = :me",
-        soci::use(id), soci::use(me);
+    return pool_.run([&](soci::session& sql) {
+        sql << "UPDATE batches SET lease_owner = '', lease_until = 0 WHERE id = :id AND lease_owner = :me",
+            soci::use(id), soci::use(me);
+    });
 }
 
 std::vector<batch_work> batch_table::validating(long long now_ms, int limit) {
-    auto sql = pool_.lease();
-    batch_work w;
-    long long lim = limit;
-    soci::statement st = (into_work(sql->prepare << std::string("SELECT ") + work_columns +
-                                                        " FROM batches WHERE status = 'validating' AND lease_until < :now"
-                                                        " ORDER BY created_at, id LIMIT :lim",
-                                    w),
-                          soci::use(now_ms), soci::use(lim));
-    return fetch_all(st, w);
+    return pool_.run([&](soci::session& sql) -> std::vector<batch_work> {
+        batch_work w;
+        long long lim = limit;
+        soci::statement st = (into_work(sql.prepare << std::string("SELECT ") + work_columns +
+                                                            " FROM batches WHERE status = 'validating' AND lease_until < :now"
+                                                            " ORDER BY created_at, id LIMIT :lim",
+                                        w),
+                              soci::use(now_ms), soci::use(lim));
+        return fetch_all(st, w);
+    });
 }
 
 std::vector<batch_work> batch_table::runnable(long long now_s) {
-    auto sql = pool_.lease();
-    batch_work w;
-    soci::statement st = (into_work(sql->prepare << std::string("SELECT ") + work_columns +
-                                                        " FROM batches WHERE status = 'in_progress' AND expires_at > :now"
-                                                        " ORDER BY owner, created_at, id",
-                                    w),
-                          soci::use(now_s));
-    return fetch_all(st, w);
+    return pool_.run([&](soci::session& sql) -> std::vector<batch_work> {
+        batch_work w;
+        soci::statement st = (into_work(sql.prepare << std::string("SELECT ") + work_columns +
+                                                            " FROM batches WHERE status = 'in_progress' AND expires_at > :now"
+                                                            " ORDER BY owner, created_at, id",
+                                        w),
+                              soci::use(now_s));
+        return fetch_all(st, w);
+    });
 }
 
 std::vector<batch_work> batch_table::finalize_candidates(long long now_s, long long now_ms) {
-    auto sql = pool_.lease();
-    batch_work w;
-    // in_progress with nothing left to run, or past its window; validating past its window;
-    // cancelling; a finalizing batch whose finalizer died (lease expired).
-    soci::statement st =
-        (into_work(sql->prepare << std::string("SELECT ") + work_columns +
-                                       " FROM batches b WHERE lease_until < :nowms AND (status = 'cancelling'"
-                                       " OR status = 'finalizing' OR (status = 'validating' AND expires_at <= :now0)"
-                                       " OR (status = 'in_progress' AND (expires_at <= :now OR NOT EXISTS"
-                                       " (SELECT 1 FROM batch_requests r WHERE r.batch_id = b.id AND r.state <> 'done'))))"
-                                       " ORDER BY created_at, id",
-                   w),
-         soci::use(now_ms), soci::use(now_s), soci::use(now_s));
-    return fetch_all(st, w);
+    return pool_.run([&](soci::session& sql) -> std::vector<batch_work> {
+        batch_work w;
+        // in_progress with nothing left to run, or past its window; validating past its window;
+        // cancelling; a finalizing batch whose finalizer died (lease expired).
+        soci::statement st =
+            (into_work(sql.prepare << std::string("SELECT ") + work_columns +
+                                           " FROM batches b WHERE lease_until < :nowms AND (status = 'cancelling'"
+                                           " OR status = 'finalizing' OR (status = 'validating' AND expires_at <= :now0)"
+                                           " OR (status = 'in_progress' AND (expires_at <= :now OR NOT EXISTS"
+                                           " (SELECT 1 FROM batch_requests r WHERE r.batch_id = b.id AND r.state <> 'done'))))"
+                                           " ORDER BY created_at, id",
+                       w),
+             soci::use(now_ms), soci::use(now_s), soci::use(now_s));
+        return fetch_all(st, w);
+    });
 }
 
 std::vector<std::string> batch_table::cancelling() {
-    auto sql = pool_.lease();
-    std::string id;
-    soci::statement st = (sql->prepare << "SELECT id FROM batches WHERE status = 'cancelling'", soci::into(id));
-    return fetch_all(st, id);
+    return pool_.run([&](soci::session& sql) -> std::vector<std::string> {
+        std::string id;
+        soci::statement st = (sql.prepare << "SELECT id FROM batches WHERE status = 'cancelling'", soci::into(id));
+        return fetch_all(st, id);
+    });
 }
 
 bool batch_table::activate(const std::string& id, const std::string& me, const std::string& model, long long total,
                            long long now_s) {
-    auto sql = pool_.lease();
-    return changed_one((sql->prepare << "UPDATE batches SET status = CASE WHEN status = 'validating' THEN 'in_progress'"
-                                       " ELSE status END, in_progress_at = :t, total = :n, model = :m, lease_owner = '',"
-                                       " lease_until = 0 WHERE id = :b AND lease_owner = :me"
-                                       " AND status IN ('validating', 'cancelling')",
-                       soci::use(now_s), soci::use(total), soci::use(model), soci::use(id), soci::use(me)));
+    return pool_.run([&](soci::session& sql) -> bool {
+        return changed_one((sql.prepare << "UPDATE batches SET status = CASE WHEN status = 'validating' THEN 'in_progress'"
+                                           " ELSE status END, in_progress_at = :t, total = :n, model = :m, lease_owner = '',"
+                                           " lease_until = 0 WHERE id = :b AND lease_owner = :me"
+                                           " AND status IN ('validating', 'cancelling')",
+                           soci::use(now_s), soci::use(total), soci::use(model), soci::use(id), soci::use(me)));
+    });
 }
 
 namespace {
@@ -190,11 +201,12 @@ namespace {
 // Any status in `from` -> failed with errors.data, under the lease of `me`.
 bool fail(aq::sql::pool& pool, const std::string& id, const std::string& me, const std::string& errors_json,
           long long now_s, const char* from) {
-    auto sql = pool.lease();
-    return changed_one((sql->prepare << std::string("UPDATE batches SET status = 'failed', failed_at = :t, ended_at = :t2,"
-                                                    " errors = :e, lease_owner = '', lease_until = 0"
-                                                    " WHERE id = :id AND lease_owner = :me AND status IN ") + from,
-                        soci::use(now_s), soci::use(now_s), soci::use(errors_json), soci::use(id), soci::use(me)));
+    return pool.run([&](soci::session& sql) {
+        return changed_one((sql.prepare << std::string("UPDATE batches SET status = 'failed', failed_at = :t,"
+                                                       " ended_at = :t2, errors = :e, lease_owner = '', lease_until = 0"
+                                                       " WHERE id = :id AND lease_owner = :me AND status IN ") + from,
+                            soci::use(now_s), soci::use(now_s), soci::use(errors_json), soci::use(id), soci::use(me)));
+    });
 }
 
 }  // namespace
@@ -211,62 +223,67 @@ bool batch_table::fail_finalization(const std::string& id, const std::string& me
 }
 
 bool batch_table::mark_finalizing(const std::string& id, const std::string& me, long long now_s) {
-    auto sql = pool_.lease();
-    // A batch cancelled meanwhile stays cancelling (finish turns it into cancelled).
-    return changed_one((sql->prepare << "UPDATE batches SET finalizing_at = CASE WHEN status = 'in_progress' THEN :t"
-                                       " ELSE finalizing_at END, status = CASE WHEN status = 'in_progress'"
-                                       " THEN 'finalizing' ELSE status END WHERE id = :id AND lease_owner = :me"
-                                       " AND status IN ('in_progress', 'cancelling')",
-                       soci::use(now_s), soci::use(id), soci::use(me)));
+    return pool_.run([&](soci::session& sql) -> bool {
+        // A batch cancelled meanwhile stays cancelling (finish turns it into cancelled).
+        return changed_one((sql.prepare << "UPDATE batches SET finalizing_at = CASE WHEN status = 'in_progress' THEN :t"
+                                           " ELSE finalizing_at END, status = CASE WHEN status = 'in_progress'"
+                                           " THEN 'finalizing' ELSE status END WHERE id = :id AND lease_owner = :me"
+                                           " AND status IN ('in_progress', 'cancelling')",
+                           soci::use(now_s), soci::use(id), soci::use(me)));
+    });
 }
 
 bool batch_table::finish(const std::string& id, const std::string& me, const std::string& output_file_id,
                          const std::string& error_file_id, const std::string& status, long long now_s) {
-    auto sql = pool_.lease();
-    const char* const fenced = " lease_owner = '', lease_until = 0 WHERE id = :id AND lease_owner = :me"
-                               " AND status IN ('in_progress', 'validating', 'finalizing', 'cancelling')";
-    if (status == "completed") {
-        return changed_one((sql->prepare << std::string("UPDATE batches SET output_file_id = :o, error_file_id = :e,"
-                                                       " status = CASE WHEN status = 'cancelling' THEN 'cancelled'"
-                                                       " ELSE 'completed' END,"
-                                                       " completed_at = CASE WHEN status = 'cancelling' THEN 0 ELSE :t END,"
-                                                       " cancelled_at = CASE WHEN status = 'cancelling' THEN :t2 ELSE 0 END,"
-                                                       " ended_at = :t3,") + fenced,
-                           soci::use(output_file_id), soci::use(error_file_id), soci::use(now_s), soci::use(now_s),
+    return pool_.run([&](soci::session& sql) -> bool {
+        const char* const fenced = " lease_owner = '', lease_until = 0 WHERE id = :id AND lease_owner = :me"
+                                   " AND status IN ('in_progress', 'validating', 'finalizing', 'cancelling')";
+        if (status == "completed") {
+            return changed_one((sql.prepare << std::string("UPDATE batches SET output_file_id = :o, error_file_id = :e,"
+                                                           " status = CASE WHEN status = 'cancelling' THEN 'cancelled'"
+                                                           " ELSE 'completed' END,"
+                                                           " completed_at = CASE WHEN status = 'cancelling' THEN 0 ELSE :t END,"
+                                                           " cancelled_at = CASE WHEN status = 'cancelling' THEN :t2 ELSE 0 END,"
+                                                           " ended_at = :t3,") + fenced,
+                               soci::use(output_file_id), soci::use(error_file_id), soci::use(now_s), soci::use(now_s),
+                               soci::use(now_s), soci::use(id), soci::use(me)));
+        }
+        std::string at = status == "expired" ? "expired_at" : "cancelled_at";
+        return changed_one((sql.prepare << "UPDATE batches SET output_file_id = :o, error_file_id = :e, status = :s, " + at +
+                                               " = :t, ended_at = :t2," + fenced,
+                           soci::use(output_file_id), soci::use(error_file_id), soci::use(status), soci::use(now_s),
                            soci::use(now_s), soci::use(id), soci::use(me)));
-    }
-    std::string at = status == "expired" ? "expired_at" : "cancelled_at";
-    return changed_one((sql->prepare << "UPDATE batches SET output_file_id = :o, error_file_id = :e, status = :s, " + at +
-                                           " = :t, ended_at = :t2," + fenced,
-                       soci::use(output_file_id), soci::use(error_file_id), soci::use(status), soci::use(now_s),
-                       soci::use(now_s), soci::use(id), soci::use(me)));
+    });
 }
 
 std::vector<std::string> batch_table::ended_with_lines(long long cutoff_s, int limit) {
-    auto sql = pool_.lease();
-    std::string id;
-    long long lim = limit;
-    soci::statement st = (sql->prepare << "SELECT id FROM batches WHERE lines_purged = 0 AND ended_at > 0"
-                                          " AND ended_at <= :cut ORDER BY ended_at, id LIMIT :lim",
-                          soci::into(id), soci::use(cutoff_s), soci::use(lim));
-    return fetch_all(st, id);
+    return pool_.run([&](soci::session& sql) -> std::vector<std::string> {
+        std::string id;
+        long long lim = limit;
+        soci::statement st = (sql.prepare << "SELECT id FROM batches WHERE lines_purged = 0 AND ended_at > 0"
+                                              " AND ended_at <= :cut ORDER BY ended_at, id LIMIT :lim",
+                              soci::into(id), soci::use(cutoff_s), soci::use(lim));
+        return fetch_all(st, id);
+    });
 }
 
 void batch_table::mark_lines_purged(const std::string& id) {
-    auto sql = pool_.lease();
-    *sql << "UPDATE batches SET lines_purged = 1 WHERE id = :id AND ended_at > 0", soci::use(id);
+    return pool_.run([&](soci::session& sql) {
+        sql << "UPDATE batches SET lines_purged = 1 WHERE id = :id AND ended_at > 0", soci::use(id);
+    });
 }
 
 long long batch_table::purge_ended(long long cutoff_s, int limit) {
-    auto sql = pool_.lease();
-    long long lim = limit;
-    // A subquery with LIMIT, because SQLite's DELETE has no LIMIT of its own (by default).
-    soci::statement st = (sql->prepare << "DELETE FROM batches WHERE id IN (SELECT id FROM batches"
-                                          " WHERE lines_purged = 1 AND ended_at > 0 AND ended_at <= :cut"
-                                          " ORDER BY ended_at, id LIMIT :lim)",
-                          soci::use(cutoff_s), soci::use(lim));
-    st.execute(true);
-    return st.get_affected_rows();
+    return pool_.run([&](soci::session& sql) -> long long {
+        long long lim = limit;
+        // A subquery with LIMIT, because SQLite's DELETE has no LIMIT of its own (by default).
+        soci::statement st = (sql.prepare << "DELETE FROM batches WHERE id IN (SELECT id FROM batches"
+                                              " WHERE lines_purged = 1 AND ended_at > 0 AND ended_at <= :cut"
+                                              " ORDER BY ended_at, id LIMIT :lim)",
+                              soci::use(cutoff_s), soci::use(lim));
+        st.execute(true);
+        return st.get_affected_rows();
+    });
 }
 
 }  // namespace batches

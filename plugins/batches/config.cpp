@@ -116,6 +116,8 @@ config parse_config(const json::object& section) {
             c.results_retention_seconds = static_cast<long long>(get_uint(v, key, 0, 10 * 365 * 86400ull));
         else if (key == "batch_retention_seconds")
             c.batch_retention_seconds = static_cast<long long>(get_uint(v, key, 1, 10 * 365 * 86400ull));
+        else if (key == "pool_size") c.pool_size = static_cast<unsigned>(get_uint(v, key, 2, 1024));
+        else if (key == "session_wait_ms") c.session_wait_ms = static_cast<unsigned>(get_uint(v, key, 1, 600000));
         else if (key == "legacy_team_owners") {
             try {
                 c.legacy_team_owners = aq::sql::legacy_team_owners_from(v);

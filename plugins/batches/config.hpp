@@ -49,6 +49,11 @@ struct config {
     long long results_retention_seconds = 0;
     // How long an ended batch (completed, failed, expired, cancelled) stays listed.
     long long batch_retention_seconds = 30 * 86400;
+    // Database sessions for the routes, the runner and the housekeeper (the heartbeat has one of
+    // its own), and the longest any of them waits for a free one before giving up (routes: 503
+    // database_unavailable; jobs: try again later).
+    unsigned pool_size = 8;
+    unsigned session_wait_ms = 5000;
     // Where validation's custom_id set may spill past 1 MiB (the input's ids): beside an SQLite
     // database (same disk), else the temporary directory. Derived from `database`, not a key.
     std::string scratch_dir;

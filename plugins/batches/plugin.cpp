@@ -17,6 +17,7 @@
 #include <aqueduct/plugin.hpp>
 #include <aqueduct/services/files.h>
 
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 
@@ -43,8 +44,16 @@ aq_status init(aq::host& host, void** ctx) {
         throw std::runtime_error("plugins.batches needs the files service: enable the files plugin and add "
                                  "\"requires\": [\"files\"]");
     // Route handlers borrow a session each, the runner and the housekeeper one each at a time;
-    // the heartbeat has a session of its own.
-    state->pool = std::make_unique<aq::sql::pool>(state->cfg.database, 8);
+    // the heartbeat has a session of its own. A lease waits at most session_wait_ms; a session
+    // the database dropped (a restart) is reopened with backoff (sql/pool.hpp).
+    aq::sql::pool_options po;
+    po.size = state->cfg.pool_size;
+    po.wait = std::chrono::milliseconds(state->cfg.session_wait_ms);
+    po.on_change = [host](bool reachable, const std::string& detail) {
+        if (reachable) host.info("batches: the database is reachable again");
+        else host.warn("batches: the database is unreachable: " + detail);
+    };
+    state->pool = std::make_unique<aq::sql::pool>(state->cfg.database, std::move(po));
     if (auto m = batches::migrate_schema(*state->pool, state->cfg.legacy_team_owners); m.users || m.teams)
         host.info("batches: owners migrated to owner keys: " + std::to_string(m.users) + " user name(s), " +
                   std::to_string(m.teams) + " team name(s) (legacy_team_owners)");

@@ -5,6 +5,7 @@
 #include "wall_clock.hpp"
 
 #include "batch_line/line_rules.hpp"
+#include "sql/unavailable.hpp"
 
 #include <boost/json.hpp>
 
@@ -102,7 +103,9 @@ void create(aq::request& req, const config& cfg, batch_table& db, const aq_files
     } catch (const files_error& e) {
         if (e.status == AQ_ERR_NOT_FOUND)
             throw aq::http_error(404, "No such File object: " + b.input_file_id, "input_file_id");
-        throw aq::http_error(503, "The file store is unavailable; try again.");
+        // The files plugin could not reach its storage (its database, mostly): the same answer
+        // as our own database being down, so clients see one kind of 503 and retry it.
+        throw aq::sql::unavailable(aq::sql::unavailable::reason::unreachable, e.what(), 1);
     }
 
     if (db.count_active(b.owner) >= static_cast<long long>(cfg.max_active_batches_per_owner)) {
@@ -173,15 +176,29 @@ void cancel(aq::request& req, batch_table& db, halted_batches& halted) {
     req.respond_json(200, batch_object(*b));
 }
 
+// A handler whose database cannot serve it answers 503 database_unavailable with retry-after
+// (sql/unavailable.hpp), never 500: the OpenAI SDKs retry that.
+template <class Fn>
+aq::handler answering_unavailable(Fn fn) {
+    return [fn = std::move(fn)](aq::request& req) {
+        try {
+            fn(req);
+        } catch (const aq::sql::unavailable& e) {
+            throw aq::sql::to_http_error(e);
+        }
+    };
+}
+
 }  // namespace
 
 void register_routes(aq::host& host, const config& cfg, batch_table& db, halted_batches& halted,
                      const aq_files_v1& files) {
-    host.route("POST", "/batches", 1 << 20, [&cfg, &db, &files](aq::request& req) { create(req, cfg, db, files); });
-    host.route("GET", "/batches", 0, [&db](aq::request& req) { list(req, db); });
-    host.route("GET", "/batches/{batch_id}", 0, [&db](aq::request& req) { get(req, db); });
+    host.route("POST", "/batches", 1 << 20,
+               answering_unavailable([&cfg, &db, &files](aq::request& req) { create(req, cfg, db, files); }));
+    host.route("GET", "/batches", 0, answering_unavailable([&db](aq::request& req) { list(req, db); }));
+    host.route("GET", "/batches/{batch_id}", 0, answering_unavailable([&db](aq::request& req) { get(req, db); }));
     host.route("POST", "/batches/{batch_id}/cancel", 64 << 10,
-               [&db, &halted](aq::request& req) { cancel(req, db, halted); });
+               answering_unavailable([&db, &halted](aq::request& req) { cancel(req, db, halted); }));
 }
 
 }  // namespace batches
