@@ -8,6 +8,7 @@
 
 #include "batch_input.hpp"
 #include "fake_upstream.hpp"
+#include "support/database_unavailable.hpp"
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
@@ -42,22 +43,6 @@ std::set<std::string> recorded_ids(const std::string& url) {
     return out;
 }
 
-// Why `r` is not exactly the 503 of API.md (envelope with code database_unavailable, a
-// retry-after of 1..10 s), or "" when it is.
-std::string not_database_unavailable(const response& r) {
-    if (r.status != 503) return "status " + std::to_string(r.status) + " " + r.body;
-    if (r.header("content-type") != "application/json") return "content-type " + r.header("content-type");
-    int retry = std::atoi(r.header("retry-after").c_str());
-    if (retry < 1 || retry > 10) return "retry-after '" + r.header("retry-after") + "'";
-    json::value body = json::parse(r.body);
-    for (const char* message : {"The database is unavailable; retry later.", "The database is busy; retry later."})
-        if (body == json::value(json::object{{"error", json::object{{"message", message},
-                                                                    {"type", "server_error"},
-                                                                    {"param", nullptr},
-                                                                    {"code", "database_unavailable"}}}}))
-            return "";
-    return "envelope " + r.body;
-}
 
 }  // namespace
 
@@ -115,7 +100,7 @@ BOOST_AUTO_TEST_CASE(the_runner_and_the_routes_survive_postgres_stopping_and_bei
                                           std::pair{"list", alice.get("/v1/batches")},
                                           std::pair{"cancel", alice.request("POST", "/v1/batches/batch_nope/cancel")},
                                           std::pair{"create", create(spare_file)}})
-                BOOST_TEST(not_database_unavailable(r).empty(), what << ": " << not_database_unavailable(r));
+                BOOST_TEST(aqt::not_database_unavailable(r).empty(), what << ": " << aqt::not_database_unavailable(r));
             std::this_thread::sleep_for(2s);  // replies keep arriving; none can be recorded
             pg.start();
 
