@@ -111,13 +111,14 @@ struct line_handler {
         else key.append(s.data(), s.size());
     }
     void key_done() {
+        // string_view compares lengths first: most keys are rejected without a memcmp.
+        const std::string_view k = key_long ? std::string_view() : std::string_view(key);
         if (depth == 1) {
-            current = key_long                 ? slot::other
-                      : key == "custom_id"     ? slot::custom_id
-                      : key == "method"        ? slot::method
-                      : key == "url"           ? slot::url
-                      : key == "body"          ? slot::body
-                                               : slot::other;
+            current = k == "custom_id" ? slot::custom_id
+                      : k == "method"  ? slot::method
+                      : k == "url"     ? slot::url
+                      : k == "body"    ? slot::body
+                                       : slot::other;
             if (field* f = field_of(current)) {
                 if (f->seen_key && duplicate.empty()) duplicate = key;
                 f->seen_key = true;
@@ -128,7 +129,7 @@ struct line_handler {
             }
             ++members;
         } else if (reading_body_member()) {
-            in_model = !key_long && key == "model";
+            in_model = k == "model";
             if (in_model) {
                 if (model_seen && duplicate.empty()) duplicate = "body.model";
                 model_seen = true;
@@ -267,7 +268,7 @@ std::optional<problem> line_parser::judge(const context& ctx) const {
         return broken("invalid_request", "Invalid request (duplicate key '" + h.duplicate + "')", h.duplicate);
     if (auto p = string_rule(h.custom_id, "custom_id", h.custom_id.cap)) return p;
     if (h.method.type == kind::absent) return broken("invalid_request", "Missing method", "method");
-    if (h.method.type != kind::string || h.method.too_long() || h.method.value != "POST")
+    if (h.method.type != kind::string || h.method.too_long() || std::string_view(h.method.value) != "POST")
         return broken("invalid_request", "Invalid method (must be POST)", "method");
     if (h.url.type == kind::absent) return broken("invalid_request", "Missing url", "url");
     if (h.url.type != kind::string || h.url.too_long() || !supported_url(h.url.value))

@@ -40,7 +40,7 @@ void validator::finish() {
     if (stopped_) return;
     if (line_bytes_ > 0) end_line();
     if (!stopped_ && requests_ == 0 && problems_.empty())
-        report("empty_file", "The batch file contains no requests");
+        report(0, "empty_file", "The batch file contains no requests");
 }
 
 // Bytes of the current line (no '\n').
@@ -48,7 +48,7 @@ void validator::feed(std::string_view piece) {
     if (skipping_ || piece.empty()) return;
     line_bytes_ += piece.size();
     if (line_bytes_ > opts_.limit.max_line_bytes) {
-        report("line_too_long", "Line is too long (over " + std::to_string(opts_.limit.max_line_bytes) + " bytes)");
+        report(line_, "line_too_long", "Line is too long (over " + std::to_string(opts_.limit.max_line_bytes) + " bytes)");
         skipping_ = true;
         text_.clear();
         return;
@@ -84,14 +84,16 @@ void validator::judge_line() {
     }
     if (!started_) return;  // blank
     if (++requests_ > opts_.limit.max_requests) {
-        report("too_many_requests", "Too many requests (the limit is " + std::to_string(opts_.limit.max_requests) + ")");
+        report(line_, "too_many_requests", "Too many requests (the limit is " + std::to_string(opts_.limit.max_requests) + ")");
         stopped_ = true;
         return;
     }
-    if (!utf8_.complete()) return report("invalid_json_line", "Invalid UTF-8");
-    if (!parser_.finish()) return report("invalid_json_line", "Invalid JSON");
-    if (auto p = parser_.judge(opts_.rules)) return report(std::move(p->code), std::move(p->message), std::move(p->param));
-    if (!ids_.insert(parser_.custom_id())) return report("duplicate_custom_id", "Duplicate custom_id", "custom_id");
+    if (!utf8_.complete()) return report(line_, "invalid_json_line", "Invalid UTF-8");
+    if (!parser_.finish()) return report(line_, "invalid_json_line", "Invalid JSON");
+    if (auto p = parser_.judge(opts_.rules))
+        return report(line_, std::move(p->code), std::move(p->message), std::move(p->param));
+    if (!ids_.insert(parser_.custom_id()))
+        return report(line_, "duplicate_custom_id", "Duplicate custom_id", "custom_id");
     if (opts_.on_line && problems_.empty()) {
         line l;
         l.number = line_;
@@ -106,9 +108,8 @@ void validator::judge_line() {
     }
 }
 
-void validator::report(std::string code, std::string message, std::string param) {
-    std::uint64_t at = code == "empty_file" ? 0 : line_;
-    problems_.push_back(problem{at, std::move(code), std::move(message), std::move(param)});
+void validator::report(std::uint64_t line, std::string code, std::string message, std::string param) {
+    problems_.push_back(problem{line, std::move(code), std::move(message), std::move(param)});
     if (problems_.size() >= opts_.max_problems) stopped_ = true;
 }
 

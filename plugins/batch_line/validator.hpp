@@ -92,7 +92,7 @@ private:
     void feed(std::string_view piece);
     void end_line();
     void judge_line();
-    void report(std::string code, std::string message, std::string param = {});
+    void report(std::uint64_t line, std::string code, std::string message, std::string param = {});
 
     options opts_;
     line_parser parser_;

@@ -40,6 +40,8 @@ config config::parse(const boost::json::object& section) {
             c.database = std::string(v.as_string());
         } else if (key == "max_file_bytes") {
             c.max_file_bytes = unsigned_value(v, key, 1, i64 / 2);
+        } else if (key == "max_output_file_bytes") {
+            c.max_output_file_bytes = unsigned_value(v, key, 1, i64 / 2);
         } else if (key == "max_line_bytes") {
             c.max_line_bytes = unsigned_value(v, key, 1024, 1ull << 30);
         } else if (key == "max_requests_per_file") {
@@ -67,6 +69,10 @@ config config::parse(const boost::json::object& section) {
             c.expiry_batch_size = static_cast<std::uint32_t>(unsigned_value(v, key, 1, 100000));
         } else if (key == "pool_size") {
             c.pool_size = static_cast<std::uint32_t>(unsigned_value(v, key, 1, 1024));
+        } else if (key == "upload_sessions") {
+            c.upload_sessions = static_cast<std::uint32_t>(unsigned_value(v, key, 0, 1023));
+        } else if (key == "session_wait_ms") {
+            c.session_wait_ms = static_cast<std::uint32_t>(unsigned_value(v, key, 1, 600000));
         } else if (key == "legacy_team_owners") {
             try {
                 c.legacy_team_owners = sql::legacy_team_owners_from(v);
@@ -78,6 +84,10 @@ config config::parse(const boost::json::object& section) {
         }
     }
     if (c.database.empty()) bad("database", "missing (the host gives its own database URL by default)");
+    if (!c.upload_sessions) c.upload_sessions = c.pool_size / 2;
+    else if (*c.upload_sessions >= c.pool_size)
+        bad("upload_sessions", "must be below pool_size (" + std::to_string(c.pool_size) +
+                                   "): the rest serve short requests");
     if (c.default_expiry_seconds > c.max_expiry_seconds)
         bad("default_expiry_seconds", "must not exceed max_expiry_seconds");
     return c;

@@ -1,5 +1,7 @@
 #include "expiry.hpp"
 
+#include "sql/unavailable.hpp"
+
 namespace aq::files {
 
 void register_expiry(aq::host& host, const config& cfg, store& files) {
@@ -7,10 +9,14 @@ void register_expiry(aq::host& host, const config& cfg, store& files) {
     // Jitter spreads several hosts' runs apart.
     host.job("purge-expired-files", interval_ms, interval_ms / 10, [host, &cfg, &files] {
         std::size_t total = 0;
-        while (!host.stopping()) {
-            std::size_t n = files.purge_expired(cfg.expiry_batch_size);
-            total += n;
-            if (n < cfg.expiry_batch_size) break;
+        try {
+            while (!host.stopping()) {
+                std::size_t n = files.purge_expired(cfg.expiry_batch_size);
+                total += n;
+                if (n < cfg.expiry_batch_size) break;
+            }
+        } catch (const sql::unavailable&) {
+            // The pool logged that the database is gone; the next run tries again.
         }
         if (total) host.info("purged " + std::to_string(total) + " expired file(s)");
     });

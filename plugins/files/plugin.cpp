@@ -8,6 +8,7 @@
 #include "routes.hpp"
 #include "service.hpp"
 #include "store.hpp"
+#include "test_pause.hpp"
 
 #include "sql/pool.hpp"
 
@@ -25,7 +26,16 @@ struct files_plugin {
 aq_status init(aq::host& host, void** ctx) {
     auto p = std::make_unique<files_plugin>();
     p->cfg = aq::files::config::parse(host.config());
-    p->pool = std::make_unique<aq::sql::pool>(p->cfg.database, p->cfg.pool_size);
+    aq::files::configure_test_pauses([host](const std::string& line) { host.info(line); });
+    aq::sql::pool_options po;
+    po.size = p->cfg.pool_size;
+    po.streaming = *p->cfg.upload_sessions;
+    po.wait = std::chrono::milliseconds(p->cfg.session_wait_ms);
+    po.on_change = [host](bool reachable, const std::string& detail) {
+        if (reachable) host.info("files: the database is reachable again");
+        else host.warn("files: the database is unreachable, requests get 503 until it is back: " + detail);
+    };
+    p->pool = std::make_unique<aq::sql::pool>(p->cfg.database, std::move(po));
     // Uploads to SQLite and service writes are staged beside the database (same disk, never a
     // RAM-backed /tmp); with PostgreSQL only service writes are staged, in TMPDIR.
     std::filesystem::path staging = p->pool->file().empty()

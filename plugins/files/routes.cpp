@@ -3,6 +3,8 @@
 #include "download.hpp"
 #include "upload.hpp"
 
+#include "sql/unavailable.hpp"
+
 #include <charconv>
 
 namespace aq::files {
@@ -58,6 +60,23 @@ void remove(aq::request& req, store& files) {
     req.respond_json(200, out);
 }
 
+namespace {
+
+// A handler whose database is unavailable answers 503 database_unavailable with retry-after
+// (sql/unavailable.hpp), never 500; a download already streaming is cut off instead.
+template <class Fn>
+aq::handler answering_unavailable(Fn fn) {
+    return [fn = std::move(fn)](aq::request& req) {
+        try {
+            fn(req);
+        } catch (const sql::unavailable& e) {
+            throw sql::to_http_error(e);
+        }
+    };
+}
+
+}  // namespace
+
 void register_routes(aq::host& host, const config& cfg, store& files) {
     // DELETE and GET take no body, but the Python SDK sends "Content-Type: application/json"
     // with an empty body on DELETE: a small limit tolerates a stray body.
@@ -67,11 +86,15 @@ void register_routes(aq::host& host, const config& cfg, store& files) {
     // says so, and from read() when a chunked body grows past it.
     aq::body_limit upload_limit{cfg.max_file_bytes + multipart_overhead_bytes, 400,
                                 too_large_message(cfg), "file"};
-    host.route("POST", "/files", std::move(upload_limit), [&cfg, &files](aq::request& req) { upload(req, cfg, files); });
-    host.route("GET", "/files", 0, [&files](aq::request& req) { list(req, files); });
-    host.route("GET", "/files/{file_id}", 0, [&files](aq::request& req) { retrieve(req, files); });
-    host.route("DELETE", "/files/{file_id}", small_body, [&files](aq::request& req) { remove(req, files); });
-    host.route("GET", "/files/{file_id}/content", 0, [&files](aq::request& req) { download(req, files); });
+    host.route("POST", "/files", std::move(upload_limit),
+               answering_unavailable([&cfg, &files](aq::request& req) { upload(req, cfg, files); }));
+    host.route("GET", "/files", 0, answering_unavailable([&files](aq::request& req) { list(req, files); }));
+    host.route("GET", "/files/{file_id}", 0,
+               answering_unavailable([&files](aq::request& req) { retrieve(req, files); }));
+    host.route("DELETE", "/files/{file_id}", small_body,
+               answering_unavailable([&files](aq::request& req) { remove(req, files); }));
+    host.route("GET", "/files/{file_id}/content", 0,
+               answering_unavailable([&files](aq::request& req) { download(req, files); }));
 }
 
 }  // namespace aq::files

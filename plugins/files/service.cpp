@@ -19,7 +19,9 @@ struct aq_files_writer {
     // Spooled: a consumer may write for hours (a batch's output), so the content is staged and
     // the database transaction lasts only as long as commit's local copy.
     std::unique_ptr<aq::files::store::writer> writer;
-    bool failed = false;
+    // AQ_OK, or why the content is incomplete (a refused or failed write): commit must not
+    // succeed then, and says the same.
+    aq_status failure = AQ_OK;
     bool committed = false;
     aq::files::file_record record;
     aq_file_info info{};
@@ -112,7 +114,7 @@ aq_status create_file(void* ctx, const aq_file_create* params, aq_files_writer**
         if (params->expires_after_seconds < 0) return AQ_ERR_INVALID;
         w->lifetime = params->expires_after_seconds ? params->expires_after_seconds
                                                     : svc.settings().default_expiry_seconds;
-        w->writer = svc.files().create(std::move(owner), store::staging::spooled);
+        w->writer = svc.files().create(std::move(owner));
         *out = w.release();
         return AQ_OK;
     });
@@ -120,20 +122,20 @@ aq_status create_file(void* ctx, const aq_file_create* params, aq_files_writer**
 
 aq_status write_file(aq_files_writer* w, aq_str chunk) noexcept {
     if (!w || w->committed) return AQ_ERR_STATE;
-    if (w->failed) return AQ_ERR_UNAVAILABLE;
-    if (w->writer->bytes() + chunk.len > w->owner_service->settings().max_file_bytes) return AQ_ERR_LIMIT;
+    if (w->failure != AQ_OK) return w->failure;
+    if (w->writer->bytes() + chunk.len > w->owner_service->settings().max_output_file_bytes)
+        return w->failure = AQ_ERR_LIMIT;
     try {
         w->writer->write(aq::to_sv(chunk));
     } catch (...) {
-        w->failed = true;  // the staged content is incomplete: commit must not succeed
-        return AQ_ERR_UNAVAILABLE;
+        return w->failure = AQ_ERR_UNAVAILABLE;
     }
     return AQ_OK;
 }
 
 aq_status commit_file(aq_files_writer* w, const aq_file_info** info) noexcept {
     if (!w || w->committed) return AQ_ERR_STATE;
-    if (w->failed) return AQ_ERR_UNAVAILABLE;
+    if (w->failure != AQ_OK) return w->failure;
     auto& svc = *w->owner_service;
     return guarded(svc, "commit", [&] {
         w->record = w->writer->commit(w->filename, w->purpose, w->lifetime, {});
@@ -145,6 +147,13 @@ aq_status commit_file(aq_files_writer* w, const aq_file_info** info) noexcept {
 }
 
 void close_writer(aq_files_writer* w) noexcept { delete w; }
+
+aq_status remove_file(void* ctx, aq_str file_id, aq_str owner) noexcept {
+    auto& svc = *static_cast<service*>(ctx);
+    return guarded(svc, "remove", [&] {
+        return svc.files().remove(aq::to_sv(owner), aq::to_sv(file_id)) ? AQ_OK : AQ_ERR_NOT_FOUND;
+    });
+}
 
 }  // namespace
 
@@ -159,6 +168,7 @@ service::service(const aq::host& host, const config& cfg, store& files) : host_(
     table_.write = &write_file;
     table_.commit = &commit_file;
     table_.close_writer = &close_writer;
+    table_.remove = &remove_file;
 }
 
 }  // namespace aq::files

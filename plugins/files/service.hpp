@@ -4,8 +4,13 @@
 // file and only open the database transaction at commit, copying the spool into the store in
 // one go: a producer such as the batches plugin may take hours to write its output, and holding
 // a transaction (on SQLite, the database's single write lock) that long would stall every other
-// writer. Per-owner quotas do not apply to service writes: they are the gateway's own output
-// (batch results), and refusing them would lose paid-for work.
+// writer.
+//
+// Service writes are the gateway's own output (batch results), so they follow their own limits:
+// up to max_output_file_bytes (not the upload limit max_file_bytes), and never refused for the
+// owner's quota, since refusing them would lose paid-for work. Once stored they count toward
+// that quota like any file: an owner pushed over it can still read and delete, and their next
+// upload gets 413 until they make room.
 #pragma once
 
 #include "config.hpp"

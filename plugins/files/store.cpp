@@ -4,6 +4,7 @@
 #include "sql/legacy_owner.hpp"
 #include "sql/migrations.hpp"
 #include "sql/transaction.hpp"
+#include "test_pause.hpp"
 
 #include <aqueduct/plugin.hpp>
 
@@ -94,21 +95,21 @@ std::int64_t unix_now() {
 
 store::store(sql::pool& pool, std::filesystem::path staging_folder, const sql::name_set& legacy_teams)
     : pool_(pool), staging_folder_(std::move(staging_folder)) {
-    sql::migrate(*pool_.lease(), pool_.kind(), "files", migrations(legacy_teams, migrated_owners_));
+    pool_.run([&](soci::session& s) { sql::migrate(s, pool_.kind(), "files", migrations(legacy_teams, migrated_owners_)); });
 }
 
 // ---- writer ------------------------------------------------------------------------------
 
-store::writer::writer(store& s, std::string owner, staging mode)
-    : store_(s), id_(aq::random_id("file-")), owner_(std::move(owner)) {
-    if (mode == staging::spooled) spool_ = std::make_unique<spool>(s.staging_folder_);
-    else begin();
+store::writer::writer(store& s, std::string owner, sql::session_lease direct)
+    : store_(s), session_(std::move(direct)), id_(aq::random_id("file-")), owner_(std::move(owner)) {
+    if (!session_) spool_ = std::make_unique<spool>(s.staging_folder_);
+    else session_.run([&](soci::session&) { begin(); });
 }
 
 // Opens the transaction and inserts the row the chunks reference. The row stays invisible:
 // other sessions do not see uncommitted rows, and expires_at = 0 hides it even from this one.
 void store::writer::begin() {
-    session_ = store_.pool_.lease();
+    if (!session_) session_ = store_.pool_.lease();
     tx_ = std::make_unique<sql::write_transaction>(*session_, store_.kind());
     int cb = static_cast<int>(chunk_bytes);
     *session_ << "insert into files (id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes)"
@@ -129,7 +130,11 @@ void store::writer::write(std::string_view data) {
         std::size_t take = std::min(chunk_bytes - buffer_.size(), data.size());
         buffer_.append(data.substr(0, take));
         data.remove_prefix(take);
-        if (buffer_.size() == chunk_bytes) flush();
+        if (buffer_.size() == chunk_bytes) {
+            session_.run([&](soci::session&) { flush(); });
+            // Test-only (test_pause.hpp): an upload with content in the database, not committed.
+            pause_point("upload_chunk_written");
+        }
     }
 }
 
@@ -150,6 +155,15 @@ void store::writer::flush() {
 }
 
 file_record store::writer::commit(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
+                                  const quota& limit) {
+    try {
+        return finish(filename, purpose, lifetime_seconds, limit);
+    } catch (...) {
+        session_.rethrow_classified();
+    }
+}
+
+file_record store::writer::finish(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
                                   const quota& limit) {
     if (spool_) {
         // The transaction starts now and lasts as long as a local copy of the staged content.
@@ -201,8 +215,14 @@ file_record store::writer::commit(std::string_view filename, std::string_view pu
     return r;
 }
 
-std::unique_ptr<store::writer> store::create(std::string owner, staging mode) {
-    return std::unique_ptr<writer>(new writer(*this, std::move(owner), mode));
+std::unique_ptr<store::writer> store::create(std::string owner) {
+    return std::unique_ptr<writer>(new writer(*this, std::move(owner), {}));
+}
+
+std::unique_ptr<store::writer> store::create_upload(std::string owner) {
+    sql::session_lease direct;
+    if (kind() == backend::postgresql) direct = pool_.try_lease_streaming();
+    return std::unique_ptr<writer>(new writer(*this, std::move(owner), std::move(direct)));
 }
 
 // ---- reader ------------------------------------------------------------------------------
@@ -220,7 +240,8 @@ void store::reader::seek(std::uint64_t offset) {
 
 std::string store::reader::next() {
     if (left_ == 0) return {};
-    std::string data = store_.chunk(*store_.pool_.lease(), record_.id, seq_);
+    std::string data =
+        store_.pool_.run([&](soci::session& s) { return store_.chunk(s, record_.id, seq_); });
     ++seq_;
     if (skip_) {
         data.erase(0, std::min(skip_, data.size()));
@@ -250,7 +271,7 @@ std::string store::chunk(soci::session& s, std::string_view id, std::int64_t seq
 }
 
 std::unique_ptr<store::reader> store::open(std::string_view owner, std::string_view id) {
-    auto record = find_in(*pool_.lease(), owner, id);
+    auto record = pool_.run([&](soci::session& s) { return find_in(s, owner, id); });
     if (!record) return nullptr;
     return std::unique_ptr<reader>(new reader(*this, std::move(*record)));
 }
@@ -258,12 +279,14 @@ std::unique_ptr<store::reader> store::open(std::string_view owner, std::string_v
 // ---- queries -----------------------------------------------------------------------------
 
 std::optional<file_record> store::find(std::string_view owner, std::string_view id) {
-    return find_in(*pool_.lease(), owner, id);
+    return pool_.run([&](soci::session& s) { return find_in(s, owner, id); });
 }
 
 store::list_page store::list(std::string_view owner, const list_query& q) {
-    auto session = pool_.lease();
-    soci::session& s = *session;
+    return pool_.run([&](soci::session& s) { return list_in(s, owner, q); });
+}
+
+store::list_page store::list_in(soci::session& s, std::string_view owner, const list_query& q) {
     std::string o(owner);
     long long now = unix_now();
     long long after_created = 0;
@@ -322,21 +345,25 @@ store::list_page store::list(std::string_view owner, const list_query& q) {
 }
 
 bool store::remove(std::string_view owner, std::string_view id) {
-    auto session = pool_.lease();
-    sql::write_transaction tx(*session, kind());
-    std::string o(owner), i(id);
-    long long now = unix_now();
-    soci::statement st = (session->prepare << "delete from files where owner = :o and id = :i and expires_at > :n",
-                          soci::use(o), soci::use(i), soci::use(now));
-    st.execute(true);
-    bool removed = st.get_affected_rows() > 0;
-    tx.commit();
-    return removed;
+    return pool_.run([&](soci::session& s) {
+        sql::write_transaction tx(s, kind());
+        std::string o(owner), i(id);
+        long long now = unix_now();
+        soci::statement st = (s.prepare << "delete from files where owner = :o and id = :i and expires_at > :n",
+                              soci::use(o), soci::use(i), soci::use(now));
+        st.execute(true);
+        bool removed = st.get_affected_rows() > 0;
+        tx.commit();
+        return removed;
+    });
 }
 
 std::size_t store::purge_expired(std::size_t limit) {
-    auto session = pool_.lease();
-    sql::write_transaction tx(*session, kind());
+    return pool_.run([&](soci::session& s) { return purge_in(s, limit); });
+}
+
+std::size_t store::purge_in(soci::session& s, std::size_t limit) {
+    sql::write_transaction tx(s, kind());
     long long now = unix_now(), n = static_cast<long long>(limit);
     // SKIP LOCKED: a second host running the same job at the same moment takes other rows
     // instead of waiting on (or deadlocking with) this one's.
@@ -345,7 +372,7 @@ std::size_t store::purge_expired(std::size_t limit) {
                             " order by expires_at limit :l for update skip locked)"
                           : "delete from files where id in (select id from files where expires_at <= :n"
                             " order by expires_at limit :l)";
-    soci::statement st = (session->prepare << sql, soci::use(now), soci::use(n));
+    soci::statement st = (s.prepare << sql, soci::use(now), soci::use(n));
     st.execute(true);
     auto purged = static_cast<std::size_t>(std::max<long long>(0, st.get_affected_rows()));
     tx.commit();

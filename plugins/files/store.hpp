@@ -6,12 +6,18 @@
 // Migration 2 rewrites owner from a bare name to an owner key ("user:NAME", "team:NAME").
 //
 // A new file is written by a writer, in one transaction: the metadata row and every chunk become
-// visible together, and an exception, an abort or a crash leaves nothing. A `direct` writer holds
+// visible together, and an exception, an abort or a crash leaves nothing. A direct writer holds
 // that transaction from its first byte (PostgreSQL uploads: no extra copy, MVCC lets others
-// write meanwhile); a `spooled` writer stages the content in a spool and opens the transaction
-// only at commit (SQLite uploads, whose single write lock must not wait for a client's network,
-// and service writers, which may take hours). Every read filters by owner and by expires_at > now, so another owner's
-// file and an expired one are both simply "not found", whether or not the purge has run.
+// write meanwhile) on a streaming lease of the pool, of which only `upload_sessions` exist, so
+// slow uploads never take the sessions short requests need; a spooled writer stages the content
+// in a spool and opens the transaction only at commit (SQLite uploads, whose single write lock
+// must not wait for a client's network; PostgreSQL uploads when no streaming lease is free; and
+// service writers, which may take hours). Every read filters by owner and by expires_at > now, so
+// another owner's file and an expired one are both simply "not found", whether or not the purge
+// has run.
+//
+// A database that cannot be reached, or a pool without a free session, surfaces as
+// sql::unavailable from any method (nothing half-written stays).
 //
 // Content bytes: SQLite binds std::string into cast(:d as blob); PostgreSQL uses bytea through
 // libpq binary parameters (aq::sql::bytea), the fast path measured in TOOLCHAIN.md.
@@ -65,8 +71,6 @@ public:
         std::uint64_t files = 0;
     };
 
-    enum class staging { direct, spooled };
-
     // Streams a new file into the database inside one transaction.
     class writer {
     public:
@@ -86,13 +90,16 @@ public:
 
     private:
         friend class store;
-        writer(store& s, std::string owner, staging mode);
+        // Direct when `direct` holds a session, else spooled.
+        writer(store& s, std::string owner, sql::session_lease direct);
         void begin();
         void flush();
+        file_record finish(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
+                           const quota& limit);
 
         store& store_;
         std::unique_ptr<spool> spool_;  // spooled writers only
-        std::unique_ptr<soci::session> session_;
+        sql::session_lease session_;
         std::unique_ptr<sql::write_transaction> tx_;
         std::string id_, owner_;
         std::string buffer_;
@@ -149,11 +156,11 @@ public:
     // Where spooled writers stage content (also fit for other scratch files of an upload).
     const std::filesystem::path& staging_folder() const noexcept { return staging_folder_; }
 
-    std::unique_ptr<writer> create(std::string owner, staging mode);
-    // How an upload over HTTP should be written on this backend.
-    staging upload_staging() const noexcept {
-        return kind() == sql::backend::sqlite ? staging::spooled : staging::direct;
-    }
+    // A spooled writer (service writes: their producer may take hours).
+    std::unique_ptr<writer> create(std::string owner);
+    // A writer for an upload over HTTP: direct on PostgreSQL while a streaming lease is free,
+    // spooled otherwise (and always on SQLite).
+    std::unique_ptr<writer> create_upload(std::string owner);
     // nullptr when the file does not exist for this owner (or expired).
     std::unique_ptr<reader> open(std::string_view owner, std::string_view id);
     std::optional<file_record> find(std::string_view owner, std::string_view id);
@@ -167,6 +174,8 @@ public:
 
 private:
     std::string chunk(soci::session& s, std::string_view id, std::int64_t seq);
+    list_page list_in(soci::session& s, std::string_view owner, const list_query& q);
+    std::size_t purge_in(soci::session& s, std::size_t limit);
 
     sql::pool& pool_;
     std::filesystem::path staging_folder_;

@@ -6,6 +6,7 @@
 #include "batch_line/validator.hpp"
 
 #include <charconv>
+#include <set>
 #include <optional>
 
 namespace aq::files {
@@ -68,13 +69,19 @@ private:
     enum class part_kind { none, file, field, ignored };
 
     void begin(const multipart::part& p) {
+        // A known field sent twice is refused, never "last one wins": a second purpose after
+        // the file would otherwise relabel content validated (or not) under the first.
+        if (p.name == "file" || p.name == "purpose" || p.name == "expires_after[anchor]" ||
+            p.name == "expires_after[seconds]") {
+            if (!seen_.insert(p.name).second)
+                bad_request("Duplicate parameter: '" + p.name + "' may be sent only once.", p.name);
+        }
         if (p.name == "file") {
-            if (file_seen_) bad_request("Only one 'file' part may be uploaded per request.", "file");
             file_seen_ = true;
             if (!p.filename) bad_request("The 'file' part has no filename.", "file");
             if (auto problem = filename_problem(*p.filename); !problem.empty()) bad_request(problem, "file");
             filename_ = *p.filename;
-            writer_ = files_.create(owner_, files_.upload_staging());
+            writer_ = files_.create_upload(owner_);
             if (!purpose_ || *purpose_ == "batch") validator_.emplace(batch_options());
             kind_ = part_kind::file;
         } else if (p.name == "purpose" || p.name == "expires_after[anchor]" || p.name == "expires_after[seconds]") {
@@ -155,6 +162,7 @@ private:
     std::string owner_;
 
     part_kind kind_ = part_kind::none;
+    std::set<std::string> seen_;  // the known fields begun so far
     std::string field_name_, field_value_;
     std::optional<std::string> purpose_, anchor_, seconds_;
 

@@ -3,10 +3,17 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <soci/soci.h>
+
 #include <aqueduct/plugin.hpp>
 
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace aq::sql {
 namespace {
@@ -70,6 +77,13 @@ target parse_postgresql(std::string_view rest) {
     // Server NOTICEs ("relation already exists, skipping" from idempotent DDL) would otherwise be
     // printed by libpq to stderr, outside the log. A URL's own ?options= comes later and wins.
     add("options", "-c client_min_messages=warning");
+    // A server that does not answer must not hold a request forever: connecting gives up after
+    // 5 s, and TCP keepalives notice a peer that vanished mid-statement within about a minute.
+    add("connect_timeout", "5");
+    add("keepalives", "1");
+    add("keepalives_idle", "30");
+    add("keepalives_interval", "10");
+    add("keepalives_count", "3");
     while (!query.empty()) {
         auto amp = query.find('&');
         std::string_view pair = query.substr(0, amp);
@@ -103,6 +117,56 @@ void configure_sqlite(soci::session& s) {
     s << "PRAGMA synchronous=NORMAL";
 }
 
+PGconn* pg_connection(soci::session& s) noexcept {
+    // By name, not dynamic_cast: libsoci_postgresql does not export the backend's typeinfo.
+    if (s.get_backend_name() != "postgresql" || !s.get_backend()) return nullptr;
+    return static_cast<soci::postgresql_session_backend*>(s.get_backend())->conn_;
+}
+
+sqlite_api::sqlite3* sqlite_connection(soci::session& s) noexcept {
+    if (s.get_backend_name() != "sqlite3" || !s.get_backend()) return nullptr;
+    return static_cast<soci::sqlite3_session_backend*>(s.get_backend())->conn_;
+}
+
+// An idle session that may be handed out. A PostgreSQL server that closed the connection (shut
+// down, crashed, restarted, terminated the backend) leaves its socket readable: one poll with no
+// wait finds it, without a round trip. Anything unasked-for on an idle connection disqualifies it.
+bool usable_idle(soci::session& s) noexcept {
+    PGconn* c = pg_connection(s);
+    if (!c) return true;
+    if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) return false;
+    pollfd p{PQsocket(c), POLLIN, 0};
+    return ::poll(&p, 1, 0) == 0;
+}
+
+// Whether a session coming back from a request can serve the next one: connected, and no
+// transaction left open (a write_transaction rolls back before its lease ends; one that could
+// not, or any other open transaction, would leak into the next request).
+bool usable_returned(soci::session& s) noexcept {
+    if (PGconn* c = pg_connection(s)) return PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE;
+    if (sqlite_api::sqlite3* db = sqlite_connection(s)) return sqlite_api::sqlite3_get_autocommit(db) != 0;
+    return true;
+}
+
+bool connection_broken(soci::session& s) noexcept {
+    PGconn* c = pg_connection(s);
+    return c && PQstatus(c) != CONNECTION_OK;
+}
+
+int seconds_until(std::chrono::steady_clock::time_point t) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - std::chrono::steady_clock::now()).count();
+    return static_cast<int>(std::max<long long>(1, (ms + 999) / 1000));
+}
+
+// SOCI's connect errors say "Cannot establish connection to the database." and libpq's reason on
+// the next line; the log wants one line.
+std::string one_line(std::string s) {
+    std::replace(s.begin(), s.end(), '\n', ' ');
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    if (s.size() > 300) s.resize(300);
+    return s;
+}
+
 }  // namespace
 
 target parse_url(std::string_view url) {
@@ -119,25 +183,207 @@ target parse_url(std::string_view url) {
     throw std::invalid_argument("database URL must start with sqlite: or postgresql://");
 }
 
-pool::pool(std::string_view url, std::size_t size) {
+// ---- session_lease -------------------------------------------------------------------------
+
+session_lease::session_lease(session_lease&& other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)), slot_(other.slot_), session_(std::exchange(other.session_, nullptr)) {}
+
+session_lease& session_lease::operator=(session_lease&& other) noexcept {
+    if (this != &other) {
+        reset();
+        pool_ = std::exchange(other.pool_, nullptr);
+        slot_ = other.slot_;
+        session_ = std::exchange(other.session_, nullptr);
+    }
+    return *this;
+}
+
+session_lease::~session_lease() { reset(); }
+
+void session_lease::reset() noexcept {
+    if (pool_) pool_->release(slot_);
+    pool_ = nullptr;
+    session_ = nullptr;
+}
+
+void session_lease::rethrow_classified() const {
+    try {
+        throw;
+    } catch (const unavailable&) {
+        throw;
+    } catch (const soci::sqlite3_soci_error& e) {
+        // SQLITE_BUSY / SQLITE_LOCKED: another writer held the lock past the busy timeout.
+        if (e.result() == 5 || e.result() == 6)
+            throw unavailable(unavailable::reason::busy, one_line(e.what()), 1);
+        throw;
+    } catch (const std::exception& e) {
+        // Whatever the error says (08xxx, 57P01 "terminating connection due to administrator
+        // command", a bare "server closed the connection"), a connection that is now bad is the
+        // cause: the statement was fine.
+        if (session_ && connection_broken(*session_)) {
+            if (pool_) pool_->learn(false, one_line(e.what()));
+            throw unavailable(unavailable::reason::unreachable, one_line(e.what()), 1);
+        }
+        throw;
+    }
+}
+
+// ---- pool ----------------------------------------------------------------------------------
+
+pool::pool(std::string_view url, pool_options options) : options_(std::move(options)) {
     target t = parse_url(url);
     kind_ = t.kind;
     file_ = t.file;
-    size_ = size == 0 ? 1 : size;
-    pool_ = std::make_unique<soci::connection_pool>(size_);
-    for (std::size_t i = 0; i < size_; ++i) {
-        soci::session& s = pool_->at(i);
-        if (kind_ == backend::sqlite) {
-            s.open(soci::sqlite3, t.connect_string);
-            configure_sqlite(s);
-        } else {
-            s.open(soci::postgresql, t.connect_string);
-        }
-    }
+    connect_string_ = t.connect_string;
+    options_.size = std::max<std::size_t>(options_.size, 1);
+    options_.streaming = std::min(options_.streaming, options_.size - 1);
+    slots_.resize(options_.size);
+    for (slot& s : slots_) s.session = connect();
 }
 
 pool::~pool() = default;
 
-std::unique_ptr<soci::session> pool::lease() { return std::make_unique<soci::session>(*pool_); }
+std::unique_ptr<soci::session> pool::connect() {
+    auto s = std::make_unique<soci::session>();
+    if (kind_ == backend::sqlite) {
+        s->open(soci::sqlite3, connect_string_);
+        configure_sqlite(*s);
+    } else {
+        s->open(soci::postgresql, connect_string_);
+    }
+    return s;
+}
+
+// A free slot, marked leased: an open one if any (no connect needed), else a closed one.
+std::optional<std::size_t> pool::take_free(bool streaming) {
+    std::optional<std::size_t> chosen;
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        if (slots_[i].leased) continue;
+        if (slots_[i].session) {
+            chosen = i;
+            break;
+        }
+        if (!chosen) chosen = i;
+    }
+    if (chosen) {
+        slots_[*chosen].leased = true;
+        slots_[*chosen].streaming = streaming;
+        if (streaming) ++streaming_in_use_;
+    }
+    return chosen;
+}
+
+session_lease pool::lease() {
+    std::unique_lock lk(mu_);
+    const auto deadline = std::chrono::steady_clock::now() + options_.wait;
+    std::optional<std::size_t> index;
+    while (!(index = take_free(false))) {
+        if (freed_.wait_until(lk, deadline) == std::cv_status::timeout) {
+            if ((index = take_free(false))) break;
+            throw unavailable(unavailable::reason::busy,
+                              "no database session became free within " + std::to_string(options_.wait.count()) +
+                                  " ms",
+                              1);
+        }
+    }
+    lk.unlock();
+    return ready(*index);
+}
+
+session_lease pool::try_lease_streaming() {
+    std::unique_lock lk(mu_);
+    if (streaming_in_use_ >= options_.streaming) return {};
+    std::optional<std::size_t> index = take_free(true);
+    if (!index) return {};
+    lk.unlock();
+    return ready(*index);
+}
+
+session_lease pool::ready(std::size_t index) {
+    // The slot is ours (leased); its session is touched without the lock. On any failure the
+    // slot goes back closed.
+    session_lease out(this, index, nullptr);
+    std::unique_ptr<soci::session>& s = slots_[index].session;
+    if (s && !usable_idle(*s)) s.reset();  // reopened below; a failure there says why
+    if (!s) {
+        {
+            std::lock_guard lk(mu_);
+            auto now = std::chrono::steady_clock::now();
+            // While the database is known to be down, one request at a time tries it, after the
+            // backoff; the others answer at once instead of each waiting for a connect timeout.
+            if (!healthy_ && (now < next_connect_ || connecting_ > 0))
+                throw unavailable(unavailable::reason::unreachable, "the database is unreachable (reconnecting)",
+                                  seconds_until(std::max(next_connect_, now)));
+            ++connecting_;
+        }
+        try {
+            s = connect();
+        } catch (const std::exception& e) {
+            std::string detail = one_line(e.what());
+            int retry;
+            {
+                std::lock_guard lk(mu_);
+                --connecting_;
+                backoff_ = backoff_.count() == 0 ? options_.reconnect_initial
+                                                 : std::min(backoff_ * 2, options_.reconnect_max);
+                next_connect_ = std::chrono::steady_clock::now() + backoff_;
+                retry = seconds_until(next_connect_);
+            }
+            learn(false, detail);
+            throw unavailable(unavailable::reason::unreachable, detail, retry);
+        }
+        {
+            std::lock_guard lk(mu_);
+            --connecting_;
+            backoff_ = std::chrono::milliseconds(0);
+            next_connect_ = {};
+        }
+        learn(true, {});
+    }
+    out.session_ = s.get();
+    return out;
+}
+
+void pool::release(std::size_t index) noexcept {
+    std::unique_ptr<soci::session> dropped;
+    bool broken = false, alive = false;
+    {
+        std::lock_guard lk(mu_);
+        slot& sl = slots_[index];
+        if (sl.session && !usable_returned(*sl.session)) {
+            broken = connection_broken(*sl.session);
+            dropped = std::move(sl.session);
+        }
+        alive = sl.session != nullptr;
+        sl.leased = false;
+        if (sl.streaming) --streaming_in_use_;
+        sl.streaming = false;
+    }
+    freed_.notify_one();
+    if (broken) learn(false, "a connection broke during a request");
+    else if (alive) learn(true, {});
+    // `dropped` closes here, outside the lock.
+}
+
+void pool::learn(bool reachable, const std::string& detail) noexcept {
+    if (healthy_.exchange(reachable) == reachable) return;
+    if (!options_.on_change) return;
+    try {
+        options_.on_change(reachable, detail);
+    } catch (...) {
+    }
+}
+
+bool pool::probe() noexcept {
+    try {
+        return run([](soci::session& s) {
+            int one = 0;
+            s << "select 1", soci::into(one);
+            return one == 1;
+        });
+    } catch (...) {
+        return false;
+    }
+}
 
 }  // namespace aq::sql

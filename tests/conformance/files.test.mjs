@@ -69,7 +69,8 @@ describe('files through the OpenAI Node SDK', () => {
   });
 
   test('content_of_a_50_MiB_file_is_byte_exact', async () => {
-    const content = Buffer.from(batchJsonl(50 * 1024, 900));
+    // 25,600 lines of 2 KiB: within the default 50,000 requests per file.
+    const content = Buffer.from(batchJsonl(25 * 1024, 1950));
     assert.ok(content.length >= 50 * 1024 * 1024);
     const f = await alice.files.create({ file: await toFile(content, 'big.jsonl'), purpose: 'batch' });
     assert.equal(f.bytes, content.length);
@@ -223,6 +224,17 @@ describe('files through curl, with the API reference commands', () => {
     const [body, status] = out.toString().split('\n');
     assert.equal(status, '200');
     assert.equal(JSON.parse(body).bytes, Buffer.byteLength(content));
+  });
+
+  test('a_field_sent_twice_is_a_400_naming_it', () => {
+    writeFileSync(join(gw.dir, 'twice.jsonl'), batchJsonl(1));
+    // A second purpose after the file is refused, never "last one wins".
+    const out = curl(`${gw.baseURL}/v1/files`, '-H', `Authorization: Bearer ${token}`,
+      '-F', 'purpose=batch', '-F', 'file=@twice.jsonl', '-F', 'purpose=batch', '-w', '\n%{http_code}');
+    const [body, status] = out.toString().split('\n');
+    assert.equal(status, '400');
+    assert.deepEqual(JSON.parse(body), { error: { message: "Duplicate parameter: 'purpose' may be sent only once.",
+      type: 'invalid_request_error', param: 'purpose', code: null } });
   });
 
   test('a_body_that_is_not_multipart_is_415', () => {

@@ -10,6 +10,7 @@
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
+#include "support/pattern.hpp"
 #include "support/postgres.hpp"
 #include "support/raw_connection.hpp"
 
@@ -41,18 +42,7 @@ std::string jsonl(int n, const std::string& prefix = "r") {
     return out;
 }
 
-// Bytes of every value, in a pattern that does not repeat at chunk boundaries.
-std::string binary_content(std::size_t n) {
-    std::string s(n, '\0');
-    std::uint32_t x = 2463534242u;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x);
-    }
-    return s;
-}
+std::string binary_content(std::size_t n) { return aqt::pattern_bytes(n); }
 
 // Runs `sql` straight on the database (sqlite:PATH or a PostgreSQL URL), bypassing the plugin,
 // and returns the first column of the first row as text ("" for no row, or none expected).
@@ -473,7 +463,7 @@ BOOST_AUTO_TEST_CASE(bad_uploads_are_refused_and_store_nothing) {
     // Framing.
     std::string two_files = purpose + "--" + b + "\r\n" + disp + jsonl(1) + "\r\n--" + b + "\r\n" + disp + jsonl(1) +
                             "\r\n--" + b + "--\r\n";
-    expect_error(upload_raw(c, b, two_files), 400, "file", "Only one 'file' part may be uploaded per request.");
+    expect_error(upload_raw(c, b, two_files), 400, "file", "Duplicate parameter: 'file' may be sent only once.");
     std::string truncated = purpose + "--" + b + "\r\n" + disp + jsonl(2).substr(0, 50);
     expect_error(upload_raw(c, b, truncated), 400, std::nullopt,
                  "The multipart body is truncated: its closing boundary is missing.");
@@ -502,6 +492,39 @@ BOOST_AUTO_TEST_CASE(bad_uploads_are_refused_and_store_nothing) {
     // Only the two good uploads are stored; the server still answers.
     BOOST_TEST(g.stored_files() == 2);
     BOOST_TEST(body_of(c.get("/files")).at("data").as_array().size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(duplicate_fields_are_refused_naming_the_param) {
+    files_gateway g;
+    auto& c = *g.alice;
+    const std::string b = "DupBoundary";
+    auto field = [&](const std::string& name, const std::string& value) {
+        return "--" + b + "\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n";
+    };
+    auto file = [&](const std::string& content) {
+        return "--" + b + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jsonl\"\r\n\r\n" +
+               content + "\r\n";
+    };
+    const std::string end = "--" + b + "--\r\n";
+    auto dup = [](const std::string& name) { return "Duplicate parameter: '" + name + "' may be sent only once."; };
+    // The case observed: user_data, then a file that is not JSON, then batch.
+    expect_error(upload_raw(c, b, field("purpose", "user_data") + file("not json\n") + field("purpose", "batch") + end),
+                 400, "purpose", dup("purpose"));
+    expect_error(upload_raw(c, b, field("purpose", "batch") + field("purpose", "batch") + file(jsonl(1)) + end), 400,
+                 "purpose", dup("purpose"));
+    expect_error(upload_raw(c, b, field("purpose", "batch") + file(jsonl(1)) + file(jsonl(1)) + end), 400, "file",
+                 dup("file"));
+    for (const std::string name : {"expires_after[anchor]", "expires_after[seconds]"}) {
+        const std::string value = name.ends_with("[anchor]") ? "created_at" : "3600";
+        expect_error(upload_raw(c, b, field("purpose", "batch") + field("expires_after[anchor]", "created_at") +
+                                          field("expires_after[seconds]", "3600") + file(jsonl(1)) +
+                                          field(name, value) + end),
+                     400, name, dup(name));
+    }
+    // Unknown fields may repeat; they are ignored.
+    response ok = upload_raw(c, b, field("x", "1") + field("x", "2") + field("purpose", "batch") + file(jsonl(1)) + end);
+    BOOST_TEST(ok.status == 200, ok.body);
+    BOOST_TEST(g.stored_files() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(quota_answers_413) {
@@ -717,6 +740,14 @@ BOOST_AUTO_TEST_CASE(bare_owner_names_are_migrated_to_owner_keys_once) {
         BOOST_TEST(db_value(db.url, "select owner from files where id = '" + r.id + "'") == r.key);
     BOOST_TEST(gw.log().find("owners migrated") == std::string::npos);
     BOOST_TEST(db_value(db.url, "select version from aq_schema where component = 'files'") == "2");
+}
+
+BOOST_AUTO_TEST_CASE(upload_sessions_must_leave_sessions_for_short_requests) {
+    json::object files{{"enabled", true}, {"pool_size", 4}, {"upload_sessions", 4}};
+    auto failure = aqt::expect_startup_failure(json::object{{"plugins", json::object{{"files", files}}}});
+    BOOST_TEST(failure.log.find("plugins.files.upload_sessions: must be below pool_size (4): the rest serve short "
+                                "requests") != std::string::npos,
+               failure.log);
 }
 
 BOOST_AUTO_TEST_CASE(legacy_team_owners_must_be_names) {

@@ -31,7 +31,8 @@ struct service_fixture {
         api.struct_size = sizeof api;
         api.log = &log_line;
         cfg.database = "sqlite:" + (dir / "db.sqlite").string();
-        cfg.max_file_bytes = 5u << 20;
+        cfg.max_file_bytes = 1u << 20;
+        cfg.max_output_file_bytes = 5u << 20;
         pool = std::make_unique<aq::sql::pool>(cfg.database, 2);
         files = std::make_unique<aq::files::store>(*pool, dir);
         svc = std::make_unique<aq::files::service>(aq::host(&api), cfg, *files);
@@ -106,6 +107,13 @@ BOOST_AUTO_TEST_CASE(foreign_or_missing_file_is_not_found) {
     BOOST_TEST(t->open(t->ctx, aq::to_aq(id), aq::to_aq("bob"), &r) == AQ_ERR_NOT_FOUND);
     BOOST_TEST(r == nullptr);
     BOOST_TEST(t->open(t->ctx, aq::to_aq("file-nope"), aq::to_aq("alice"), &r) == AQ_ERR_NOT_FOUND);
+    // remove (appended to the table) answers the same, and deletes only the owner's file.
+    BOOST_TEST_REQUIRE(AQ_HAS_FIELD(t, aq_files_v1, remove));
+    BOOST_TEST(t->remove(t->ctx, aq::to_aq(id), aq::to_aq("bob")) == AQ_ERR_NOT_FOUND);
+    BOOST_TEST(t->remove(t->ctx, aq::to_aq("file-nope"), aq::to_aq("alice")) == AQ_ERR_NOT_FOUND);
+    BOOST_TEST(t->remove(t->ctx, aq::to_aq(id), aq::to_aq("alice")) == AQ_OK);
+    BOOST_TEST(t->open(t->ctx, aq::to_aq(id), aq::to_aq("alice"), &r) == AQ_ERR_NOT_FOUND);
+    BOOST_TEST(t->remove(t->ctx, aq::to_aq(id), aq::to_aq("alice")) == AQ_ERR_NOT_FOUND);
 }
 
 BOOST_AUTO_TEST_CASE(closing_without_commit_leaves_nothing) {
@@ -121,9 +129,21 @@ BOOST_AUTO_TEST_CASE(limits_and_invalid_arguments) {
     auto p = params("alice", "o.jsonl");
     aq_files_writer* w = nullptr;
     BOOST_TEST_REQUIRE(t->create(t->ctx, &p, &w) == AQ_OK);
-    std::string big(cfg.max_file_bytes, 'x');
+    // An output file may exceed the upload limit, up to its own.
+    std::string big(cfg.max_output_file_bytes, 'x');
+    BOOST_TEST(cfg.max_output_file_bytes > cfg.max_file_bytes);
     BOOST_TEST(t->write(w, aq::to_aq(big)) == AQ_OK);
     BOOST_TEST(t->write(w, aq::to_aq("y")) == AQ_ERR_LIMIT);
+    const aq_file_info* info = nullptr;
+    BOOST_TEST(t->write(w, aq::to_aq("")) == AQ_ERR_LIMIT);
+    BOOST_TEST_REQUIRE(t->commit(w, &info) == AQ_ERR_LIMIT);  // a refused write spoils the file
+    t->close_writer(w);
+    BOOST_TEST(files->list("alice", {}).files.empty());
+
+    BOOST_TEST_REQUIRE(t->create(t->ctx, &p, &w) == AQ_OK);
+    BOOST_TEST(t->write(w, aq::to_aq(big)) == AQ_OK);
+    BOOST_TEST_REQUIRE(t->commit(w, &info) == AQ_OK);
+    BOOST_TEST(info->bytes == cfg.max_output_file_bytes);
     t->close_writer(w);
 
     auto bad = params("alice", "a/b.jsonl");
@@ -133,6 +153,27 @@ BOOST_AUTO_TEST_CASE(limits_and_invalid_arguments) {
     aq_file_create small{};
     small.struct_size = offsetof(aq_file_create, purpose);  // an older, shorter struct
     BOOST_TEST(t->create(t->ctx, &small, &w) == AQ_ERR_INVALID);
+}
+
+BOOST_AUTO_TEST_CASE(output_files_pass_the_quota_then_count_toward_it) {
+    const aq::files::store::quota quota{100, 2};  // 100 bytes, 2 files
+    auto upload = [&](const std::string& content) {
+        auto writer = files->create_upload("user:alice");
+        writer->write(content);
+        return writer->commit("in.jsonl", "batch", 3600, quota);
+    };
+    upload(std::string(60, 'a'));
+    // A batch's output of 80 bytes: over the byte quota, delivered anyway.
+    auto p = params("user:alice", "out.jsonl");
+    aq_files_writer* w = nullptr;
+    BOOST_TEST_REQUIRE(t->create(t->ctx, &p, &w) == AQ_OK);
+    BOOST_TEST(t->write(w, aq::to_aq(std::string(80, 'o'))) == AQ_OK);
+    const aq_file_info* info = nullptr;
+    BOOST_TEST_REQUIRE(t->commit(w, &info) == AQ_OK);
+    t->close_writer(w);
+    // It counts: 140 of 100 bytes and 2 of 2 files used, so the next upload is refused.
+    BOOST_CHECK_THROW(upload("x"), aq::files::store::quota_exceeded);
+    BOOST_TEST(files->list("user:alice", {}).files.size() == 2u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

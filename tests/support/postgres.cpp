@@ -5,6 +5,8 @@
 
 #include <libpq-fe.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <stdexcept>
@@ -43,6 +45,33 @@ std::string postgres_url(bool create_fresh_db) {
     auto slash = url.rfind('/');
     auto query = url.find('?', slash);
     return url.substr(0, slash + 1) + name + (query == std::string::npos ? "" : url.substr(query));
+}
+
+postgres_server::postgres_server() {
+    state_ = (std::filesystem::temp_directory_path() / ("aqt-pgstate-" + random_hex(6))).string();
+    std::filesystem::create_directories(state_);
+    run("start", "durable");
+    std::ifstream in(state_ + "/url");
+    if (!in || !std::getline(in, url_) || url_.empty()) throw std::runtime_error("postgres.sh start wrote no URL");
+}
+
+postgres_server::~postgres_server() {
+    try {
+        run("stop");
+    } catch (...) {
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(state_, ec);
+}
+
+void postgres_server::stop() { run("halt"); }
+void postgres_server::kill_postmaster() { run("crash"); }
+void postgres_server::start() { run("resume"); }
+
+void postgres_server::run(const char* command, const char* option) {
+    std::string line = std::string("bash '") + AQ_TEST_SOURCE_DIR + "/tests/support/postgres.sh' " + command + " '" +
+                       state_ + "' " + option + " >&2";
+    if (std::system(line.c_str()) != 0) throw std::runtime_error(std::string("postgres.sh ") + command + " failed");
 }
 
 }  // namespace aqt

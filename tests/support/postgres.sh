@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the test suite (the CTest fixture "postgres").
 #
-#   postgres.sh start STATE_DIR   starts a server, writes its URL to STATE_DIR/url
+#   postgres.sh start STATE_DIR [durable]
+#                                 starts a server, writes its URL to STATE_DIR/url; "durable"
+#                                 keeps synchronous_commit on, so a commit survives a crash of
+#                                 the server (not of the machine: fsync stays off)
 #   postgres.sh stop STATE_DIR    stops it and removes its files
+#
+# For fault tests, on a server of their own (never the shared fixture's):
+#   postgres.sh halt STATE_DIR    stops it (fast shutdown: sessions are terminated), keeps its files
+#   postgres.sh crash STATE_DIR   kill -9 of the postmaster; returns once its children are gone
+#   postgres.sh resume STATE_DIR  starts it again, same port and data dir (crash recovery if needed)
 #
 # The server's files live in a fresh 0755 dir under /tmp (the server refuses a data dir it cannot
 # reach, and the build tree may sit under a 0700 home). As root, every server command runs as
 # the postgres user (the server refuses to run as root). Fast and unsafe on purpose: fsync off.
 set -euo pipefail
 
-cmd=${1:?usage: postgres.sh start|stop STATE_DIR}
-state=${2:?usage: postgres.sh start|stop STATE_DIR}
+cmd=${1:?usage: postgres.sh start|stop|halt|crash|resume STATE_DIR}
+state=${2:?usage: postgres.sh start|stop|halt|crash|resume STATE_DIR}
 
 pgbin=
 for candidate in /usr/lib/postgresql/*/bin; do
@@ -40,10 +48,33 @@ stop_server() {
   rm -f "$state/root" "$state/url"
 }
 
+server_options() {
+  local commit=off
+  [[ -f $state/durable ]] && commit=on
+  echo "-p $1 -k $2/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=$commit -c full_page_writes=off -c max_connections=200"
+}
+
+# Whether a process is alive (a zombie waiting for PID 1 to reap it is not).
+alive() {
+  local st
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n $st && $st != Z ]]
+}
+
+children_of() {
+  local p
+  for p in /proc/[0-9]*; do
+    [[ $(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f2) == "$1" ]] && echo "${p#/proc/}"
+  done
+  return 0
+}
+
 case $cmd in
   start)
     mkdir -p "$state"
     stop_server   # a leftover from an interrupted run
+    rm -f "$state/durable"
+    if [[ ${3:-} == durable ]]; then touch "$state/durable"; fi
     root=$(mktemp -d /tmp/aqt-pg.XXXXXX)
     chmod 755 "$root"
     echo "$root" > "$state/root"
@@ -59,8 +90,7 @@ case $cmd in
     for _ in $(seq 1 20); do
       port=$((20000 + RANDOM % 40000))
       if as_server_user "$pgbin/pg_ctl" -D "$root/data" -l "$root/server.log" -w -t 30 start \
-           -o "-p $port -k $root/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-           >/dev/null 2>&1; then
+           -o "$(server_options "$port" "$root")" >/dev/null 2>&1; then
         started=1
         break
       fi
@@ -71,6 +101,7 @@ case $cmd in
     as_server_user "$pgbin/psql" -h "$root/sock" -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
       -c "CREATE ROLE aqt LOGIN CREATEDB PASSWORD '$password'" \
       -c "CREATE DATABASE aqt OWNER aqt" >/dev/null
+    echo "$port" > "$state/port"
     echo "postgresql://aqt:$password@127.0.0.1:$port/aqt" > "$state/url.tmp"
     mv "$state/url.tmp" "$state/url"
     trap - ERR
@@ -79,8 +110,41 @@ case $cmd in
   stop)
     stop_server
     ;;
+  halt)
+    root=$(cat "$state/root")
+    as_server_user "$pgbin/pg_ctl" -D "$root/data" -m fast -w -t 60 stop >/dev/null
+    ;;
+  crash)
+    root=$(cat "$state/root")
+    pid=$(head -1 "$root/data/postmaster.pid")
+    children=$(children_of "$pid")
+    kill -9 "$pid"
+    # The children notice their postmaster's death and exit; a new postmaster refuses to start
+    # while any of them still holds the old shared memory. Stragglers after 10 s are killed too.
+    for i in $(seq 1 200); do
+      left=
+      for c in $pid $children; do alive "$c" && left="$left $c"; done
+      [[ -z $left ]] && break
+      if [[ $i == 100 ]]; then kill -9 $left 2>/dev/null || true; fi
+      sleep 0.1
+    done
+    [[ -z $left ]] || { echo "postgres.sh: processes$left outlived their postmaster" >&2; exit 1; }
+    # A dead postmaster left unreaped (a zombie: PID 1 may reap late) still "exists" for the
+    # next postmaster's lock-file checks, which would refuse to start. It is dead: its locks are
+    # stale.
+    if [[ -e /proc/$pid ]]; then
+      rm -f "$root/data/postmaster.pid" "$root/sock/.s.PGSQL.$(cat "$state/port").lock"
+    fi
+    ;;
+  resume)
+    root=$(cat "$state/root")
+    port=$(cat "$state/port")
+    as_server_user "$pgbin/pg_ctl" -D "$root/data" -l "$root/server.log" -w -t 60 start \
+      -o "$(server_options "$port" "$root")" >/dev/null \
+      || { echo "postgres.sh: resume failed; server log:" >&2; tail -20 "$root/server.log" >&2; exit 1; }
+    ;;
   *)
-    echo "usage: postgres.sh start|stop STATE_DIR" >&2
+    echo "usage: postgres.sh start|stop|halt|crash|resume STATE_DIR" >&2
     exit 2
     ;;
 esac

@@ -11,19 +11,17 @@
 
 namespace aqt {
 
-std::uint64_t resident_bytes(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+long long status_kib(pid_t pid, std::string_view field) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/status";
+    std::ifstream in(path);
     if (!in) throw std::runtime_error("no /proc entry for pid " + std::to_string(pid));
-    for (std::string line; std::getline(in, line);) {
-        if (line.rfind("VmRSS:", 0) == 0) {
-            std::istringstream fields(line.substr(6));
-            std::uint64_t kib = 0;
-            fields >> kib;
-            return kib * 1024;
-        }
-    }
-    throw std::runtime_error("no VmRSS for pid " + std::to_string(pid));
+    const std::string prefix = std::string(field) + ":";
+    for (std::string line; std::getline(in, line);)
+        if (line.starts_with(prefix)) return std::stoll(line.substr(prefix.size()));
+    throw std::runtime_error("no " + std::string(field) + " in " + path);
 }
+
+std::uint64_t resident_bytes(pid_t pid) { return static_cast<std::uint64_t>(status_kib(pid, "VmRSS")) * 1024; }
 
 double cpu_seconds(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

@@ -6,10 +6,14 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace aqt {
 
+// A "NAME:   N kB" field of /proc/PID/status in KiB: "VmRSS" (resident now), "VmHWM" (peak
+// resident). Throws std::runtime_error when the process or the field is missing.
+long long status_kib(pid_t pid, std::string_view field);
 // VmRSS in bytes; throws when the process is gone.
 std::uint64_t resident_bytes(pid_t pid);
 // User + system CPU time in seconds (utime + stime of /proc/PID/stat).

@@ -57,6 +57,12 @@ public:
     const std::string& param() const noexcept { return param_; }
     const std::string& code() const noexcept { return code_; }
     const std::string& type() const noexcept { return type_; }
+    // Seconds for a `retry-after` header on the answer (0: none), for 429 and 503.
+    int retry_after() const noexcept { return retry_after_; }
+    http_error& with_retry_after(int seconds) noexcept {
+        retry_after_ = seconds;
+        return *this;
+    }
 
     // The error type OpenAI uses for each class of status.
     static const char* default_type(int status) noexcept {
@@ -74,6 +80,7 @@ public:
 private:
     int status_;
     std::string message_, param_, code_, type_;
+    int retry_after_ = 0;
 };
 
 // The envelope as JSON text. Shared by the host (404/405/401/413) and the plugins.
@@ -398,7 +405,8 @@ public:
         return p ? to_sv(p->user) : std::string_view();
     }
     // The owner key of what this request creates or reads: "team:NAME" for a team
-    // (service-account) token, else "user:NAME" (see owner_key). Empty on public routes.
+    // (service-account) token, else "user:NAME" (see owner_key). Empty on public routes. A new
+    // string each call: keep the string, not a string_view of it.
     std::string owner() const {
         auto* p = principal();
         if (!p) return {};
@@ -444,8 +452,11 @@ public:
         respond(status, boost::json::serialize(body), json);
     }
     void respond_error(const http_error& e) {
-        static constexpr aq_header json[] = {{{"Content-Type", 12}, {"application/json", 16}}};
-        respond(e.status(), error_envelope(e.message(), e.type(), e.param(), e.code()), json);
+        const std::string retry_after = e.retry_after() > 0 ? std::to_string(e.retry_after()) : std::string();
+        const aq_header headers[] = {{{"Content-Type", 12}, {"application/json", 16}},
+                                     {{"retry-after", 11}, to_aq(retry_after)}};
+        respond(e.status(), error_envelope(e.message(), e.type(), e.param(), e.code()),
+                std::span<const aq_header>(headers, retry_after.empty() ? 1 : 2));
     }
 
     void begin(int status, std::span<const aq_header> headers, std::int64_t content_length) {

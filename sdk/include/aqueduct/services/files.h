@@ -64,12 +64,20 @@ typedef struct aq_files_v1 {
      * is closed without commit leaves nothing behind. */
     aq_status (*create)(void* ctx, const aq_file_create* params, aq_files_writer** writer);
     /* Appends content; chunks of any size (the store re-chunks them). AQ_ERR_LIMIT past the
-     * provider's maximum file size. */
+     * provider's maximum size for files it is given this way (the files plugin's
+     * max_output_file_bytes, which may exceed its upload limit). After a refused or failed
+     * write the file is spoilt: later writes and commit return the same status. Owner quotas
+     * never refuse a write or commit here: the file then counts toward its owner's quota. */
     aq_status (*write)(aq_files_writer* writer, aq_str chunk);
     /* Makes the file visible. *info (may be NULL) stays valid until close_writer. */
     aq_status (*commit)(aq_files_writer* writer, const aq_file_info** info);
     /* Frees the writer; aborts it first when it was not committed. */
     void (*close_writer)(aq_files_writer* writer);
+
+    /* Added after 1.0 (check AQ_HAS_FIELD): deletes a file, as DELETE /v1/files/{id} would.
+     * AQ_ERR_NOT_FOUND for a missing, expired or foreign id. The batches plugin deletes a result
+     * file it committed after losing the batch's lease to another host (fencing). */
+    aq_status (*remove)(void* ctx, aq_str file_id, aq_str owner);
 } aq_files_v1;
 
 #ifdef __cplusplus
