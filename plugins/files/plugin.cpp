@@ -5,12 +5,14 @@
 // (the host stops routes and jobs, and the consumers of the service, before calling it).
 #include "config.hpp"
 #include "expiry.hpp"
+#include "metrics.hpp"
 #include "routes.hpp"
 #include "service.hpp"
 #include "store.hpp"
 #include "test_pause.hpp"
 
 #include "sql/pool.hpp"
+#include "sql/pool_metrics.hpp"
 
 #include <aqueduct/plugin.hpp>
 
@@ -18,6 +20,7 @@ namespace {
 
 struct files_plugin {
     aq::files::config cfg;
+    std::unique_ptr<aq::files::files_metrics> metrics;
     std::unique_ptr<aq::sql::pool> pool;
     std::unique_ptr<aq::files::store> files;
     std::unique_ptr<aq::files::service> service;
@@ -35,7 +38,11 @@ aq_status init(aq::host& host, void** ctx) {
         if (reachable) host.info("files: the database is reachable again");
         else host.warn("files: the database is unreachable, requests get 503 until it is back: " + detail);
     };
+    aq::sql::count_pool_waits(host, "aqueduct_files", po);
     p->pool = std::make_unique<aq::sql::pool>(p->cfg.database, std::move(po));
+    // /readyz: a round trip to the database (never waiting for a session a request holds).
+    host.readiness([pool = p->pool.get()] { return pool->ready_now(); });
+    p->metrics = std::make_unique<aq::files::files_metrics>(host);
     // Uploads to SQLite and service writes are staged beside the database (same disk, never a
     // RAM-backed /tmp); with PostgreSQL only service writes are staged, in TMPDIR.
     std::filesystem::path staging = p->pool->file().empty()
@@ -46,8 +53,8 @@ aq_status init(aq::host& host, void** ctx) {
         host.info("files: owners migrated to owner keys: " + std::to_string(m.users) + " user name(s), " +
                   std::to_string(m.teams) + " team name(s) (legacy_team_owners)");
     p->service = std::make_unique<aq::files::service>(host, p->cfg, *p->files);
-    aq::files::register_routes(host, p->cfg, *p->files);
-    aq::files::register_expiry(host, p->cfg, *p->files);
+    aq::files::register_routes(host, p->cfg, *p->files, *p->metrics);
+    aq::files::register_expiry(host, p->cfg, *p->files, *p->metrics);
     host.provide(AQ_FILES_SERVICE_NAME, AQ_FILES_SERVICE_VERSION, p->service->table());
     host.info("files: " + std::string(p->pool->kind() == aq::sql::backend::sqlite ? "SQLite" : "PostgreSQL") +
               " store ready");

@@ -275,18 +275,26 @@ std::optional<std::size_t> pool::take_free(bool streaming) {
 
 session_lease pool::lease() {
     std::unique_lock lk(mu_);
-    const auto deadline = std::chrono::steady_clock::now() + options_.wait;
-    std::optional<std::size_t> index;
-    while (!(index = take_free(false))) {
-        if (freed_.wait_until(lk, deadline) == std::cv_status::timeout) {
-            if ((index = take_free(false))) break;
-            throw unavailable(unavailable::reason::busy,
-                              "no database session became free within " + std::to_string(options_.wait.count()) +
-                                  " ms",
-                              1);
+    std::optional<std::size_t> index = take_free(false);
+    if (!index) {
+        const auto began = std::chrono::steady_clock::now();
+        const auto deadline = began + options_.wait;
+        while (!(index = take_free(false))) {
+            if (freed_.wait_until(lk, deadline) == std::cv_status::timeout) {
+                if ((index = take_free(false))) break;
+                lk.unlock();
+                if (options_.on_wait) options_.on_wait(std::chrono::steady_clock::now() - began, false);
+                throw unavailable(unavailable::reason::busy,
+                                  "no database session became free within " + std::to_string(options_.wait.count()) +
+                                      " ms",
+                                  1);
+            }
         }
+        lk.unlock();
+        if (options_.on_wait) options_.on_wait(std::chrono::steady_clock::now() - began, true);
+    } else {
+        lk.unlock();
     }
-    lk.unlock();
     return ready(*index);
 }
 
@@ -377,6 +385,27 @@ void pool::learn(bool reachable, const std::string& detail) noexcept {
 bool pool::probe() noexcept {
     try {
         return run([](soci::session& s) {
+            int one = 0;
+            s << "select 1", soci::into(one);
+            return one == 1;
+        });
+    } catch (...) {
+        return false;
+    }
+}
+
+bool pool::ready_now() noexcept {
+    std::optional<std::size_t> index;
+    {
+        std::lock_guard lk(mu_);
+        index = take_free(false);
+    }
+    // Every session in use: the work on them says more than a round trip could, and waiting
+    // for one would make a busy gateway look unready.
+    if (!index) return healthy();
+    try {
+        session_lease l = ready(*index);  // returns the slot whatever happens
+        return l.run([](soci::session& s) {
             int one = 0;
             s << "select 1", soci::into(one);
             return one == 1;
