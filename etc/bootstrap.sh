@@ -26,8 +26,9 @@ packages=(g++ cmake ninja-build pkg-config curl
   swift swift-proxy swift-account swift-container swift-object python3-swift memcached openssl
   # promtool (tests/integration/metrics_test: the /metrics output must pass `promtool check
   # metrics`), ~19 MB; and dpkg-dev for the package test (dpkg-shlibdeps computes the .deb's
-  # dependencies).
-  prometheus dpkg-dev)
+  # dependencies), systemd (systemd-analyze verifies the packaged unit) and iproute2 (the
+  # package test's network namespace).
+  prometheus dpkg-dev systemd iproute2)
 with_node=
 configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 targets=()
