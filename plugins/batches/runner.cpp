@@ -202,13 +202,16 @@ void runner::send(claimed_line line) {
         *sent_at = std::chrono::steady_clock::now();
         return nullptr;
     };
+    // Every attempt has an id of its own, sent as x-request-id; the result records the
+    // upstream's own id when it answers with one, else this one.
+    std::string request_id = aq::random_id("req_");
     ++in_flight_;
-    client_.send(index, std::move(path), std::move(body), std::move(check),
-                 [this, line = std::move(line), index, sent_at](upstream_reply reply) mutable {
+    client_.send(index, std::move(path), std::move(body), request_id, std::move(check),
+                 [this, line = std::move(line), index, sent_at, request_id](upstream_reply reply) mutable {
                      if (metrics_) metrics_->upstream_reply(index, reply, std::chrono::steady_clock::now() - *sent_at);
                      {
                          std::lock_guard lock(mu_);
-                         done_.push_back(completion{std::move(line), std::move(reply)});
+                         done_.push_back(completion{std::move(line), std::move(reply), std::move(request_id)});
                      }
                      cv_.notify_one();
                  });
@@ -286,7 +289,7 @@ line_outcome runner::outcome_of(const completion& c, long long t) {
         return o;
     }
     r.req_id = aq::random_id("batch_req_");
-    r.request_id = rep.request_id.empty() ? aq::random_id("req_") : printable(rep.request_id, 200);
+    r.request_id = rep.request_id.empty() ? c.sent_request_id : printable(rep.request_id, 200);
     return o;
 }
 

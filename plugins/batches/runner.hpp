@@ -49,6 +49,7 @@ private:
     struct completion {
         claimed_line line;
         upstream_reply reply;
+        std::string sent_request_id;  // the x-request-id the attempt was sent with
     };
 
     std::size_t dispatch(std::size_t capacity);

@@ -16,6 +16,7 @@
 
 #include <boost/json.hpp>
 
+#include <set>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -123,6 +124,15 @@ BOOST_AUTO_TEST_CASE(batches_metrics_count_lines_upstream_statuses_retries_laten
     BOOST_TEST(prom::delta(before, after, R"(aqueduct_batches_upstream_latency_seconds_count{upstream="fake"})") == 5);
     BOOST_TEST(prom::delta(before, after, R"(aqueduct_batches_upstream_latency_seconds_bucket{upstream="fake",le="+Inf"})") == 5);
     BOOST_TEST(up.total() == 5);
+    // Every attempt went out with an x-request-id of its own (issue 10: request ids reach the
+    // upstreams of batch requests).
+    std::set<std::string> ids;
+    for (const char* key : {"ok1", "flaky", "refused", "ok2"})
+        for (const std::string& rid : up.request_ids(key)) {
+            BOOST_TEST((rid.starts_with("req_") && rid.size() > 10), key << ": " << rid);
+            ids.insert(rid);
+        }
+    BOOST_TEST(ids.size() == 5u);
 
     // The gauge is refreshed every second: this gateway's database has this one batch.
     prom::samples counts;
