@@ -1,16 +1,12 @@
 // The seam between the request-framing fuzz target and the host: what the host's read side makes
 // of the bytes a client sends on one connection.
 //
-// Today's implementation (beast_request_framing.cpp) drives Boost.Beast exactly as
-// host/http_server.cpp does: one request_parser<buffer_body> per request, header_limit from the
-// config, no body limit, the body read into a fixed buffer in pieces (need_buffer is not an
-// error), chunked bodies, the next request parsed from the bytes left in the same flat_buffer
-// while the connection is kept alive. Bodies are consumed in full, whoever reads them (a handler
-// or the drain after an early answer): framing is where one request ends and the next begins.
-//
-// When the host gets its own framing checks (RFC 9112: Transfer-Encoding, Content-Length, chunk
-// syntax), frame_connection() should call them instead of repeating Beast's setup, and the target
-// can then also assert those rules on every request that gets through.
+// The implementation (decoder_request_framing.cpp) feeds the bytes to the host's own
+// request_decoder (host/request_decoder.*, RFC 9112 framing: Transfer-Encoding, Content-Length,
+// chunk syntax) with the connection's decisions around it: one decoder per request, the next
+// request decoded from the bytes left over while the connection is kept alive. Bodies are
+// consumed in full, whoever reads them (a handler or the drain after an early answer): framing
+// is where one request ends and the next begins.
 #pragma once
 
 #include <cstddef>
