@@ -291,17 +291,10 @@ void connection::handshake() {
 // not a hang or a bare reset.
 void connection::refuse_plain_http() {
     static const header_list headers = {{"Content-Type", "application/json"}};
-    const std::string body =
+    const std::string bytes = closing_answer(
+        400, headers,
         aq::error_envelope("This port speaks HTTPS: the plain HTTP request was sent to the TLS port.",
-                           "invalid_request_error", "", "plain_http_to_tls_port");
-    response_head head;
-    head.status = 400;
-    head.headers = &headers;
-    head.length = body.size();
-    head.keep_alive = false;
-    const std::string id = make_request_id();
-    head.request_id = id;
-    const std::string bytes = head.serialize() + body;
+                           "invalid_request_error", "", "plain_http_to_tls_port"));
     (void)::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     log::debug("http", peer() + ": plain HTTP on the TLS port; answered 400");
     boost::system::error_code ec;

@@ -3,7 +3,6 @@
 #include "config.hpp"
 #include "host_metrics.hpp"
 #include "log.hpp"
-#include "request_id.hpp"
 #include "response_head.hpp"
 
 #include <aqueduct/plugin.hpp>
@@ -210,15 +209,8 @@ void listener::refuse(tcp::socket& socket, std::string_view message) {
         return;
     }
     static const header_list headers = {{"Content-Type", "application/json"}, {"retry-after", "1"}};
-    const std::string body = aq::error_envelope(message, "server_error", "", "overloaded");
-    response_head head;
-    head.status = 503;
-    head.headers = &headers;
-    head.length = body.size();
-    head.keep_alive = false;
-    const std::string id = make_request_id();
-    head.request_id = id;
-    const std::string bytes = head.serialize() + body;
+    const std::string bytes =
+        closing_answer(503, headers, aq::error_envelope(message, "server_error", "", "overloaded"));
     // One attempt, never a wait: a fresh socket's send buffer takes a few hundred bytes.
     (void)::send(socket.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     socket.shutdown(tcp::socket::shutdown_both, ec);
