@@ -7,7 +7,8 @@
 // with non-blocking calls and readiness waits, which is exactly how OpenSSL wants to be driven on
 // a file descriptor (SSL_set_fd): a call answers "done", "wait until readable" or "wait until
 // writable". With SSL_MODE_RELEASE_BUFFERS OpenSSL frees its record buffers whenever they are
-// empty, so an idle TLS connection holds its SSL object and little else.
+// empty, so an idle TLS connection holds its SSL object and session: about 15.7 KB of RSS, against
+// 1.3 KB for a plain one (README, "TLS").
 //
 // tls_context is the certificate, key and protocol settings (TLS 1.2 or 1.3 at least, no
 // renegotiation, ALPN http/1.1); it is built again from the files on every SIGHUP, and a
