@@ -8,6 +8,7 @@
 #include "routes.hpp"
 #include "service.hpp"
 #include "store.hpp"
+#include "test_pause.hpp"
 
 #include "sql/pool.hpp"
 
@@ -25,6 +26,7 @@ struct files_plugin {
 aq_status init(aq::host& host, void** ctx) {
     auto p = std::make_unique<files_plugin>();
     p->cfg = aq::files::config::parse(host.config());
+    aq::files::configure_test_pauses([host](const std::string& line) { host.info(line); });
     aq::sql::pool_options po;
     po.size = p->cfg.pool_size;
     po.streaming = *p->cfg.upload_sessions;

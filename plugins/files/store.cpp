@@ -4,6 +4,7 @@
 #include "sql/legacy_owner.hpp"
 #include "sql/migrations.hpp"
 #include "sql/transaction.hpp"
+#include "test_pause.hpp"
 
 #include <aqueduct/plugin.hpp>
 
@@ -129,7 +130,11 @@ void store::writer::write(std::string_view data) {
         std::size_t take = std::min(chunk_bytes - buffer_.size(), data.size());
         buffer_.append(data.substr(0, take));
         data.remove_prefix(take);
-        if (buffer_.size() == chunk_bytes) session_.run([&](soci::session&) { flush(); });
+        if (buffer_.size() == chunk_bytes) {
+            session_.run([&](soci::session&) { flush(); });
+            // Test-only (test_pause.hpp): an upload with content in the database, not committed.
+            pause_point("upload_chunk_written");
+        }
     }
 }
 
