@@ -1,6 +1,6 @@
 #include "store.hpp"
 
-#include "sql/bytea.hpp"
+#include "sql/dialect.hpp"
 #include "sql/legacy_owner.hpp"
 #include "sql/migrations.hpp"
 #include "sql/transaction.hpp"
@@ -140,16 +140,9 @@ void store::writer::write(std::string_view data) {
 
 void store::writer::flush() {
     if (buffer_.empty()) return;
-    if (store_.kind() == backend::postgresql) {
-        std::string seq = std::to_string(seq_);
-        sql::bytea::execute(*session_, "insert into file_chunks (file_id, seq, data) values ($1, $2::integer, $3)",
-                            {sql::bytea::text(id_), sql::bytea::text(seq), sql::bytea::binary(buffer_)});
-    } else {
-        // A std::string bound as text, cast to a blob: SQLite stores the exact bytes (TOOLCHAIN.md).
-        long long seq = seq_;
-        *session_ << "insert into file_chunks (file_id, seq, data) values (:f, :s, cast(:d as blob))",
-            soci::use(id_), soci::use(seq), soci::use(buffer_);
-    }
+    sql::dialect(store_.kind())
+        .execute(*session_, "insert into file_chunks (file_id, seq, data) values ($1, $2, $3)",
+                 {sql::param::text(id_), sql::param::integer(seq_), sql::param::blob(buffer_)});
     ++seq_;
     buffer_.clear();
 }
@@ -254,20 +247,10 @@ std::string store::reader::next() {
 }
 
 std::string store::chunk(soci::session& s, std::string_view id, std::int64_t seq) {
-    if (kind() == backend::postgresql) {
-        std::string i(id), n = std::to_string(seq);
-        auto data = sql::bytea::fetch(s, "select data from file_chunks where file_id = $1 and seq = $2::integer",
-                                      {sql::bytea::text(i), sql::bytea::text(n)});
-        if (!data) throw gone("file content is gone: " + i);
-        return std::move(*data);
-    }
-    std::string i(id), data;
-    long long n = seq;
-    soci::indicator ind = soci::i_null;
-    s << "select data from file_chunks where file_id = :f and seq = :s", soci::into(data, ind), soci::use(i),
-        soci::use(n);
-    if (!s.got_data() || ind != soci::i_ok) throw gone("file content is gone: " + i);
-    return data;
+    auto data = sql::dialect(kind()).fetch(s, "select data from file_chunks where file_id = $1 and seq = $2",
+                                           {sql::param::text(id), sql::param::integer(seq)});
+    if (!data) throw gone("file content is gone: " + std::string(id));
+    return std::move(*data);
 }
 
 std::unique_ptr<store::reader> store::open(std::string_view owner, std::string_view id) {
