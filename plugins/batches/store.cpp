@@ -1,5 +1,6 @@
 #include "store.hpp"
 
+#include "sql/dialect.hpp"
 #include "sql/migrations.hpp"
 #include "sql/transaction.hpp"
 
@@ -262,25 +263,16 @@ std::vector<claimed_line> store::claim(const batch_work& b, int n, const std::st
         "batch_id = :b1 AND ((state = 'pending' AND next_attempt_at <= :n1) OR (state = 'running' AND lease_until < :n2))";
     {
         aq::sql::write_transaction tx(sql, pool_.kind());
-        if (pool_.kind() == aq::sql::backend::postgresql) {
-            // A CTE runs once. As `line_no IN (subquery)` PostgreSQL may rescan the subquery per
-            // row, and after the first updates it yields the next lines: far more than n.
-            sql << std::string("WITH picked AS (SELECT line_no FROM batch_requests WHERE ") + runnable_line +
-                       " ORDER BY line_no LIMIT :lim FOR UPDATE SKIP LOCKED)"
-                       " UPDATE batch_requests r SET state = 'running', lease_owner = :me, lease_until = :u,"
-                       " claim_seq = :seq, attempts = r.attempts + 1 FROM picked"
-                       " WHERE r.batch_id = :b AND r.line_no = picked.line_no",
-                soci::use(b.id), soci::use(now_ms), soci::use(now_ms), soci::use(lim), soci::use(me), soci::use(until_ms),
-                soci::use(claim_seq), soci::use(b.id);
-        } else {
-            // SQLite has one writer at a time (BEGIN IMMEDIATE) and evaluates IN (...) once.
-            sql << std::string("UPDATE batch_requests SET state = 'running', lease_owner = :me, lease_until = :u,"
-                               " claim_seq = :seq, attempts = attempts + 1 WHERE batch_id = :b AND line_no IN"
-                               " (SELECT line_no FROM batch_requests WHERE ") +
-                       runnable_line + " ORDER BY line_no LIMIT :lim)",
-                soci::use(me), soci::use(until_ms), soci::use(claim_seq), soci::use(b.id), soci::use(b.id),
-                soci::use(now_ms), soci::use(now_ms), soci::use(lim);
-        }
+        // A claim as sql::dialect writes it: the materialized pick runs once (inlined, PostgreSQL
+        // may rescan it per row and yield far more than n lines), with SKIP LOCKED on PostgreSQL.
+        sql << std::string("WITH picked AS MATERIALIZED (SELECT line_no FROM batch_requests WHERE ") +
+                   runnable_line + " ORDER BY line_no LIMIT :lim" +
+                   std::string(aq::sql::dialect(pool_.kind()).skip_locked()) +
+                   ") UPDATE batch_requests SET state = 'running', lease_owner = :me, lease_until = :u,"
+                   " claim_seq = :seq, attempts = attempts + 1"
+                   " WHERE batch_id = :b AND line_no IN (SELECT line_no FROM picked)",
+            soci::use(b.id), soci::use(now_ms), soci::use(now_ms), soci::use(lim), soci::use(me), soci::use(until_ms),
+            soci::use(claim_seq), soci::use(b.id);
         tx.commit();
     }
     std::vector<claimed_line> out;
