@@ -1,7 +1,7 @@
 // The Batch object of API.md built from a stored row: every key present, null where unset.
 #pragma once
 
-#include "store.hpp"
+#include "batch_table.hpp"
 
 #include <boost/json/object.hpp>
 

@@ -1,7 +1,11 @@
 #include "config.hpp"
 
+#include "sql/legacy_owner.hpp"
+#include "sql/pool.hpp"
+
 #include <boost/json.hpp>
 
+#include <filesystem>
 #include <limits>
 #include <stdexcept>
 
@@ -98,6 +102,7 @@ config parse_config(const json::object& section) {
             c.max_active_batches_per_owner = static_cast<unsigned>(get_uint(v, key, 1, u32));
         else if (key == "max_requests_per_batch") c.max_requests_per_batch = get_uint(v, key, 1, 10'000'000);
         else if (key == "max_input_bytes") c.max_input_bytes = get_uint(v, key, 1, 1ull << 40);
+        else if (key == "max_line_bytes") c.max_line_bytes = get_uint(v, key, 1024, 1ull << 30);
         else if (key == "poll_interval_ms") c.poll_interval_ms = static_cast<unsigned>(get_uint(v, key, 1, 3'600'000));
         else if (key == "max_in_flight") c.max_in_flight = static_cast<unsigned>(get_uint(v, key, 1, 1'000'000));
         else if (key == "output_expires_after_seconds")
@@ -105,11 +110,34 @@ config parse_config(const json::object& section) {
         else if (key == "completion_window_seconds")
             c.completion_window_seconds = static_cast<long long>(get_uint(v, key, 1, 7 * 86400));
         else if (key == "lease_seconds") c.lease_seconds = static_cast<unsigned>(get_uint(v, key, 1, 86400));
+        else if (key == "max_retry_after_seconds")
+            c.max_retry_after_seconds = static_cast<unsigned>(get_uint(v, key, 0, 86400));
+        else if (key == "results_retention_seconds")
+            c.results_retention_seconds = static_cast<long long>(get_uint(v, key, 0, 10 * 365 * 86400ull));
+        else if (key == "batch_retention_seconds")
+            c.batch_retention_seconds = static_cast<long long>(get_uint(v, key, 1, 10 * 365 * 86400ull));
+        else if (key == "pool_size") c.pool_size = static_cast<unsigned>(get_uint(v, key, 2, 1024));
+        else if (key == "session_wait_ms") c.session_wait_ms = static_cast<unsigned>(get_uint(v, key, 1, 600000));
+        else if (key == "legacy_team_owners") {
+            try {
+                c.legacy_team_owners = aq::sql::legacy_team_owners_from(v);
+            } catch (const std::invalid_argument& e) {
+                fail(key, e.what());
+            }
+        }
         else fail(key, "unknown key");
     }
     if (c.database.empty()) fail("database", "required (the host provides its own by default)");
+    try {
+        if (auto t = aq::sql::parse_url(c.database); !t.file.empty())
+            c.scratch_dir = std::filesystem::path(t.file).parent_path().string();
+    } catch (const std::invalid_argument& e) {
+        fail("database", e.what());
+    }
     if (!has_upstreams || c.upstreams.empty()) fail("upstreams", "at least one upstream is required");
     if (c.backoff_max_ms < c.backoff_initial_ms) fail("backoff_max_ms", "must be >= backoff_initial_ms");
+    if (c.results_retention_seconds > c.batch_retention_seconds)
+        fail("results_retention_seconds", "must be <= batch_retention_seconds (a batch's lines go with it)");
     return c;
 }
 

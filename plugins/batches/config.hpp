@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,12 +34,33 @@ struct config {
     unsigned backoff_initial_ms = 500;
     unsigned backoff_max_ms = 60'000;
     unsigned max_active_batches_per_owner = 100;
-    std::uint64_t max_requests_per_batch = 50'000;
+    std::uint64_t max_requests_per_batch = 50'000;  // keep equal to plugins.files.max_requests_per_file
+    std::uint64_t max_line_bytes = 16ull << 20;      // keep equal to plugins.files.max_line_bytes
     std::uint64_t max_input_bytes = 200ull << 20;
     unsigned poll_interval_ms = 200;  // how often the runner looks for work when idle
     unsigned max_in_flight = 1024;    // upstream requests at once across all upstreams (per host)
     std::int64_t output_expires_after_seconds = 30 * 86400;  // output/error files
-    unsigned lease_seconds = 60;      // a dead host's claimed lines are retaken after this
+    // A dead host's claimed lines and batches are retaken after this. Renewed every third of it
+    // by the heartbeat, which does nothing else, so it can be short.
+    unsigned lease_seconds = 10;
+    unsigned max_retry_after_seconds = 60;  // cap on an upstream's retry-after
+    // How long a batch's per-line rows (input bodies, responses) stay after its output and
+    // error files are written; 0: dropped at once.
+    long long results_retention_seconds = 0;
+    // How long an ended batch (completed, failed, expired, cancelled) stays listed.
+    long long batch_retention_seconds = 30 * 86400;
+    // Database sessions for the routes, the runner and the housekeeper (the heartbeat has one of
+    // its own), and the longest any of them waits for a free one before giving up (routes: 503
+    // database_unavailable; jobs: try again later).
+    unsigned pool_size = 8;
+    unsigned session_wait_ms = 5000;
+    // Where validation's custom_id set may spill past 1 MiB (the input's ids): beside an SQLite
+    // database (same disk), else the temporary directory. Derived from `database`, not a key.
+    std::string scratch_dir;
+    // Bare owner names, in rows written before owner keys carried their kind, that were teams:
+    // the migration to schema 3 makes them "team:NAME", every other name "user:NAME"
+    // (sql/legacy_owner.hpp). Give the files plugin the same list.
+    std::set<std::string, std::less<>> legacy_team_owners;
     // What completion_window "24h" means in seconds; shorter only for tests of expiry.
     long long completion_window_seconds = 24 * 3600;
 

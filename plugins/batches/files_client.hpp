@@ -1,11 +1,12 @@
 // RAII C++ over the files service table (aqueduct/services/files.h): a reader that streams a
-// stored file and a writer that creates one. Status codes become exceptions carrying the
+// stored file, a writer that creates one, and remove_file. Status codes become exceptions carrying the
 // aq_status, so callers can tell "not found" from "store unavailable".
 #pragma once
 
 #include <aqueduct/plugin.hpp>
 #include <aqueduct/services/files.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -82,5 +83,16 @@ private:
     const aq_files_v1& svc_;
     aq_files_writer* writer_ = nullptr;
 };
+
+// Deletes a file this plugin wrote. False when the files plugin is too old to offer remove or
+// the file is already gone; throws files_error when the store is unavailable.
+inline bool remove_file(const aq_files_v1& svc, std::string_view file_id, std::string_view owner) {
+    const aq_files_v1* table = &svc;  // AQ_HAS_FIELD compares with NULL; a reference never is
+    if (svc.struct_size < offsetof(aq_files_v1, remove) + sizeof table->remove || !svc.remove) return false;
+    aq_status st = svc.remove(svc.ctx, aq::to_aq(file_id), aq::to_aq(owner));
+    if (st == AQ_ERR_NOT_FOUND) return false;
+    if (st != AQ_OK) throw files_error(st, "deleting file " + std::string(file_id) + " failed");
+    return true;
+}
 
 }  // namespace batches

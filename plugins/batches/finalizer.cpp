@@ -1,10 +1,9 @@
 #include "finalizer.hpp"
 
 #include "files_client.hpp"
+#include "wall_clock.hpp"
 
 #include <boost/json.hpp>
-
-#include <chrono>
 
 namespace batches {
 
@@ -14,19 +13,17 @@ namespace {
 
 constexpr int page_rows = 1000;
 
-long long now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 // Writes one file of results (successes or failures); returns its id, '' when there were none.
-std::string write_results(store& db, const aq_files_v1& files, const batch_row& b, bool success,
-                          std::int64_t expires_after) {
+// Gives up without committing (returns nullopt) when the lease is lost meanwhile.
+std::optional<std::string> write_results(line_queue& lines, const aq_files_v1& files, const batch_row& b,
+                                         bool success, std::int64_t expires_after,
+                                         const heartbeat::batch_hold& hold) {
     std::unique_ptr<file_writer> out;
     long long after = 0;
     std::string buf;
     for (;;) {
-        auto rows = db.results_page(b.id, after, page_rows, success);
+        if (hold.lost()) return std::nullopt;
+        auto rows = lines.results_page(b.id, after, page_rows, success);
         if (rows.empty()) break;
         if (!out)
             out = std::make_unique<file_writer>(files, b.owner, b.id + (success ? "_output.jsonl" : "_error.jsonl"),
@@ -36,7 +33,18 @@ std::string write_results(store& db, const aq_files_v1& files, const batch_row& 
         out->write(buf);
         after = rows.back().line_no;
     }
+    if (hold.lost()) return std::nullopt;
     return out ? out->commit() : std::string();
+}
+
+// What a finalizing host does with a batch it leased, and the status it ends in.
+enum class verdict { wait, completed, cancelled, expired };
+
+verdict judge(const batch_work& w, const line_queue::line_counts& counts, long long now_s) {
+    if (w.status == "finalizing") return verdict::completed;
+    if (w.status == "cancelling") return counts.live_running > 0 ? verdict::wait : verdict::cancelled;
+    if (w.expires_at <= now_s) return counts.live_running > 0 ? verdict::wait : verdict::expired;
+    return counts.not_done == 0 ? verdict::completed : verdict::wait;
 }
 
 }  // namespace
@@ -55,44 +63,57 @@ std::string result_line(const result_row& r) {
     return line;
 }
 
-void finalize_ready(const config& cfg, store& db, const aq_files_v1& files, const std::string& me) {
+void finalize_ready(aq::host host, const config& cfg, batch_table& batches, line_queue& lines,
+                    const aq_files_v1& files, heartbeat& hb) {
+    const std::string& me = hb.me();
     const long long lease_ms = static_cast<long long>(cfg.lease_seconds) * 1000;
-    for (const auto& w : db.finalize_candidates(now_ms() / 1000, now_ms())) {
+    for (const auto& w : batches.finalize_candidates(now_s(), now_ms())) {
         long long t = now_ms();
-        if (!db.lease_batch(w.id, me, t, t + lease_ms)) continue;
+        if (!batches.lease(w.id, me, t, t + lease_ms)) continue;
+        heartbeat::batch_hold hold(hb, w.id);
+        verdict v = judge(w, lines.count(w.id, t), t / 1000);
         std::string final_status;
-        auto counts = db.count_lines(w.id, t);
-        if (w.status == "finalizing") {
-            final_status = "completed";
-        } else if (w.status == "cancelling") {
-            if (counts.live_running > 0) {
-                db.release_batch(w.id, me);
-                continue;
-            }
-            db.close_unrun_lines(w.id, "batch_cancelled", "The batch was cancelled before this request ran.", t);
-            final_status = "cancelled";
-        } else if (w.expires_at <= t / 1000) {
-            if (counts.live_running > 0) {
-                db.release_batch(w.id, me);
-                continue;
-            }
-            db.close_unrun_lines(w.id, "batch_expired", "The batch expired before this request could be run.", t);
-            final_status = "expired";
-        } else if (counts.not_done == 0) {
-            final_status = "completed";
-            db.mark_finalizing(w.id, t / 1000);
-        } else {
-            db.release_batch(w.id, me);
+        bool ours = true;
+        switch (v) {
+        case verdict::wait:
+            batches.release(w.id, me);
             continue;
+        case verdict::cancelled:
+            ours = lines.close_unrun(w.id, me, batch_cancelled, t);
+            final_status = "cancelled";
+            break;
+        case verdict::expired:
+            ours = lines.close_unrun(w.id, me, batch_expired, t);
+            final_status = "expired";
+            break;
+        case verdict::completed:
+            if (w.status != "finalizing") ours = batches.mark_finalizing(w.id, me, t / 1000);
+            final_status = "completed";
+            break;
         }
-        auto b = db.get_batch(w.owner, w.id);
+        if (!ours) continue;  // another host took the batch over
+        auto b = batches.get(w.owner, w.id);
         if (!b) continue;
         std::int64_t expiry = b->output_expires_after > 0 ? b->output_expires_after : cfg.output_expires_after_seconds;
-        std::string output_id, error_id;
+        std::optional<std::string> output_id, error_id;
+        // Deletes the result files committed so far: they must not stay behind as a second copy
+        // when another host owns the batch now, nor as orphans when this attempt failed.
+        auto discard = [&](const char* why) {
+            for (const auto* id : {&output_id, &error_id}) {
+                if (!*id || (*id)->empty()) continue;
+                try {
+                    remove_file(files, **id, b->owner);
+                } catch (const std::exception& e) {
+                    host.warn("batches: " + w.id + ": could not delete result file " + **id + " (" + why +
+                              "): " + e.what());
+                }
+            }
+        };
         try {
-            output_id = write_results(db, files, *b, true, expiry);
-            error_id = write_results(db, files, *b, false, expiry);
+            output_id = write_results(lines, files, *b, true, expiry, hold);
+            if (output_id) error_id = write_results(lines, files, *b, false, expiry, hold);
         } catch (const files_error& e) {
+            discard("finalization failed");
             // Unavailable: the lease expires and a later run tries again. Refused for good (a
             // quota, a size limit): retrying cannot help, so the batch ends failed, saying why.
             if (e.status != AQ_ERR_LIMIT && e.status != AQ_ERR_INVALID) throw;
@@ -101,10 +122,25 @@ void finalize_ready(const config& cfg, store& db, const aq_files_v1& files, cons
                                                 (e.status == AQ_ERR_LIMIT ? " (a limit or quota was exceeded)." : ".")},
                                 {"param", nullptr},
                                 {"line", nullptr}}};
-            db.fail_finalize(w.id, json::serialize(errors), now_ms() / 1000);
+            if (batches.fail_finalization(w.id, me, json::serialize(errors), now_s()) &&
+                cfg.results_retention_seconds == 0) {
+                lines.drop_all(w.id);
+                batches.mark_lines_purged(w.id);
+            }
+            continue;
+        } catch (...) {
+            discard("finalization failed");
+            throw;
+        }
+        if (!output_id || !error_id || !batches.finish(w.id, me, *output_id, *error_id, final_status, now_s())) {
+            discard("the batch's lease was lost");
+            host.info("batches: " + w.id + ": lease lost while finalizing; another host finishes it");
             continue;
         }
-        db.finish(w.id, output_id, error_id, final_status, now_ms() / 1000);
+        if (cfg.results_retention_seconds == 0) {
+            lines.drop_all(w.id);
+            batches.mark_lines_purged(w.id);
+        }
     }
 }
 

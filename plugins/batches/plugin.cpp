@@ -1,24 +1,38 @@
 // The batches plugin's entry point: reads its config, opens its database, migrates its schema,
-// finds the files service, registers the routes and the runner job.
+// finds the files service, and starts its parts: the routes, the heartbeat (its own thread),
+// and two jobs, the runner (claim, send, record) and the housekeeper (validate, finalize,
+// retention).
+#include "batch_table.hpp"
 #include "config.hpp"
+#include "halted_batches.hpp"
+#include "heartbeat.hpp"
+#include "housekeeper.hpp"
+#include "line_queue.hpp"
 #include "routes.hpp"
 #include "runner.hpp"
-#include "store.hpp"
+#include "schema.hpp"
 
 #include "sql/pool.hpp"
 
 #include <aqueduct/plugin.hpp>
 #include <aqueduct/services/files.h>
 
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 
 namespace {
 
+// Destroyed in reverse: jobs and routes are stopped by the host before shutdown, then the
+// runner (its upstream client), the housekeeper, the heartbeat and last the pool.
 struct plugin_state {
     batches::config cfg;
     std::unique_ptr<aq::sql::pool> pool;
-    std::unique_ptr<batches::store> db;
+    std::unique_ptr<batches::batch_table> batches;
+    std::unique_ptr<batches::line_queue> lines;
+    batches::halted_batches halted;
+    std::unique_ptr<batches::heartbeat> beat;
+    std::unique_ptr<batches::housekeeper> keeper;
     std::unique_ptr<batches::runner> run;
 };
 
@@ -29,15 +43,33 @@ aq_status init(aq::host& host, void** ctx) {
     if (!files || !AQ_HAS_FIELD(files, aq_files_v1, close_writer))
         throw std::runtime_error("plugins.batches needs the files service: enable the files plugin and add "
                                  "\"requires\": [\"files\"]");
-    // Route handlers borrow a session each; the runner up to two.
-    state->pool = std::make_unique<aq::sql::pool>(state->cfg.database, 8);
-    state->db = std::make_unique<batches::store>(*state->pool);
-    state->db->migrate();
-    batches::register_routes(host, state->cfg, *state->db, *files);
-    state->run = std::make_unique<batches::runner>(host, state->cfg, *state->db, *files);
+    // Route handlers borrow a session each, the runner and the housekeeper one each at a time;
+    // the heartbeat has a session of its own. A lease waits at most session_wait_ms; a session
+    // the database dropped (a restart) is reopened with backoff (sql/pool.hpp).
+    aq::sql::pool_options po;
+    po.size = state->cfg.pool_size;
+    po.wait = std::chrono::milliseconds(state->cfg.session_wait_ms);
+    po.on_change = [host](bool reachable, const std::string& detail) {
+        if (reachable) host.info("batches: the database is reachable again");
+        else host.warn("batches: the database is unreachable: " + detail);
+    };
+    state->pool = std::make_unique<aq::sql::pool>(state->cfg.database, std::move(po));
+    if (auto m = batches::migrate_schema(*state->pool, state->cfg.legacy_team_owners); m.users || m.teams)
+        host.info("batches: owners migrated to owner keys: " + std::to_string(m.users) + " user name(s), " +
+                  std::to_string(m.teams) + " team name(s) (legacy_team_owners)");
+    state->batches = std::make_unique<batches::batch_table>(*state->pool);
+    state->lines = std::make_unique<batches::line_queue>(*state->pool);
+    const std::string me = aq::random_id("host_", 16);
+    state->beat = std::make_unique<batches::heartbeat>(host, state->cfg, me, state->halted);
+    state->keeper = std::make_unique<batches::housekeeper>(host, state->cfg, *state->batches, *state->lines, *files,
+                                                           *state->beat);
+    state->run = std::make_unique<batches::runner>(host, state->cfg, *state->batches, *state->lines, state->halted, me);
+    batches::register_routes(host, state->cfg, *state->batches, state->halted, *files);
     batches::runner* r = state->run.get();
+    batches::housekeeper* k = state->keeper.get();
     host.job("runner", state->cfg.poll_interval_ms, 0, [r] { r->run(); });
-    host.info("batches: runner " + r->id() + ", " + std::to_string(state->cfg.upstreams.size()) + " upstream(s)");
+    host.job("housekeeping", state->cfg.poll_interval_ms, 0, [k] { k->run(); });
+    host.info("batches: host " + me + ", " + std::to_string(state->cfg.upstreams.size()) + " upstream(s)");
     *ctx = state.release();
     return AQ_OK;
 }

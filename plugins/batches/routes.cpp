@@ -2,25 +2,18 @@
 
 #include "batch_object.hpp"
 #include "files_client.hpp"
+#include "wall_clock.hpp"
+
+#include "batch_line/line_rules.hpp"
+#include "sql/unavailable.hpp"
 
 #include <boost/json.hpp>
-
-#include <chrono>
 
 namespace batches {
 
 namespace json = boost::json;
 
-bool supported_endpoint(std::string_view e) noexcept {
-    return e == "/v1/chat/completions" || e == "/v1/completions" || e == "/v1/embeddings" || e == "/v1/responses";
-}
-
 namespace {
-
-long long now_s() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 std::string required_string(const json::object& body, const char* key) {
     auto* v = body.if_contains(key);
@@ -81,13 +74,13 @@ aq::http_error not_found(const std::string& id) {
     return aq::http_error(404, "No batch found with id '" + id + "'.", "batch_id");
 }
 
-void create(aq::request& req, const config& cfg, store& db, const aq_files_v1& files) {
+void create(aq::request& req, const config& cfg, batch_table& db, const aq_files_v1& files) {
     json::object body = req.read_json_object();
     batch_row b;
     b.owner = std::string(req.owner());
     b.input_file_id = required_string(body, "input_file_id");
     b.endpoint = required_string(body, "endpoint");
-    if (!supported_endpoint(b.endpoint))
+    if (!aq::batch_line::supported_url(b.endpoint))
         throw aq::http_error(400,
                              "Invalid value for 'endpoint': supported are /v1/chat/completions, /v1/completions,"
                              " /v1/embeddings and /v1/responses.",
@@ -110,7 +103,9 @@ void create(aq::request& req, const config& cfg, store& db, const aq_files_v1& f
     } catch (const files_error& e) {
         if (e.status == AQ_ERR_NOT_FOUND)
             throw aq::http_error(404, "No such File object: " + b.input_file_id, "input_file_id");
-        throw aq::http_error(503, "The file store is unavailable; try again.");
+        // The files plugin could not reach its storage (its database, mostly): the same answer
+        // as our own database being down, so clients see one kind of 503 and retry it.
+        throw aq::sql::unavailable(aq::sql::unavailable::reason::unreachable, e.what(), 1);
     }
 
     if (db.count_active(b.owner) >= static_cast<long long>(cfg.max_active_batches_per_owner)) {
@@ -129,11 +124,11 @@ void create(aq::request& req, const config& cfg, store& db, const aq_files_v1& f
     b.status = "validating";
     b.created_at = now_s();
     b.expires_at = b.created_at + cfg.completion_window_seconds;
-    db.insert_batch(b);
+    db.insert(b);
     req.respond_json(200, batch_object(b));
 }
 
-void list(aq::request& req, store& db) {
+void list(aq::request& req, batch_table& db) {
     int limit = 20;
     if (auto l = req.query_param("limit")) {
         try {
@@ -147,7 +142,7 @@ void list(aq::request& req, store& db) {
             throw aq::http_error(400, "Invalid 'limit': must be an integer between 1 and 100.", "limit");
     }
     std::string after = req.query_param("after").value_or("");
-    auto rows = db.list_batches(std::string(req.owner()), after, limit + 1);
+    auto rows = db.list(std::string(req.owner()), after, limit + 1);
     bool has_more = rows.size() > static_cast<std::size_t>(limit);
     if (has_more) rows.resize(limit);
     json::array data;
@@ -161,30 +156,49 @@ void list(aq::request& req, store& db) {
     req.respond_json(200, out);
 }
 
-void get(aq::request& req, store& db) {
+void get(aq::request& req, batch_table& db) {
     std::string id = path_id(req);
-    auto b = db.get_batch(std::string(req.owner()), id);
+    auto b = db.get(std::string(req.owner()), id);
     if (!b) throw not_found(id);
     req.respond_json(200, batch_object(*b));
 }
 
-void cancel(aq::request& req, store& db) {
+void cancel(aq::request& req, batch_table& db, halted_batches& halted) {
     req.read_all();  // an empty JSON body is allowed (the Python SDK sends one)
     std::string id = path_id(req);
     auto b = db.cancel(std::string(req.owner()), id, now_s());
     if (!b) throw not_found(id);
     if (is_terminal(b->status))
         throw aq::http_error(400, "Cannot cancel a batch with status '" + b->status + "'.", "batch_id");
+    // Before answering: from now on no line of it starts on this host (other hosts learn it
+    // from the database within poll_interval_ms).
+    if (b->status == "cancelling") halted.halt(id);
     req.respond_json(200, batch_object(*b));
+}
+
+// A handler whose database cannot serve it answers 503 database_unavailable with retry-after
+// (sql/unavailable.hpp), never 500: the OpenAI SDKs retry that.
+template <class Fn>
+aq::handler answering_unavailable(Fn fn) {
+    return [fn = std::move(fn)](aq::request& req) {
+        try {
+            fn(req);
+        } catch (const aq::sql::unavailable& e) {
+            throw aq::sql::to_http_error(e);
+        }
+    };
 }
 
 }  // namespace
 
-void register_routes(aq::host& host, const config& cfg, store& db, const aq_files_v1& files) {
-    host.route("POST", "/batches", 1 << 20, [&cfg, &db, &files](aq::request& req) { create(req, cfg, db, files); });
-    host.route("GET", "/batches", 0, [&db](aq::request& req) { list(req, db); });
-    host.route("GET", "/batches/{batch_id}", 0, [&db](aq::request& req) { get(req, db); });
-    host.route("POST", "/batches/{batch_id}/cancel", 64 << 10, [&db](aq::request& req) { cancel(req, db); });
+void register_routes(aq::host& host, const config& cfg, batch_table& db, halted_batches& halted,
+                     const aq_files_v1& files) {
+    host.route("POST", "/batches", 1 << 20,
+               answering_unavailable([&cfg, &db, &files](aq::request& req) { create(req, cfg, db, files); }));
+    host.route("GET", "/batches", 0, answering_unavailable([&db](aq::request& req) { list(req, db); }));
+    host.route("GET", "/batches/{batch_id}", 0, answering_unavailable([&db](aq::request& req) { get(req, db); }));
+    host.route("POST", "/batches/{batch_id}/cancel", 64 << 10,
+               answering_unavailable([&db, &halted](aq::request& req) { cancel(req, db, halted); }));
 }
 
 }  // namespace batches

@@ -5,16 +5,15 @@
 #pragma once
 
 #include "config.hpp"
-#include "store.hpp"
+#include "batch_table.hpp"
+#include "halted_batches.hpp"
 
 #include <aqueduct/plugin.hpp>
 #include <aqueduct/services/files.h>
 
 namespace batches {
 
-// Endpoints a batch may target.
-bool supported_endpoint(std::string_view endpoint) noexcept;
-
-void register_routes(aq::host& host, const config& cfg, store& db, const aq_files_v1& files);
+void register_routes(aq::host& host, const config& cfg, batch_table& db, halted_batches& halted,
+                     const aq_files_v1& files);
 
 }  // namespace batches

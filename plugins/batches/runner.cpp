@@ -1,15 +1,13 @@
 #include "runner.hpp"
 
-#include "finalizer.hpp"
-#include "sql/transaction.hpp"
-#include "validation.hpp"
+#include "retry_after.hpp"
+#include "wall_clock.hpp"
 
 #include <boost/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <map>
 #include <random>
 #include <thread>
 
@@ -18,11 +16,6 @@ namespace batches {
 namespace json = boost::json;
 
 namespace {
-
-long long now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 long long as_count(const json::value* v) {
     if (!v) return 0;
@@ -78,16 +71,16 @@ std::string body_json(const std::string& body, int status) {
 
 }  // namespace
 
-runner::runner(aq::host host, const config& cfg, store& db, const aq_files_v1& files)
-    : host_(host), cfg_(cfg), db_(db), files_(files), me_(aq::random_id("host_", 16)),
+runner::runner(aq::host host, const config& cfg, batch_table& batches, line_queue& lines,
+               const halted_batches& halted, std::string me)
+    : host_(host), cfg_(cfg), batches_(batches), lines_(lines), halted_(halted), me_(std::move(me)),
       paused_until_(cfg.upstreams.size(), 0), client_(cfg.upstreams) {}
 
 runner::~runner() = default;
 
 void runner::run() {
     const long long poll = cfg_.poll_interval_ms;
-    const long long lease_ms = static_cast<long long>(cfg_.lease_seconds) * 1000;
-    long long last_housekeeping = 0, last_renew = now_ms(), last_empty_claim = 0;
+    long long last_empty_claim = 0;
     std::vector<completion> batch;
     bool storage_failed = false;
     while (!host_.stopping()) {
@@ -95,11 +88,6 @@ void runner::run() {
             // Give the database a moment instead of spinning on the same replies.
             std::this_thread::sleep_for(std::chrono::milliseconds(poll));
             storage_failed = false;
-        }
-        long long t = now_ms();
-        if (t - last_housekeeping >= poll) {
-            housekeeping();
-            last_housekeeping = now_ms();
         }
         {
             std::lock_guard lock(mu_);
@@ -111,7 +99,9 @@ void runner::run() {
                 batch.clear();
             } catch (const std::exception& e) {
                 // Keep the replies and try again: a result is never dropped for a storage hiccup.
-                host_.warn(std::string("recording results failed, will retry: ") + e.what());
+                std::string what = e.what();
+                if (what.size() > 300) what.resize(300);
+                host_.warn("batches: recording results failed, will retry: " + what);
                 std::lock_guard lock(mu_);
                 done_.insert(done_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
                 batch.clear();
@@ -119,11 +109,7 @@ void runner::run() {
                 continue;
             }
         }
-        t = now_ms();
-        if (in_flight_ > 0 && t - last_renew >= lease_ms / 3) {
-            db_.renew_leases(me_, t + lease_ms);
-            last_renew = t;
-        }
+        long long t = now_ms();
         std::size_t capacity = cfg_.max_in_flight - std::min<std::size_t>(in_flight_, cfg_.max_in_flight);
         // Claim in groups (a query per freed slot would cost more than the requests), and only
         // look again soon after a claim found nothing when something was in flight.
@@ -131,10 +117,17 @@ void runner::run() {
         bool claimed = false;
         if (capacity > 0 && (capacity >= group || in_flight_ == 0) &&
             (last_empty_claim == 0 || t - last_empty_claim >= poll)) {
-            std::size_t n = dispatch(capacity);
-            claimed = n > 0;
-            if (!claimed) last_empty_claim = t;
-            else last_empty_claim = 0;
+            try {
+                std::size_t n = dispatch(capacity);
+                claimed = n > 0;
+                last_empty_claim = claimed ? 0 : t;
+            } catch (const std::exception& e) {
+                std::string what = e.what();
+                if (what.size() > 300) what.resize(300);
+                host_.warn("batches: claiming lines failed, will retry: " + what);
+                storage_failed = true;
+                continue;
+            }
         }
         if (in_flight_ == 0 && !claimed) {
             std::lock_guard lock(mu_);
@@ -146,35 +139,19 @@ void runner::run() {
     }
 }
 
-void runner::housekeeping() {
-    long long t = now_ms();
-    const long long lease_ms = static_cast<long long>(cfg_.lease_seconds) * 1000;
-    for (const auto& b : db_.validating(t, 4)) {
-        if (!db_.lease_batch(b.id, me_, t, t + lease_ms)) continue;
-        try {
-            validate_batch(cfg_, db_, files_, b);
-        } catch (const std::exception& e) {
-            host_.warn("validating " + b.id + " failed, will retry: " + e.what());
-        }
-    }
-    try {
-        finalize_ready(cfg_, db_, files_, me_);
-    } catch (const std::exception& e) {
-        host_.warn(std::string("finalizing failed, will retry: ") + e.what());
-    }
-}
-
 std::size_t runner::dispatch(std::size_t capacity) {
     long long t = now_ms();
     const long long lease_ms = static_cast<long long>(cfg_.lease_seconds) * 1000;
-    auto runnable = db_.runnable(t / 1000);
+    auto runnable = batches_.runnable(t / 1000);
     if (runnable.empty()) return 0;
     // One queue of batches per owner; owners take turns, starting one further each time.
     std::vector<std::deque<batch_work>> owners;
     for (auto& b : runnable) {
+        if (halted_.contains(b.id)) continue;  // cancelled since the query: the claim would refuse it anyway
         if (owners.empty() || owners.back().front().owner != b.owner) owners.emplace_back();
         owners.back().push_back(std::move(b));
     }
+    if (owners.empty()) return 0;
     std::rotate(owners.begin(), owners.begin() + static_cast<std::ptrdiff_t>(rr_++ % owners.size()), owners.end());
     std::size_t chunk = std::clamp<std::size_t>(capacity / runnable.size(), 1, 256);
     std::size_t sent = 0;
@@ -187,8 +164,8 @@ std::size_t runner::dispatch(std::size_t capacity) {
             std::size_t got = 0;
             // An upstream takes at most 2 x max_concurrency lines (running + waiting for a
             // connection): the rest stay unclaimed in the database, where a cancel, an expiry or
-            // another host can still reach them. Claiming more would queue lines in this
-            // process that a cancel no longer stops.
+            // another host can still reach them. The ones waiting are checked once more right
+            // before they are sent (see send()).
             std::size_t room = 0;
             if (up && paused_until_[index] <= t) {
                 std::size_t queued = client_.load(index), bound = 2 * static_cast<std::size_t>(up->max_concurrency);
@@ -196,7 +173,7 @@ std::size_t runner::dispatch(std::size_t capacity) {
             }
             if (up) want = std::min(want, room);
             if (!up || want > 0) {
-                auto lines = db_.claim(b, static_cast<int>(want), me_, ++claim_seq_, t, t + lease_ms);
+                auto lines = lines_.claim(b, static_cast<int>(want), me_, ++claim_seq_, t, t + lease_ms);
                 got = lines.size();
                 for (auto& l : lines) send(std::move(l));
             }
@@ -215,14 +192,21 @@ void runner::send(claimed_line line) {
     std::size_t index = up ? static_cast<std::size_t>(up - cfg_.upstreams.data()) : 0;
     std::string path = line.endpoint.starts_with("/v1/") ? line.endpoint.substr(3) : line.endpoint;
     std::string body = line.body;
+    // Asked when a connection slot is free, on the client's I/O thread.
+    start_check check = [&halted = halted_, batch_id = line.batch_id, expires_at = line.expires_at]() -> const char* {
+        if (halted.contains(batch_id)) return batch_cancelled.code;
+        if (now_s() >= expires_at) return batch_expired.code;
+        return nullptr;
+    };
     ++in_flight_;
-    client_.send(index, std::move(path), std::move(body), [this, line = std::move(line)](upstream_reply reply) mutable {
-        {
-            std::lock_guard lock(mu_);
-            done_.push_back(completion{std::move(line), std::move(reply)});
-        }
-        cv_.notify_one();
-    });
+    client_.send(index, std::move(path), std::move(body), std::move(check),
+                 [this, line = std::move(line)](upstream_reply reply) mutable {
+                     {
+                         std::lock_guard lock(mu_);
+                         done_.push_back(completion{std::move(line), std::move(reply)});
+                     }
+                     cv_.notify_one();
+                 });
 }
 
 long long runner::backoff_ms(long long attempts, long long retry_after_ms) {
@@ -235,70 +219,78 @@ long long runner::backoff_ms(long long attempts, long long retry_after_ms) {
     return std::max(delay, retry_after_ms);
 }
 
-std::size_t runner::record(std::vector<completion>& done) {
-    struct delta {
-        long long completed = 0, failed = 0;
-        usage_counts usage;
-    };
-    std::map<std::string, delta> deltas;
-    auto lease = db_.pool().lease();
-    soci::session& sql = *lease;
-    aq::sql::write_transaction tx(sql, db_.kind());
-    store::recorder rec(sql, me_);
-    long long t = now_ms();
-    for (auto& c : done) {
-        const upstream_reply& rep = c.reply;
-        result_row r;
-        r.line_no = c.line.line_no;
-        r.custom_id = c.line.custom_id;
-        usage_counts u;
-        bool retryable = false, success = false;
-        std::string last_error;
-        if (rep.status >= 200 && rep.status < 300) {
-            boost::system::error_code ec;
-            json::value v = json::parse(rep.body, ec);
-            if (!ec && v.is_object()) {
-                success = true;
-                r.status_code = rep.status;
-                r.response_body = json::serialize(v);
-                u = usage_of(v.as_object());
-            } else {
-                retryable = true;
-                r.error_code = "invalid_response";
-                r.error_message = "The upstream answered " + std::to_string(rep.status) + " with a body that is not a JSON object.";
-            }
-        } else if (rep.status > 0) {
-            retryable = rep.status == 429 || rep.status >= 500;
-            if (rep.status == 429 && rep.retry_after_ms > 0)
-                if (const upstream_config* up = cfg_.upstream_for(c.line.model)) {
-                    long long& until = paused_until_[static_cast<std::size_t>(up - cfg_.upstreams.data())];
-                    until = std::max(until, t + rep.retry_after_ms);
-                }
+line_outcome runner::outcome_of(const completion& c, long long t) {
+    const upstream_reply& rep = c.reply;
+    line_outcome o;
+    o.line = &c.line;
+    result_row& r = o.result;
+    r.line_no = c.line.line_no;
+    r.custom_id = c.line.custom_id;
+    bool retryable = false;
+    long long retry_after = -1;
+    if (!rep.started) {
+        // Never sent: its batch was cancelled or ran out of time while it waited for a
+        // connection. Anything else (the check itself failed) is tried again later.
+        const unrun_reason* why = rep.error_code == batch_cancelled.code ? &batch_cancelled
+                                  : rep.error_code == batch_expired.code ? &batch_expired
+                                                                         : nullptr;
+        if (!why) {
+            o.retry = true;
+            o.next_ms = t + backoff_ms(1, -1);
+            o.last_error = "not sent: " + printable(rep.error_code);
+            return o;
+        }
+        r.error_code = why->code;
+        r.error_message = why->message;
+        r.req_id = aq::random_id("batch_req_");
+        return o;
+    }
+    if (rep.status >= 200 && rep.status < 300) {
+        boost::system::error_code ec;
+        json::value v = json::parse(rep.body, ec);
+        if (!ec && v.is_object()) {
+            o.success = true;
             r.status_code = rep.status;
-            r.response_body = body_json(rep.body, rep.status);
+            r.response_body = json::serialize(v);
+            o.usage = usage_of(v.as_object());
         } else {
             retryable = true;
-            r.error_code = rep.error_code;
-            r.error_message = rep.error_message;
+            r.error_code = "invalid_response";
+            r.error_message = "The upstream answered " + std::to_string(rep.status) + " with a body that is not a JSON object.";
         }
-        if (retryable && c.line.attempts < static_cast<long long>(cfg_.max_attempts)) {
-            last_error = r.status_code ? "HTTP " + std::to_string(r.status_code) : r.error_message;
-            rec.retry(c.line, t + backoff_ms(c.line.attempts, rep.retry_after_ms), printable(last_error));
-            continue;
-        }
-        r.req_id = aq::random_id("batch_req_");
-        r.request_id = rep.request_id.empty() ? aq::random_id("req_") : printable(rep.request_id, 200);
-        if (!rec.result(c.line, r, u)) continue;  // another host owns the line now
-        delta& d = deltas[c.line.batch_id];
-        (success ? d.completed : d.failed) += 1;
-        d.usage.input_tokens += u.input_tokens;
-        d.usage.output_tokens += u.output_tokens;
-        d.usage.total_tokens += u.total_tokens;
-        d.usage.cached_tokens += u.cached_tokens;
-        d.usage.reasoning_tokens += u.reasoning_tokens;
+    } else if (rep.status > 0) {
+        retryable = rep.status == 429 || rep.status >= 500;
+        const long long cap_ms = static_cast<long long>(cfg_.max_retry_after_seconds) * 1000;
+        retry_after = retry_after_delay_ms(rep.retry_after_ms, rep.retry_after, t / 1000, cap_ms).value_or(-1);
+        if (rep.status == 429 && retry_after > 0)
+            if (const upstream_config* up = cfg_.upstream_for(c.line.model)) {
+                long long& until = paused_until_[static_cast<std::size_t>(up - cfg_.upstreams.data())];
+                until = std::max(until, t + retry_after);
+            }
+        r.status_code = rep.status;
+        r.response_body = body_json(rep.body, rep.status);
+    } else {
+        retryable = true;
+        r.error_code = rep.error_code;
+        r.error_message = rep.error_message;
     }
-    for (const auto& [id, d] : deltas) db_.add_counts(sql, id, d.completed, d.failed, d.usage);
-    tx.commit();
+    if (retryable && c.line.attempts < static_cast<long long>(cfg_.max_attempts)) {
+        o.retry = true;
+        o.next_ms = t + backoff_ms(c.line.attempts, retry_after);
+        o.last_error = printable(r.status_code ? "HTTP " + std::to_string(r.status_code) : r.error_message);
+        return o;
+    }
+    r.req_id = aq::random_id("batch_req_");
+    r.request_id = rep.request_id.empty() ? aq::random_id("req_") : printable(rep.request_id, 200);
+    return o;
+}
+
+std::size_t runner::record(std::vector<completion>& done) {
+    long long t = now_ms();
+    std::vector<line_outcome> outcomes;
+    outcomes.reserve(done.size());
+    for (const auto& c : done) outcomes.push_back(outcome_of(c, t));
+    lines_.record(me_, outcomes);  // a reply whose lease was lost is dropped there
     return done.size();
 }
 

@@ -1,25 +1,30 @@
-// The batch runner: the plugin's scheduler job.
+// The batch runner: the plugin's job that sends lines upstream and records their results.
 //
-// Each run validates batches in `validating`, claims runnable lines with leases (fair
-// round-robin across owners, then across each owner's batches), sends them through the
-// upstream client (bounded globally by max_in_flight and per upstream by max_concurrency),
-// records every result durably as it arrives (one transaction per drained group of results;
-// a result whose lease was lost is dropped, so each line is recorded exactly once), schedules
-// retries with exponential backoff, jitter and retry-after (a 429's retry-after also pauses new
-// lines to that upstream), renews its leases, and finalizes
-// finished, expired and cancelled batches. A run keeps going while work is in flight and
-// returns when idle; the scheduler calls it again every poll_interval_ms.
+// Each run claims runnable lines with leases (fair round-robin across owners, then across each
+// owner's batches; only lines of `in_progress` batches), sends them through the upstream client
+// (bounded globally by max_in_flight and per upstream by max_concurrency), records every result
+// durably as it arrives (one transaction per drained group of results; a result whose lease was
+// lost is dropped, so each line is recorded exactly once), and schedules retries with
+// exponential backoff, jitter and a capped retry-after (a 429's retry-after also pauses new
+// lines to that upstream). A run keeps going while work is in flight and returns when idle; the
+// scheduler calls it again every poll_interval_ms.
 //
-// All database work happens on the job's thread; the upstream client's I/O thread only hands
-// replies over through a queue.
+// A claimed line may wait in the upstream client's queue until a connection is free. Right
+// before it is sent, its batch is checked against the halted batches and its window: a line of
+// a batch being cancelled (or past its window) is not sent and is recorded as a batch_cancelled
+// (batch_expired) error line instead.
+//
+// Leases are renewed by the heartbeat, validation and finalization run in the housekeeper: this
+// job only claims, sends and records. All its database work happens on the job's thread; the
+// upstream client's I/O thread only hands replies over through a queue.
 #pragma once
 
 #include "config.hpp"
-#include "store.hpp"
+#include "halted_batches.hpp"
+#include "line_queue.hpp"
 #include "upstream.hpp"
 
 #include <aqueduct/plugin.hpp>
-#include <aqueduct/services/files.h>
 
 #include <condition_variable>
 #include <mutex>
@@ -30,14 +35,13 @@ namespace batches {
 
 class runner {
 public:
-    runner(aq::host host, const config& cfg, store& db, const aq_files_v1& files);
+    // `me`: this host's lease identity (the heartbeat renews what it claims).
+    runner(aq::host host, const config& cfg, batch_table& batches, line_queue& lines, const halted_batches& halted,
+           std::string me);
     ~runner();
 
     // The job body. Thread: the scheduler's (never two at once).
     void run();
-
-    // This host's lease identity.
-    const std::string& id() const noexcept { return me_; }
 
 private:
     struct completion {
@@ -45,16 +49,17 @@ private:
         upstream_reply reply;
     };
 
-    void housekeeping();
     std::size_t dispatch(std::size_t capacity);
     void send(claimed_line line);
     std::size_t record(std::vector<completion>& done);
+    line_outcome outcome_of(const completion& c, long long now);
     long long backoff_ms(long long attempts, long long retry_after_ms);
 
     aq::host host_;
     const config& cfg_;
-    store& db_;
-    const aq_files_v1& files_;
+    batch_table& batches_;
+    line_queue& lines_;
+    const halted_batches& halted_;
     std::string me_;
     long long claim_seq_ = 0;
     std::size_t rr_ = 0;

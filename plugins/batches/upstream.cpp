@@ -38,6 +38,7 @@ struct connection {
 
 struct job {
     std::string path, body;
+    start_check check;
     std::function<void(upstream_reply)> done;
 };
 
@@ -73,22 +74,10 @@ void parse_base(endpoint& e) {
     if (e.port.empty()) e.port = e.https ? "443" : "80";
 }
 
-long long parse_retry_after(const http::fields& h) {
-    auto number = [](std::string_view s, double scale) -> long long {
-        try {
-            std::size_t used = 0;
-            double v = std::stod(std::string(s), &used);
-            if (used == 0 || v < 0) return -1;
-            return static_cast<long long>(v * scale);
-        } catch (...) {
-            return -1;
-        }
-    };
-    if (auto it = h.find("retry-after-ms"); it != h.end())
-        if (long long ms = number(it->value(), 1); ms >= 0) return ms;
-    if (auto it = h.find(http::field::retry_after); it != h.end())
-        if (long long ms = number(it->value(), 1000); ms >= 0) return ms;
-    return -1;
+std::optional<std::string> header_value(const http::fields& h, std::string_view name) {
+    auto it = h.find(name);
+    if (it == h.end()) return std::nullopt;
+    return std::string(it->value());
 }
 
 }  // namespace
@@ -119,12 +108,35 @@ struct upstream_client::impl {
     }
 
     // Starts queued jobs while the upstream has room. I/O thread.
+    // Starts queued jobs while the upstream has room, each after its start check. I/O thread.
     void pump(endpoint& e) {
         while (e.active < e.cfg.max_concurrency && !e.queue.empty()) {
             job j = std::move(e.queue.front());
             e.queue.pop_front();
+            const char* refused = nullptr;
+            try {
+                refused = j.check ? j.check() : nullptr;
+            } catch (...) {
+                refused = "start_check_failed";
+            }
+            if (refused) {
+                upstream_reply r;
+                r.started = false;
+                r.error_code = refused;
+                --e.load;
+                finish(j, std::move(r));
+                continue;
+            }
             ++e.active;
             net::co_spawn(io, run(e, std::move(j)), net::detached);
+        }
+    }
+
+    static void finish(job& j, upstream_reply reply) {
+        try {
+            j.done(std::move(reply));
+        } catch (...) {
+            // The runner's callback only queues; nothing useful to do with a failure here.
         }
     }
 
@@ -132,11 +144,7 @@ struct upstream_client::impl {
         upstream_reply reply = co_await exchange(e, j);
         --e.active;
         --e.load;
-        try {
-            j.done(std::move(reply));
-        } catch (...) {
-            // The runner's callback only queues; nothing useful to do with a failure here.
-        }
+        finish(j, std::move(reply));
         pump(e);
     }
 
@@ -196,7 +204,8 @@ struct upstream_client::impl {
                 upstream_reply r;
                 r.status = static_cast<int>(res.result_int());
                 if (auto it = res.find("x-request-id"); it != res.end()) r.request_id = std::string(it->value());
-                r.retry_after_ms = parse_retry_after(res);
+                r.retry_after = header_value(res, "retry-after");
+                r.retry_after_ms = header_value(res, "retry-after-ms");
                 r.body = std::move(res.body());
                 if (res.keep_alive() && e.idle.size() < e.cfg.max_concurrency) {
                     c->lowest().expires_never();
@@ -236,11 +245,11 @@ upstream_client::upstream_client(const std::vector<upstream_config>& upstreams)
 
 upstream_client::~upstream_client() = default;
 
-void upstream_client::send(std::size_t upstream, std::string path, std::string body,
+void upstream_client::send(std::size_t upstream, std::string path, std::string body, start_check check,
                            std::function<void(upstream_reply)> done) {
     endpoint& e = *impl_->endpoints.at(upstream);
     ++e.load;
-    net::post(impl_->io, [this, &e, j = job{std::move(path), std::move(body), std::move(done)}]() mutable {
+    net::post(impl_->io, [this, &e, j = job{std::move(path), std::move(body), std::move(check), std::move(done)}]() mutable {
         e.queue.push_back(std::move(j));
         impl_->pump(e);
     });

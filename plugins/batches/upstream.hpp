@@ -18,19 +18,28 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace batches {
 
 struct upstream_reply {
-    int status = 0;                 // HTTP status; 0 when no answer arrived
-    std::string body;               // the response body as received
-    std::string request_id;         // the upstream's x-request-id, if any
-    long long retry_after_ms = -1;  // from retry-after-ms / retry-after, -1 when absent
-    std::string error_code;         // when status == 0: timeout | connection_error | invalid_response
+    bool started = true;             // false: the start check refused, nothing was sent
+    int status = 0;                  // HTTP status; 0 when no answer arrived
+    std::string body;                // the response body as received
+    std::string request_id;          // the upstream's x-request-id, if any
+    // The rate-limit headers as received (absent: nullopt); retry_after.hpp reads them.
+    std::optional<std::string> retry_after, retry_after_ms;
+    // When status == 0: timeout | connection_error | invalid_response, or when !started the
+    // code the start check returned.
+    std::string error_code;
     std::string error_message;
 };
+
+// Asked on the client's I/O thread right before a request is sent: nullptr to send it, else
+// the error code of not sending it (the request is then answered with started == false).
+using start_check = std::function<const char*()>;
 
 class upstream_client {
 public:
@@ -39,10 +48,13 @@ public:
     upstream_client(const upstream_client&) = delete;
     upstream_client& operator=(const upstream_client&) = delete;
 
-    // Sends `body` (JSON) as POST base_url + path of upstream number `upstream` (config order).
-    // `done` runs exactly once on the client's I/O thread, unless the client is destroyed first.
-    // Thread: any.
-    void send(std::size_t upstream, std::string path, std::string body, std::function<void(upstream_reply)> done);
+    // Sends `body` (JSON) as POST base_url + path of upstream number `upstream` (config order),
+    // once `check` allows it: a request waits in the upstream's queue until a connection slot
+    // is free, and whether it should still go is only known then (its batch may have been
+    // cancelled meanwhile). `done` runs exactly once on the client's I/O thread, unless the
+    // client is destroyed first. Thread: any.
+    void send(std::size_t upstream, std::string path, std::string body, start_check check,
+              std::function<void(upstream_reply)> done);
 
     // Requests handed to `upstream` and not yet answered (queued or in flight). Thread: any.
     std::size_t load(std::size_t upstream) const;

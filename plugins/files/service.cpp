@@ -141,6 +141,13 @@ aq_status commit_file(aq_files_writer* w, const aq_file_info** info) noexcept {
 
 void close_writer(aq_files_writer* w) noexcept { delete w; }
 
+aq_status remove_file(void* ctx, aq_str file_id, aq_str owner) noexcept {
+    auto& svc = *static_cast<service*>(ctx);
+    return guarded(svc, "remove", [&] {
+        return svc.files().remove(aq::to_sv(owner), aq::to_sv(file_id)) ? AQ_OK : AQ_ERR_NOT_FOUND;
+    });
+}
+
 }  // namespace
 
 service::service(const aq::host& host, const config& cfg, store& files) : host_(host), cfg_(cfg), files_(files) {
@@ -154,6 +161,7 @@ service::service(const aq::host& host, const config& cfg, store& files) : host_(
     table_.write = &write_file;
     table_.commit = &commit_file;
     table_.close_writer = &close_writer;
+    table_.remove = &remove_file;
 }
 
 }  // namespace aq::files

@@ -2,11 +2,13 @@
 // backend branches.
 //
 //   claims      several hosts on one PostgreSQL pick work rows without taking the same row:
-//               "WITH picked AS MATERIALIZED (SELECT key ... LIMIT :n" + d.skip_locked() + ")
-//               UPDATE t SET ... WHERE key IN (SELECT key FROM picked)". MATERIALIZED (both
-//               backends) makes the pick run once: inlined, PostgreSQL may re-run a LIMIT
-//               subquery per row and claim more than asked. On SQLite skip_locked() is empty:
-//               BEGIN IMMEDIATE (sql::write_transaction) already admits one writer at a time.
+//               "WITH picked AS (SELECT key ... LIMIT :n" + d.skip_locked() + ") UPDATE t SET
+//               ... FROM picked WHERE t.key = picked.key" (batches' line_queue), or a SELECT
+//               ending with skip_locked() and then UPDATEs by key in the same transaction
+//               (files' purge). The pick must run once: as `key IN (SELECT ... LIMIT :n)`
+//               PostgreSQL may re-run the subquery per row and claim more than asked. On SQLite
+//               skip_locked() is empty: BEGIN IMMEDIATE (sql::write_transaction) already admits
+//               one writer at a time.
 //   locks       lock(session, space, key): a read that decides a write (a quota check before
 //               a commit) is serialized per key for the rest of the transaction; PostgreSQL
 //               pg_advisory_xact_lock, SQLite nothing (the write lock already serializes).

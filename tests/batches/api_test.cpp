@@ -8,18 +8,26 @@
 
 #include "batch_input.hpp"
 #include "fake_upstream.hpp"
+#include "rule_cases.hpp"
+#include "support/digest.hpp"
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
 #include "support/postgres.hpp"
 
+#include "schema.hpp"
+#include "sql/migrations.hpp"
 #include "sql/pool.hpp"
 
 #include <boost/json.hpp>
 #include <soci/soci.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -47,9 +55,10 @@ struct env {
     aqt::fake_upstream up;
     std::string database;  // empty: each gateway's own SQLite file
 
-    json::object config(json::object batches = {}) {
+    json::object config(json::object batches = {}, json::object upstream_overrides = {}) {
         json::object upstream{{"name", "fake"}, {"base_url", up.base_url()}, {"models", json::array{"m1", "m2"}},
                               {"max_concurrency", 64}, {"timeout_seconds", 2}};
+        for (auto& [k, v] : upstream_overrides) upstream[k] = v;
         json::object b{{"enabled", true},
                        {"requires", json::array{"files"}},
                        {"upstreams", json::array{upstream}},
@@ -93,6 +102,10 @@ struct client {
         auto r = create(body);
         BOOST_REQUIRE_MESSAGE(r.status == 200, "create: " + std::to_string(r.status) + " " + r.body);
         return std::string(r.json().at("id").as_string());
+    }
+
+    aqt::http::response cancel(const std::string& batch_id) {
+        return http.request("POST", "/v1/batches/" + batch_id + "/cancel", {{"Content-Type", "application/json"}});
     }
 
     json::object get(const std::string& batch_id) {
@@ -146,6 +159,25 @@ std::set<std::string> recorded_ids(const std::string& url) {
     st.execute();
     while (st.fetch()) out.insert(id);
     return out;
+}
+
+void db_exec(const std::string& url, const std::string& sql) {
+    aq::sql::pool pool(url, 1);
+    *pool.lease() << sql;
+}
+
+// The first column of the first row as text ('' when there is none).
+std::string db_text(const std::string& url, const std::string& sql) {
+    aq::sql::pool pool(url, 1);
+    auto s = pool.lease();
+    std::string v;
+    *s << sql, soci::into(v);
+    return s->got_data() ? v : std::string();
+}
+
+// The database a gateway of this env uses.
+std::string database_of(const env& e, const aqt::gateway& gw) {
+    return e.database.empty() ? "sqlite:" + (gw.dir() / "aqueduct.db").string() : e.database;
 }
 
 }  // namespace
@@ -263,7 +295,7 @@ BOOST_AUTO_TEST_CASE(lifecycle_to_completed_with_exact_output_bytes_in_input_ord
     client bob(gw, "bob");
     BOOST_TEST(bob.http.get("/v1/files/" + std::string(b.at("output_file_id").as_string())).status == 404);
     // A finished batch cannot be cancelled.
-    expect_error(alice.http.request("POST", "/v1/batches/" + id + "/cancel", {{"Content-Type", "application/json"}}),
+    expect_error(alice.cancel(id),
                  400, nullptr);
 }
 
@@ -343,7 +375,7 @@ BOOST_AUTO_TEST_CASE(cancel_moves_to_cancelled_with_partial_results) {
     client alice(gw, "alice");
     std::string id = alice.create_batch(alice.upload(lines("k", 40)));
     while (e.up.total() < 3) std::this_thread::sleep_for(10ms);
-    auto r = alice.http.request("POST", "/v1/batches/" + id + "/cancel", {{"Content-Type", "application/json"}});
+    auto r = alice.cancel(id);
     BOOST_REQUIRE_EQUAL(r.status, 200);
     BOOST_TEST(r.json().at("status") == "cancelling");
     BOOST_TEST(r.json().at("cancelling_at").is_int64());
@@ -408,8 +440,7 @@ BOOST_AUTO_TEST_CASE(kill9_mid_batch_then_restart_sends_no_recorded_line_again) 
     std::string id = alice.create_batch(alice.upload(lines("k", 300)));
     while (alice.get(id).at("request_counts").at("completed").as_int64() < 60) std::this_thread::sleep_for(20ms);
     gw.kill9();
-    std::string url = e.database.empty() ? "sqlite:" + (gw.dir() / "aqueduct.db").string() : e.database;
-    auto recorded = recorded_ids(url);
+    auto recorded = recorded_ids(database_of(e, gw));
     auto counts_at_kill = e.up.counts();
     BOOST_TEST(recorded.size() >= 60u);
     gw.restart();
@@ -568,4 +599,379 @@ BOOST_AUTO_TEST_CASE(a_long_upload_holding_the_sqlite_write_lock_delays_but_neve
     int resent = 0;
     for (auto& [cid, n] : e.up.counts()) resent += n - 1;
     BOOST_TEST(resent == 0);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_while_64_lines_run_sends_none_of_the_other_16) {
+    // 80 lines of 2 s each on an upstream with max_concurrency 64: all 80 are claimed, 64 run and
+    // 16 wait in the upstream client for a connection. A cancel now must keep those 16 from ever
+    // reaching the upstream; they become batch_cancelled error lines.
+    env e;
+    e.up.set_latency(2000ms);
+    aqt::gateway gw(e.config({}, {{"max_concurrency", 64}, {"timeout_seconds", 30}}));
+    client alice(gw, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("k", 80)));
+    while (e.up.active() < 64) std::this_thread::sleep_for(5ms);
+    auto r = alice.cancel(id);
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    BOOST_TEST(r.json().at("status") == "cancelling");
+    auto b = alice.wait(id, {"cancelled"}, 60s);
+    BOOST_TEST(e.up.total() == 64);
+    BOOST_TEST(e.up.max_active() == 64);
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":80,"completed":64,"failed":16})"));
+    auto out = split_lines(alice.content(b.at("output_file_id")));
+    BOOST_TEST(out.size() == 64u);
+    std::set<std::string> sent;
+    for (auto& l : out) sent.insert(std::string(json::parse(l).at("custom_id").as_string()));
+    for (auto& [cid, n] : e.up.counts()) {
+        BOOST_TEST(n == 1, cid);
+        BOOST_TEST(sent.count(cid) == 1u, cid);
+    }
+    auto err = split_lines(alice.content(b.at("error_file_id")));
+    BOOST_REQUIRE_EQUAL(err.size(), 16u);
+    std::set<std::string> cancelled;
+    for (auto& l : err) {
+        auto v = json::parse(l);
+        BOOST_TEST(v.at("response").is_null());
+        BOOST_TEST(v.at("error").at("code") == "batch_cancelled");
+        BOOST_TEST(v.at("error").at("message") == "The batch was cancelled before this request ran.");
+        std::string cid(v.at("custom_id").as_string());
+        BOOST_TEST(e.up.count(cid) == 0, cid);
+        BOOST_TEST(sent.count(cid) == 0u, cid);
+        cancelled.insert(cid);
+    }
+    BOOST_TEST(cancelled.size() + sent.size() == 80u);
+    std::this_thread::sleep_for(500ms);
+    BOOST_TEST(e.up.total() == 64);  // and none later
+}
+
+BOOST_AUTO_TEST_CASE(a_cancel_through_another_host_stops_lines_waiting_on_this_one) {
+    if (!use_postgres()) return;  // two hosts need one database
+    // Host one claims all 40 lines (20 run for 4 s, 20 wait); the cancel goes through host two.
+    // Host one learns it from the database (its heartbeat reads the cancelling batches every
+    // poll_interval_ms) before the first 20 finish.
+    env e;
+    e.up.set_latency(4000ms);
+    auto cfg = e.config({}, {{"max_concurrency", 20}, {"timeout_seconds", 30}});
+    aqt::gateway one(cfg);
+    client alice(one, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("k", 40)));
+    while (e.up.active() < 20) std::this_thread::sleep_for(5ms);
+    aqt::gateway two(cfg);
+    client alice2(two, "alice");
+    auto r = alice2.cancel(id);
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    BOOST_REQUIRE_MESSAGE(e.up.total() == 20, "the first lines finished before the cancel: the test proves nothing");
+    auto b = alice.wait(id, {"cancelled"}, 60s);
+    BOOST_TEST(e.up.total() == 20);
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":40,"completed":20,"failed":20})"));
+    auto err = split_lines(alice.content(b.at("error_file_id")));
+    BOOST_TEST(err.size() == 20u);
+    for (auto& l : err) BOOST_TEST(json::parse(l).at("error").at("code") == "batch_cancelled");
+}
+
+BOOST_AUTO_TEST_CASE(a_429_with_a_huge_or_broken_retry_after_does_not_park_the_batch) {
+    // Each key gets one 429 whose retry-after is absurd (10^9 s, a date in the year 9999) or
+    // not a delay at all. Capped at max_retry_after_seconds (1 s here, 60 s by default) or
+    // ignored, so the batch completes.
+    env e;
+    e.up.set_rule("huge", {"status", 429, 1, -1, "1000000000"});
+    e.up.set_rule("float", {"status", 429, 1, -1, "1e30"});
+    e.up.set_rule("date", {"status", 429, 1, -1, "Fri, 31 Dec 9999 23:59:59 GMT"});
+    e.up.set_rule("inf", {"status", 429, 1, -1, "inf"});
+    e.up.set_rule("negative", {"status", 429, 1, -1, "-5"});
+    aqt::gateway gw(e.config({{"max_retry_after_seconds", 1}}));
+    client alice(gw, "alice");
+    std::string input = line("huge") + line("float") + line("date") + line("inf") + line("negative");
+    auto b = alice.wait(alice.create_batch(alice.upload(input)), {"completed"}, 60s);
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":5,"completed":5,"failed":0})"));
+    for (const char* k : {"huge", "float", "date", "inf", "negative"}) BOOST_TEST(e.up.count(k) == 2, k);
+}
+
+BOOST_AUTO_TEST_CASE(a_200_mib_input_validates_while_uploads_cancels_and_results_go_on) {
+    // Validation stages lines in short transactions: on SQLite no write transaction spans the
+    // reading and parsing of the input, so other writers do not wait for it (before, they
+    // waited behind one transaction for the whole file, up to the busy timeout, then got 500).
+    // Shown by work that *completes* while the big batch is still validating.
+    env e;
+    e.up.set_latency(20ms);
+    aqt::gateway gw(e.config({{"max_in_flight", 8}}));
+    client alice(gw, "alice"), bob(gw, "bob");
+    // 50,000 lines of 4,190 bytes: 199.8 MiB, just under the 200 MiB max_input_bytes.
+    std::string big;
+    big.reserve(210u << 20);
+    for (int i = 0; i < 50000; ++i) {
+        std::string id = "big" + std::to_string(i);
+        std::string head = R"({"custom_id":")" + id + R"(","method":"POST","url":"/v1/chat/completions","body":{"model":"m1","user":")" +
+                           id + R"(","messages":[{"role":"user","content":")";
+        std::string tail = R"("}]}})" "\n";
+        big += head + std::string(4190 - head.size() - tail.size(), 'x') + tail;
+    }
+    BOOST_TEST_MESSAGE("input: " << big.size() / (1 << 20) << " MiB");
+    BOOST_REQUIRE(big.size() > (199u << 20) && big.size() <= (200u << 20));
+    std::string big_file = alice.upload(big);
+    big.clear();
+    big.shrink_to_fit();
+    // A batch whose results are recorded all the time (bob's, so it does not wait behind big):
+    // 20,000 lines at 8 x 20 ms (50 s) last longer than the validation.
+    std::string running = bob.create_batch(bob.upload(lines("r", 20000)));
+    bob.wait(running, {"in_progress"});
+    std::string big_id = alice.create_batch(big_file);
+
+    std::atomic<bool> validating{true};
+    std::atomic<int> uploads_during{0}, cancels_during{0}, failures{0};
+    std::vector<std::string> failure_text;
+    std::mutex failure_mu;
+    auto failed = [&](const std::string& what, const aqt::http::response& r) {
+        std::lock_guard lock(failure_mu);
+        ++failures;
+        failure_text.push_back(what + ": " + std::to_string(r.status) + " " + r.body.substr(0, 300));
+    };
+    std::thread uploader([&] {
+        client c(gw, "carol");
+        while (validating) {
+            std::this_thread::sleep_for(10ms);
+            aqt::multipart form;
+            form.field("purpose", "batch").file("file", "small.jsonl", line("s"));
+            auto r = c.http.request("POST", "/v1/files", {{"Content-Type", form.content_type()}}, form.body());
+            if (r.status != 200) failed("upload", r);
+            else if (validating) ++uploads_during;
+        }
+    });
+    std::thread canceller([&] {
+        client c(gw, "carol");
+        std::string file = c.upload(line("c"));
+        std::string last;
+        for (int n = 0; validating; ++n) {
+            std::this_thread::sleep_for(50ms);
+            // Cancelled batches stay `cancelling` (active) until the housekeeper, busy validating,
+            // finalizes them: after 80, cancel the last one again (an UPDATE all the same).
+            if (n < 80) {
+                auto created = c.create(json::object{{"input_file_id", file}, {"endpoint", "/v1/chat/completions"},
+                                                     {"completion_window", "24h"}});
+                if (created.status != 200) {
+                    failed("create", created);
+                    continue;
+                }
+                last = std::string(created.json().at("id").as_string());
+            }
+            auto r = c.cancel(last);
+            if (r.status == 200) {
+                if (validating) ++cancels_during;
+            } else if (!(r.status == 400 && validating == false)) {  // finalized once validation ended
+                failed("cancel", r);
+            }
+        }
+    });
+    struct sample {
+        double t;
+        long long completed;
+        int uploads, cancels;
+    };
+    std::vector<sample> samples;
+    auto t0 = std::chrono::steady_clock::now();
+    auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    for (;;) {
+        auto b = alice.get(big_id);
+        if (b.at("status") != "validating") {
+            BOOST_TEST(b.at("status") == "in_progress", json::serialize(b.at("errors")));
+            break;
+        }
+        samples.push_back({since(), bob.get(running).at("request_counts").at("completed").as_int64(),
+                           uploads_during.load(), cancels_during.load()});
+        BOOST_REQUIRE(since() < 300);
+        std::this_thread::sleep_for(50ms);
+    }
+    validating = false;
+    double seconds = since();
+    uploader.join();
+    canceller.join();
+    BOOST_TEST_MESSAGE("validation took " << seconds << " s; meanwhile " << uploads_during << " uploads, "
+                                          << cancels_during << " cancels, "
+                                          << samples.back().completed - samples.front().completed
+                                          << " results recorded");
+    BOOST_TEST(failures == 0);
+    for (auto& f : failure_text) BOOST_TEST_MESSAGE(f);
+    // Progress in the second half of the validation, when a single transaction spanning the
+    // whole file would have held every other writer back: each kind of work completed then.
+    auto mid = std::find_if(samples.begin(), samples.end(), [&](const sample& x) { return x.t >= seconds / 2; });
+    BOOST_REQUIRE(mid != samples.end() && mid != samples.end() - 1);
+    const sample &from = *mid, &to = samples.back();
+    BOOST_TEST(to.uploads > from.uploads);
+    BOOST_TEST(to.cancels > from.cancels);
+    BOOST_TEST(to.completed > from.completed);
+    auto big_batch = alice.get(big_id);
+    BOOST_TEST(big_batch.at("request_counts").at("total") == 50000);
+    // Stop the 50,000 lines instead of waiting for them.
+    BOOST_TEST(alice.http.request("POST", "/v1/batches/" + big_id + "/cancel").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(ended_batches_are_purged_after_batch_retention_seconds) {
+    env e;
+    aqt::gateway gw(e.config({{"batch_retention_seconds", 2}}));
+    client alice(gw, "alice");
+    std::string id = alice.create_batch(alice.upload(line("a")));
+    auto b = alice.wait(id, {"completed"});
+    std::string output(b.at("output_file_id").as_string());
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    aqt::http::response r;
+    do {
+        std::this_thread::sleep_for(200ms);
+        r = alice.http.get("/v1/batches/" + id);
+    } while (r.status == 200 && std::chrono::steady_clock::now() < deadline);
+    expect_error(r, 404, nullptr);
+    BOOST_TEST(alice.http.get("/v1/batches").json().at("data").as_array().empty());
+    // The output file lives on, on its own expiry.
+    BOOST_TEST(alice.http.get("/v1/files/" + output + "/content").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(a_user_and_a_team_with_the_same_name_are_isolated_on_every_batches_route) {
+    env e;
+    aqt::gateway gw(e.config());
+    client team(gw, "carol");           // team "research"
+    client user(gw, "research-user");   // user "research"
+    std::string team_file = team.upload(line("t")), user_file = user.upload(line("u1") + line("u2"));
+    std::string tid = team.create_batch(team_file), uid = user.create_batch(user_file);
+    auto tb = team.wait(tid, {"completed"}), ub = user.wait(uid, {"completed"});
+    std::string t_out(tb.at("output_file_id").as_string()), u_out(ub.at("output_file_id").as_string());
+    for (auto [who, self, mine, theirs, theirs_file, theirs_out, n] :
+         {std::tuple{"team research", &team, tid, uid, user_file, u_out, 1},
+          std::tuple{"user research", &user, uid, tid, team_file, t_out, 2}}) {
+        BOOST_TEST_CONTEXT("as " << who) {
+            expect_error(self->http.get("/v1/batches/" + theirs), 404, "batch_id");
+            expect_error(self->http.request("POST", "/v1/batches/" + theirs + "/cancel"), 404, "batch_id");
+            expect_error(self->create(json::object{{"input_file_id", theirs_file}, {"endpoint", "/v1/chat/completions"},
+                                                   {"completion_window", "24h"}}),
+                         404, "input_file_id");
+            auto list = self->http.get("/v1/batches").json();
+            BOOST_REQUIRE_EQUAL(list.at("data").as_array().size(), 1u);
+            BOOST_TEST(list.at("data").at(0).at("id") == json::value(mine));
+            BOOST_TEST(self->http.get("/v1/batches?after=" + theirs).json().at("data").as_array().empty());
+            expect_error(self->http.get("/v1/files/" + theirs_out + "/content"), 404, nullptr);
+            auto own = self->get(mine);
+            BOOST_TEST(own.at("request_counts").at("completed") == n);
+            BOOST_TEST(split_lines(self->content(own.at("output_file_id"))).size() == static_cast<std::size_t>(n));
+        }
+    }
+    std::string url = database_of(e, gw);
+    BOOST_TEST(db_text(url, "SELECT owner FROM batches WHERE id = '" + tid + "'") == "team:research");
+    BOOST_TEST(db_text(url, "SELECT owner FROM batches WHERE id = '" + uid + "'") == "user:research");
+}
+
+BOOST_AUTO_TEST_CASE(bare_owner_names_of_a_version_1_database_become_owner_keys_once) {
+    env e;
+    std::filesystem::path dir;
+    if (e.database.empty()) {
+        dir = std::filesystem::temp_directory_path() / ("aqt-batches-legacy-" + aqt::random_hex(6));
+        std::filesystem::create_directories(dir);
+        e.database = "sqlite:" + (dir / "legacy.db").string();
+    }
+    // Schema version 1 as it shipped (the plugin's first migration), with batches owned by bare
+    // names.
+    {
+        aq::sql::pool pool(e.database, 1);
+        aq::sql::owner_rewrite unused;
+        auto all = batches::schema_migrations({}, unused);
+        aq::sql::migrate(*pool.lease(), pool.kind(), "batches", std::span(all).first(1));
+    }
+    struct legacy_row {
+        std::string id, owner, key;
+    };
+    const std::vector<legacy_row> rows = {
+        {"batch_legacyalice0000000000000", "alice", "user:alice"},
+        {"batch_legacyteam00000000000000", "research", "team:research"},  // listed as a team
+        {"batch_legacybob000000000000000", "bob", "user:bob"},
+        {"batch_legacyodd000000000000000", "user:x", "user:user:x"},      // rewritten exactly once
+    };
+    const long long ended = std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch()).count() - 100;
+    for (const auto& r : rows)
+        db_exec(e.database, "INSERT INTO batches (id, owner, endpoint, input_file_id, completion_window, status,"
+                            " created_at, expires_at, completed_at, total, completed) VALUES ('" + r.id + "', '" +
+                                r.owner + "', '/v1/chat/completions', 'file-gone', '24h', 'completed', " +
+                                std::to_string(ended - 10) + ", " + std::to_string(ended + 86000) + ", " +
+                                std::to_string(ended) + ", 1, 1)");
+    // A line the old version kept forever.
+    db_exec(e.database, "INSERT INTO batch_requests (batch_id, line_no, custom_id, model, body, state) VALUES ('" +
+                            rows[0].id + "', 1, 'a', 'm1', '{}', 'done')");
+
+    auto cfg = e.config({{"legacy_team_owners", json::array{"research", "ops"}}});
+    aqt::gateway gw(cfg);
+    BOOST_TEST(gw.wait_for_log("batches: owners migrated to owner keys: 3 user name(s), 1 team name(s)"), gw.log());
+    for (const auto& r : rows)
+        BOOST_TEST(db_text(e.database, "SELECT owner FROM batches WHERE id = '" + r.id + "'") == r.key);
+    BOOST_TEST(db_text(e.database, "SELECT CAST(ended_at AS TEXT) FROM batches WHERE id = '" + rows[0].id + "'") ==
+               std::to_string(ended));
+    client alice(gw, "alice"), bob(gw, "bob"), carol(gw, "carol"), research(gw, "research-user");
+    BOOST_TEST(alice.get(rows[0].id).at("status") == "completed");
+    BOOST_TEST(carol.get(rows[1].id).at("id") == json::value(rows[1].id));
+    expect_error(research.http.get("/v1/batches/" + rows[1].id), 404, "batch_id");  // the team's, not the user's
+    BOOST_TEST(research.http.get("/v1/batches").json().at("data").as_array().empty());
+    BOOST_TEST(bob.get(rows[2].id).at("id") == json::value(rows[2].id));
+    expect_error(alice.http.get("/v1/batches/" + rows[2].id), 404, "batch_id");
+    // The retention purge drops the old line of the ended batch.
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (db_text(e.database, "SELECT custom_id FROM batch_requests") == "a" && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(100ms);
+    BOOST_TEST(db_text(e.database, "SELECT custom_id FROM batch_requests").empty());
+
+    // A restart finds schema 3 and rewrites nothing again.
+    gw.restart();
+    for (const auto& r : rows)
+        BOOST_TEST(db_text(e.database, "SELECT owner FROM batches WHERE id = '" + r.id + "'") == r.key);
+    BOOST_TEST(gw.log().find("owners migrated") == std::string::npos);
+    BOOST_TEST(db_text(e.database, "SELECT CAST(version AS TEXT) FROM aq_schema WHERE component = 'batches'") == "3");
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(legacy_team_owners_must_be_names) {
+    env e;
+    for (const json::value& bad : {json::value("research"), json::value(json::array{""}), json::value(json::array{1})}) {
+        auto failure = aqt::expect_startup_failure(e.config({{"legacy_team_owners", bad}}));
+        BOOST_TEST(failure.log.find("plugins.batches.legacy_team_owners: must be an array of") != std::string::npos,
+                   failure.log);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(upload_and_batch_creation_answer_the_shared_rule_table_alike) {
+    // Over HTTP: each input of tests/batch_line/rule_cases.hpp is uploaded (the files plugin's
+    // verdict) and, when the upload accepts it, a batch is created from it (the batches
+    // plugin's verdict, which adds the endpoint and model rules). Both with the table's limits.
+    namespace rules = aqt::batch_rules;
+    env e;
+    auto cfg = e.config({{"max_line_bytes", rules::rule_case_limits::max_line_bytes},
+                         {"max_requests_per_batch", rules::rule_case_limits::max_requests}},
+                        {{"models", json::array{"m", "gpt-4o-mini"}}});
+    auto& files = cfg["plugins"].as_object()["files"].as_object();
+    files["max_line_bytes"] = rules::rule_case_limits::max_line_bytes;
+    files["max_requests_per_file"] = rules::rule_case_limits::max_requests;
+    aqt::gateway gw(cfg);
+    client alice(gw, "alice");
+    int created = 0;
+    for (const auto& c : rules::rule_cases()) {
+        BOOST_TEST_CONTEXT("case " << c.name) {
+            aqt::multipart form;
+            form.field("purpose", "batch").file("file", "case.jsonl", c.input);
+            auto up = alice.http.request("POST", "/v1/files", {{"Content-Type", form.content_type()}}, form.body());
+            if (!c.upload.accepted()) {
+                BOOST_TEST(up.status == 400, up.body);
+                continue;
+            }
+            BOOST_REQUIRE_MESSAGE(up.status == 200, up.body);
+            ++created;
+            auto b = alice.wait(alice.create_batch(std::string(up.json().at("id").as_string())),
+                                {"in_progress", "finalizing", "completed", "failed"});
+            if (c.batch.accepted()) {
+                BOOST_TEST(b.at("status") != "failed", json::serialize(b.at("errors")));
+                BOOST_TEST(b.at("request_counts").at("total") == c.requests);
+            } else {
+                BOOST_TEST(b.at("status") == "failed");
+                json::object expected{{"code", c.batch.code},
+                                      {"message", c.batch.message},
+                                      {"param", c.batch.param.empty() ? json::value(nullptr) : json::value(c.batch.param)},
+                                      {"line", c.batch.line ? json::value(c.batch.line) : json::value(nullptr)}};
+                BOOST_TEST(b.at("errors").at("data").at(0) == json::value(expected), json::serialize(b.at("errors")));
+            }
+        }
+    }
+    BOOST_TEST(created >= 10);
 }

@@ -1,5 +1,6 @@
-// The batches plugin's core (store, validation, runner, upstream client, finalizer) driven
-// in-process against SQLite, an in-memory files service and the fake upstream. The HTTP routes
+// The batches plugin's core (tables, validation, runner, housekeeper, heartbeat, upstream client,
+// finalizer, retry-after parsing) driven in-process against SQLite (or, with `-- --postgres`,
+// the throwaway PostgreSQL), an in-memory files service and the fake upstream. The HTTP routes
 // are covered through the real aqueductd in api_test.cpp.
 #define BOOST_TEST_MODULE batches_core
 #include <boost/test/unit_test.hpp>
@@ -7,16 +8,26 @@
 #include "fake_files.hpp"
 #include "batch_input.hpp"
 #include "fake_upstream.hpp"
+#include "rule_cases.hpp"
 #include "test_cert.hpp"
 #include "support/postgres.hpp"
 
 #include "batch_object.hpp"
+#include "batch_table.hpp"
 #include "config.hpp"
+#include "halted_batches.hpp"
+#include "heartbeat.hpp"
+#include "housekeeper.hpp"
+#include "line_queue.hpp"
+#include "retry_after.hpp"
 #include "runner.hpp"
-#include "store.hpp"
+#include "schema.hpp"
 #include "validation.hpp"
+#include "wall_clock.hpp"
 
 #include "sql/pool.hpp"
+
+#include <soci/soci.h>
 
 #include <boost/json.hpp>
 
@@ -36,9 +47,10 @@ namespace {
 using aqt::line;
 using aqt::split_lines;
 using aqt::use_postgres;
+using batches::now_ms;
+using batches::now_s;
 
-
-
+struct host_parts;
 
 struct env {
     std::filesystem::path dir;
@@ -47,7 +59,8 @@ struct env {
     aqt::fake_host fh;
     batches::config cfg;
     std::unique_ptr<aq::sql::pool> pool;
-    std::unique_ptr<batches::store> db;
+    std::unique_ptr<batches::batch_table> table;
+    std::unique_ptr<batches::line_queue> queue;
 
     explicit env(json::object overrides = {}) {
         dir = std::filesystem::temp_directory_path() / ("batches_core_" + aq::random_id("", 10));
@@ -68,11 +81,13 @@ struct env {
         for (auto& [k, v] : overrides) c[k] = v;
         cfg = batches::parse_config(c);
         pool = std::make_unique<aq::sql::pool>(cfg.database, 8);
-        db = std::make_unique<batches::store>(*pool);
-        db->migrate();
+        batches::migrate_schema(*pool);
+        table = std::make_unique<batches::batch_table>(*pool);
+        queue = std::make_unique<batches::line_queue>(*pool);
     }
     ~env() {
-        db.reset();
+        queue.reset();
+        table.reset();
         pool.reset();
         std::error_code ec;
         std::filesystem::remove_all(dir, ec);
@@ -87,26 +102,47 @@ struct env {
         b.input_file_id = files.add(owner, content);
         b.completion_window = "24h";
         b.status = "validating";
-        b.created_at = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch()).count();
+        b.created_at = now_s();
         b.expires_at = b.created_at + cfg.completion_window_seconds;
-        db->insert_batch(b);
+        table->insert(b);
         return b.id;
     }
 
-    batches::batch_row get(const std::string& owner, const std::string& id) { return *db->get_batch(owner, id); }
+    batches::batch_row get(const std::string& owner, const std::string& id) { return *table->get(owner, id); }
 
-    // Runs the job like the scheduler does until the batch reaches a terminal status.
-    batches::batch_row run(batches::runner& r, const std::string& owner, const std::string& id,
-                           std::chrono::seconds timeout = 30s) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            r.run();
-            auto b = get(owner, id);
-            if (batches::is_terminal(b.status)) return b;
-            if (std::chrono::steady_clock::now() > deadline) BOOST_FAIL("batch did not finish: " + b.status);
-            std::this_thread::sleep_for(std::chrono::milliseconds(cfg.poll_interval_ms));
-        }
+    // The batch as the runner and the housekeeper see it.
+    batches::batch_work work(const std::string& owner, const std::string& id) {
+        auto b = get(owner, id);
+        batches::batch_work w;
+        w.id = id;
+        w.owner = owner;
+        w.status = b.status;
+        w.endpoint = b.endpoint;
+        w.input_file_id = b.input_file_id;
+        w.expires_at = b.expires_at;
+        return w;
+    }
+
+    // Validates a batch at once as host "host_v" (taking its lease), outside any job.
+    batches::batch_work validate(const std::string& owner, const std::string& id) {
+        auto w = work(owner, id);
+        long long t = now_ms();
+        BOOST_REQUIRE(table->lease(id, "host_v", t, t + 10000));
+        batches::validate_batch(cfg, *table, *queue, files.table(), w, "host_v");
+        return work(owner, id);
+    }
+
+    // Runs one host's two jobs, one after the other, like the scheduler does, until the batch
+    // reaches a terminal status.
+    batches::batch_row run(host_parts& h, const std::string& owner, const std::string& id,
+                           std::chrono::seconds timeout = 30s);
+
+    // Rows of batch_requests of a batch, read straight from the database.
+    long long line_rows(const std::string& batch_id) {
+        auto s = pool->lease();
+        long long n = 0;
+        *s << "SELECT COUNT(*) FROM batch_requests WHERE batch_id = :b", soci::into(n), soci::use(batch_id);
+        return n;
     }
 
     std::string content(const std::string& file_id) {
@@ -114,6 +150,35 @@ struct env {
         return f ? f->content : std::string();
     }
 };
+
+// One host: its heartbeat (a thread), its runner and its housekeeper (jobs, run by hand here).
+struct host_parts {
+    batches::halted_batches halted;
+    batches::heartbeat beat;
+    batches::housekeeper keeper;
+    batches::runner runner;
+
+    explicit host_parts(env& e, const std::string& me = aq::random_id("host_", 16))
+        : beat(e.fh.host(), e.cfg, me, halted), keeper(e.fh.host(), e.cfg, *e.table, *e.queue, e.files.table(), beat),
+          runner(e.fh.host(), e.cfg, *e.table, *e.queue, halted, me) {}
+
+    void once() {
+        keeper.run();
+        runner.run();
+    }
+};
+
+batches::batch_row env::run(host_parts& h, const std::string& owner, const std::string& id,
+                            std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        h.once();
+        auto b = get(owner, id);
+        if (batches::is_terminal(b.status)) return b;
+        if (std::chrono::steady_clock::now() > deadline) BOOST_FAIL("batch did not finish: " + b.status);
+        std::this_thread::sleep_for(std::chrono::milliseconds(cfg.poll_interval_ms));
+    }
+}
 
 std::string success_line(const std::string& output_line, const std::string& custom_id, int attempt = 1) {
     // The batch_req id is random: take it from the actual line, predict the rest byte for byte.
@@ -153,7 +218,7 @@ BOOST_AUTO_TEST_CASE(validation_reports_each_bad_line_with_its_number) {
     std::string content = line("a") + "{not json\n" + line("b", "m1", "/v1/embeddings") + line("a") +
                           "{\"custom_id\":\"c\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":[1]}\n";
     std::string id = e.create("alice", content);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "failed");
     BOOST_TEST(b.failed_at > 0);
@@ -176,7 +241,7 @@ BOOST_AUTO_TEST_CASE(validation_reports_each_bad_line_with_its_number) {
 BOOST_AUTO_TEST_CASE(validation_fails_empty_file_unknown_model_and_too_many_requests) {
     env e(json::object{{"max_requests_per_batch", 2},
                        {"upstream", json::object{{"models", json::array{"m1", "m2"}}}}});
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto empty = e.run(r, "alice", e.create("alice", "\n\n"));
     BOOST_TEST(empty.status == "failed");
     BOOST_TEST(errors_of(empty)[0].at("code").as_string() == "empty_file");
@@ -193,7 +258,7 @@ BOOST_AUTO_TEST_CASE(validation_fails_empty_file_unknown_model_and_too_many_requ
 
 BOOST_AUTO_TEST_CASE(input_deleted_after_create_fails_the_batch) {
     env e;
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     std::string id = e.create("alice", line("a"));
     e.files.remove(e.get("alice", id).input_file_id);
     auto b = e.run(r, "alice", id);
@@ -218,7 +283,7 @@ BOOST_AUTO_TEST_CASE(batch_completes_with_exact_output_and_errors_in_input_order
     std::string content;
     for (int i = 0; i < 10; ++i) content += line("c" + std::to_string(i));
     std::string id = e.create("alice", content);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "completed");
     BOOST_TEST(b.total == 10);
@@ -271,7 +336,7 @@ BOOST_AUTO_TEST_CASE(retries_429_honouring_retry_after_then_succeeds) {
     env e;
     e.up.set_rule("slow", {"status", 429, 2, 0.3});
     std::string id = e.create("alice", line("slow") + line("fast"));
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto t0 = std::chrono::steady_clock::now();
     auto b = e.run(r, "alice", id);
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -290,7 +355,7 @@ BOOST_AUTO_TEST_CASE(exhausted_5xx_becomes_an_error_line_with_the_upstream_respo
     e.up.set_rule("bad", {"status", 503, -1, -1});
     e.up.set_rule("flaky", {"status", 500, 1, -1});
     std::string id = e.create("alice", line("bad") + line("flaky"));
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "completed");
     BOOST_TEST(b.completed == 1);
@@ -313,7 +378,7 @@ BOOST_AUTO_TEST_CASE(hang_garbage_and_close_become_error_lines_without_response)
     e.up.set_rule("close", {"close", 0, -1, -1});
     e.up.set_rule("once", {"close", 0, 1, -1});
     std::string id = e.create("alice", line("hang") + line("garbage") + line("nothttp") + line("close") + line("once") + line("ok"));
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "completed");
     BOOST_TEST(b.completed == 2);
@@ -338,20 +403,14 @@ BOOST_AUTO_TEST_CASE(claims_never_overlap_and_a_dead_hosts_lease_is_taken_over) 
     std::string content;
     for (int i = 0; i < 20; ++i) content += line("k" + std::to_string(i));
     std::string id = e.create("alice", content);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     // Validate only: a run with nothing runnable yet validates and then claims; use the store
     // directly to claim as two other hosts first.
-    batches::batch_work w;
-    w.id = id;
-    w.owner = "alice";
-    w.endpoint = "/v1/chat/completions";
-    w.input_file_id = e.get("alice", id).input_file_id;
-    batches::validate_batch(e.cfg, *e.db, e.files.table(), w);
-    BOOST_REQUIRE(e.get("alice", id).status == "in_progress");
-    long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch()).count();
-    auto a = e.db->claim(w, 8, "host_a", 1, now, now + 1000);
-    auto b2 = e.db->claim(w, 8, "host_b", 1, now, now + 1000);
+    auto w = e.validate("alice", id);
+    BOOST_REQUIRE(w.status == "in_progress");
+    long long now = now_ms();
+    auto a = e.queue->claim(w, 8, "host_a", 1, now, now + 1000);
+    auto b2 = e.queue->claim(w, 8, "host_b", 1, now, now + 1000);
     BOOST_TEST(a.size() == 8u);
     BOOST_TEST(b2.size() == 8u);
     std::set<long long> lines;
@@ -378,11 +437,10 @@ BOOST_AUTO_TEST_CASE(cancel_stops_new_requests_and_keeps_partial_results) {
     std::string content;
     for (int i = 0; i < 20; ++i) content += line("k" + std::to_string(i));
     std::string id = e.create("alice", content);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     std::thread canceller([&] {
         while (e.up.total() < 3) std::this_thread::sleep_for(5ms);
-        auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-        auto c = e.db->cancel("alice", id, now);
+        auto c = e.table->cancel("alice", id, now_s());
         BOOST_TEST(c->status == "cancelling");
         BOOST_TEST(c->cancelling_at > 0);
     });
@@ -405,17 +463,19 @@ BOOST_AUTO_TEST_CASE(cancel_stops_new_requests_and_keeps_partial_results) {
     }
     BOOST_TEST(seen.size() == 20u);
     // A terminal batch stays as it is.
-    auto again = e.db->cancel("alice", id, 0);
+    auto again = e.table->cancel("alice", id, 0);
     BOOST_TEST(again->status == "cancelled");
 }
 
 BOOST_AUTO_TEST_CASE(expiry_turns_unrun_lines_into_batch_expired) {
-    env e(json::object{{"max_in_flight", 1}, {"completion_window_seconds", 1}});
+    // expires_at is created_at (whole seconds) + 2: a window of 1 to 2 s, time for at least one
+    // of the 300 ms lines and too little for all ten.
+    env e(json::object{{"max_in_flight", 1}, {"completion_window_seconds", 2}});
     e.up.set_latency(300ms);
     std::string content;
     for (int i = 0; i < 10; ++i) content += line("k" + std::to_string(i));
     std::string id = e.create("alice", content);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "expired");
     BOOST_TEST(b.expired_at > 0);
@@ -433,7 +493,7 @@ BOOST_AUTO_TEST_CASE(upstream_concurrency_is_bounded_and_owners_take_turns) {
     for (int i = 0; i < 60; ++i) big += line("a" + std::to_string(i));
     for (int i = 0; i < 10; ++i) small += line("b" + std::to_string(i));
     std::string a1 = e.create("alice", big), a2 = e.create("alice", big), b1 = e.create("bob", small);
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     BOOST_TEST(e.run(r, "alice", a1).status == "completed");
     BOOST_TEST(e.run(r, "alice", a2).status == "completed");
     BOOST_TEST(e.run(r, "bob", b1).status == "completed");
@@ -455,7 +515,7 @@ BOOST_AUTO_TEST_CASE(https_upstream_certificate_and_host_name_are_verified) {
     std::string port = std::to_string(tls_up.port());
     auto run_one = [&](const std::string& base_url) {
         env e(json::object{{"max_attempts", 1}, {"upstream", json::object{{"base_url", base_url}}}});
-        batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+        host_parts r(e);
         auto b = e.run(r, "alice", e.create("alice", line("t1")));
         BOOST_TEST(b.status == "completed");
         if (b.completed == 1) return std::string("ok");
@@ -479,11 +539,11 @@ BOOST_AUTO_TEST_CASE(https_upstream_certificate_and_host_name_are_verified) {
 
 BOOST_AUTO_TEST_CASE(result_files_unavailable_are_retried_and_refused_ones_fail_the_batch) {
     env e(json::object{{"lease_seconds", 1}});
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     e.files.refuse_create = AQ_ERR_UNAVAILABLE;
     std::string id = e.create("alice", line("a") + line("b"));
     for (int i = 0; i < 20; ++i) {
-        r.run();
+        r.once();
         std::this_thread::sleep_for(20ms);
     }
     BOOST_TEST(e.get("alice", id).status == "finalizing");  // kept, to be retried
@@ -507,7 +567,7 @@ BOOST_AUTO_TEST_CASE(unreachable_upstream_is_retried_then_recorded_as_connection
     }
     env e(json::object{{"max_attempts", 3},
                        {"upstream", json::object{{"base_url", "http://127.0.0.1:" + std::to_string(closed_port) + "/v1"}}}});
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", e.create("alice", line("a") + line("b")));
     BOOST_TEST(b.status == "completed");
     BOOST_TEST(b.failed == 2);
@@ -524,7 +584,7 @@ BOOST_AUTO_TEST_CASE(a_429_with_retry_after_pauses_new_lines_to_that_upstream) {
     env e(json::object{{"max_in_flight", 1}});
     e.up.set_rule("p0", {"status", 429, 1, 0.5});
     std::string id = e.create("alice", line("p0") + line("p1") + line("p2"));
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.completed == 3);
     auto order = e.up.order();
@@ -536,12 +596,11 @@ BOOST_AUTO_TEST_CASE(a_429_with_retry_after_pauses_new_lines_to_that_upstream) {
 
 BOOST_AUTO_TEST_CASE(a_batch_still_validating_past_its_window_expires) {
     env e(json::object{{"completion_window_seconds", 1}});
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     std::string id = e.create("alice", line("a"));
     // Another host holds the validation lease and never finishes.
-    long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch()).count();
-    BOOST_REQUIRE(e.db->lease_batch(id, "host_dead", now, now + 1500));
+    long long now = now_ms();
+    BOOST_REQUIRE(e.table->lease(id, "host_dead", now, now + 1500));
     auto b = e.run(r, "alice", id);
     BOOST_TEST(b.status == "expired");
     BOOST_TEST(b.expired_at > 0);
@@ -550,7 +609,7 @@ BOOST_AUTO_TEST_CASE(a_batch_still_validating_past_its_window_expires) {
 
 BOOST_AUTO_TEST_CASE(the_request_url_is_base_url_plus_endpoint_without_v1) {
     env e;
-    batches::runner r(e.fh.host(), e.cfg, *e.db, e.files.table());
+    host_parts r(e);
     std::string content;
     for (const char* id : {"e1", "e2"})
         content += json::serialize(json::object{{"custom_id", id}, {"method", "POST"}, {"url", "/v1/embeddings"},
@@ -559,4 +618,326 @@ BOOST_AUTO_TEST_CASE(the_request_url_is_base_url_plus_endpoint_without_v1) {
     BOOST_TEST(b.status == "completed");
     BOOST_TEST(b.completed == 2);  // the fake answers 404 on any other path
     BOOST_TEST(e.up.count("e1") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(config_defaults_for_leases_retry_after_and_retention) {
+    json::object c{{"database", "sqlite:/tmp/x.db"},
+                   {"upstreams", json::array{{{"name", "a"}, {"base_url", "http://h/v1"}, {"models", json::array{"*"}}}}}};
+    auto cfg = batches::parse_config(c);
+    BOOST_TEST(cfg.lease_seconds == 10u);  // renewed every 3.3 s by the heartbeat: takeover within ~10 s
+    BOOST_TEST(cfg.max_retry_after_seconds == 60u);
+    BOOST_TEST(cfg.results_retention_seconds == 0);
+    BOOST_TEST(cfg.batch_retention_seconds == 30 * 86400);
+    c["results_retention_seconds"] = 100;
+    c["batch_retention_seconds"] = 50;
+    try {
+        batches::parse_config(c);
+        BOOST_FAIL("accepted lines kept longer than their batch");
+    } catch (const std::invalid_argument& e) {
+        BOOST_TEST(std::string(e.what()).starts_with("plugins.batches.results_retention_seconds"), e.what());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(retry_after_numbers_are_capped_and_garbage_is_ignored) {
+    using batches::retry_after_delay_ms;
+    const long long now = 1'700'000'000, cap = 60'000;
+    auto ra = [&](const char* v) { return retry_after_delay_ms(std::nullopt, std::string(v), now, cap); };
+    BOOST_TEST(ra("1000000000").value() == cap);
+    BOOST_TEST(ra("1e9").value() == cap);
+    BOOST_TEST(ra("1e30").value() == cap);
+    BOOST_TEST(ra("1e308").value() == cap);
+    BOOST_TEST(ra("99999999999999999999999999999999999999").value() == cap);
+    BOOST_TEST(ra("2").value() == 2000);
+    BOOST_TEST(ra(" 2\t").value() == 2000);  // optional whitespace around a field value
+    BOOST_TEST(ra("1.5").value() == 1500);
+    BOOST_TEST(ra("0").value() == 0);
+    for (const char* bad : {"inf", "Infinity", "-inf", "nan", "NaN", "-1", "-0.5", "+3", "1e400", "3 s", "abc", "", "0x10",
+                            "1,5"})
+        BOOST_TEST(!ra(bad).has_value(), bad);
+    // retry-after-ms wins; a bad one falls back to retry-after; both bad: absent.
+    BOOST_TEST(retry_after_delay_ms(std::string("250"), std::string("10"), now, cap).value() == 250);
+    BOOST_TEST(retry_after_delay_ms(std::string("12.7"), std::nullopt, now, cap).value() == 12);
+    BOOST_TEST(retry_after_delay_ms(std::string("inf"), std::string("3"), now, cap).value() == 3000);
+    BOOST_TEST(retry_after_delay_ms(std::string("1e12"), std::nullopt, now, cap).value() == cap);
+    BOOST_TEST(!retry_after_delay_ms(std::string("-5"), std::string("NaN"), now, cap).has_value());
+    BOOST_TEST(!retry_after_delay_ms(std::nullopt, std::nullopt, now, cap).has_value());
+    // A cap of 0 ignores the upstream's wish entirely.
+    BOOST_TEST(retry_after_delay_ms(std::nullopt, std::string("30"), now, 0).value() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(retry_after_http_dates_in_all_three_formats) {
+    using batches::parse_http_date;
+    using batches::retry_after_delay_ms;
+    const long long t = 784111777;  // Sun, 06 Nov 1994 08:49:37 GMT (RFC 9110's example)
+    const long long now_2025 = 1'750'000'000;
+    BOOST_TEST(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", now_2025).value() == t);
+    BOOST_TEST(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT", now_2025).value() == t);
+    BOOST_TEST(parse_http_date("Sun Nov  6 08:49:37 1994", now_2025).value() == t);
+    BOOST_TEST(parse_http_date("Sun Nov 16 08:49:37 1994", now_2025).value() == t + 10 * 86400);
+    // Two-digit years: more than 50 years ahead means the century before.
+    BOOST_TEST(parse_http_date("Thursday, 01-Jan-30 00:00:00 GMT", now_2025).value() == 1'893'456'000);  // 2030
+    BOOST_TEST(parse_http_date("Tuesday, 01-Jan-80 00:00:00 GMT", now_2025).value() == 315'532'800);     // 1980
+    BOOST_TEST(parse_http_date("Mon, 29 Feb 2016 00:00:00 GMT", now_2025).value() == 1'456'704'000);     // leap day
+    for (const char* bad : {"Sun, 31 Feb 1994 08:49:37 GMT", "Mon, 29 Feb 2015 00:00:00 GMT",
+                            "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 1994 08:60:00 GMT",
+                            "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 6 Nov 1994 08:49:37 GMT", "sun, 06 Nov 1994 08:49:37 GMT",
+                            "Sun, 06 Nov 1994 08:49:37 GMT x", "Sunday, 06-Nov-1994 08:49:37 GMT", "Sun Nov 6 08:49:37 1994",
+                            "Sun, 06 Xyz 1994 08:49:37 GMT", "", "tomorrow"})
+        BOOST_TEST(!parse_http_date(bad, now_2025).has_value(), bad);
+    // As a retry-after: the time until the date, capped; a past date means now.
+    BOOST_TEST(retry_after_delay_ms(std::nullopt, std::string("Sun, 06 Nov 1994 08:50:07 GMT"), t, 60'000).value() ==
+               30'000);
+    BOOST_TEST(retry_after_delay_ms(std::nullopt, std::string("Sun, 06 Nov 1994 10:49:37 GMT"), t, 60'000).value() ==
+               60'000);
+    BOOST_TEST(retry_after_delay_ms(std::nullopt, std::string("Sun, 06 Nov 1994 08:49:00 GMT"), t, 60'000).value() == 0);
+    BOOST_TEST(retry_after_delay_ms(std::nullopt, std::string("Fri, 31 Dec 9999 23:59:59 GMT"), t, 60'000).value() ==
+               60'000);
+}
+
+BOOST_AUTO_TEST_CASE(a_claim_takes_lines_of_in_progress_batches_only) {
+    env e;
+    std::string id = e.create("alice", line("a") + line("b"));
+    auto w = e.validate("alice", id);
+    BOOST_REQUIRE(w.status == "in_progress");
+    BOOST_REQUIRE(e.table->cancel("alice", id, now_s())->status == "cancelling");
+    long long t = now_ms();
+    BOOST_TEST(e.queue->claim(w, 10, "host_a", 1, t, t + 1000).empty());
+    BOOST_TEST(e.up.total() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(staged_lines_are_not_claimable_before_activation_and_a_lost_lease_stops_staging) {
+    env e;
+    std::string id = e.create("alice", line("a"));
+    auto w = e.work("alice", id);
+    long long t = now_ms();
+    BOOST_REQUIRE(e.table->lease(id, "host_v", t, t + 10000));
+    BOOST_TEST(e.queue->stage(id, "host_v", {batches::line_row{1, "a", "m1", "{}"}}));
+    BOOST_TEST(e.queue->claim(w, 10, "host_a", 1, t, t + 1000).empty());  // still validating
+    BOOST_TEST(!e.queue->stage(id, "host_other", {batches::line_row{2, "b", "m1", "{}"}}));
+    BOOST_TEST(!e.table->activate(id, "host_other", "m1", 1, now_s()));
+    BOOST_TEST(e.line_rows(id) == 1);
+    BOOST_TEST(e.table->activate(id, "host_v", "m1", 1, now_s()));
+    BOOST_TEST(e.queue->claim(w, 10, "host_a", 1, t, t + 1000).size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(housekeeping_longer_than_the_lease_sends_no_line_twice) {
+    // Host A has 20 lines in flight for 3 s each while its housekeeper validates another batch
+    // whose input reads slowly (about 2 s), with a lease of 1 s. Host B runs beside it all the
+    // time and claims every line whose lease has lapsed. The heartbeat keeps A's leases.
+    env e(json::object{{"lease_seconds", 1},
+                       {"max_in_flight", 64},
+                       {"upstream", json::object{{"max_concurrency", 64}, {"timeout_seconds", 30}}}});
+    e.up.set_latency(3000ms);
+    std::string first;
+    for (int i = 0; i < 20; ++i) first += line("a" + std::to_string(i));
+    std::string id1 = e.create("alice", first);
+    host_parts a(e, "host_a");
+    a.keeper.run();  // validates the first batch
+    BOOST_REQUIRE(e.get("alice", id1).status == "in_progress");
+
+    std::atomic<bool> stop{false};
+    std::thread a_runner([&] {
+        while (!stop) {
+            a.runner.run();
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    while (e.up.active() < 20) std::this_thread::sleep_for(5ms);
+
+    std::string second;
+    for (int i = 0; i < 40; ++i) second += line("v" + std::to_string(i));  // ~8 KB: 8 reads of 1000 bytes
+    e.files.read_delay_ms = 250;
+    std::string id2 = e.create("alice", second);
+    auto t0 = std::chrono::steady_clock::now();
+    std::thread a_keeper([&] { a.keeper.run(); });  // takes id2's lease at once, then reads for ~2 s
+    // Wait until A holds id2's lease, so B's housekeeper cannot take the validation.
+    for (;;) {
+        auto s = e.pool->lease();
+        std::string owner;
+        *s << "SELECT lease_owner FROM batches WHERE id = :id", soci::into(owner), soci::use(id2);
+        if (owner == "host_a") break;
+        std::this_thread::sleep_for(2ms);
+    }
+    host_parts b(e, "host_b");
+    std::thread b_thread([&] {
+        while (!stop) {
+            b.once();
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    a_keeper.join();
+    double validation_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    e.files.read_delay_ms = 0;
+    BOOST_TEST(validation_s > 1.5, "validation took " << validation_s << " s: not longer than the lease");
+    std::thread a_keeper_loop([&] {
+        while (!stop) {
+            a.keeper.run();
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while ((!batches::is_terminal(e.get("alice", id1).status) || !batches::is_terminal(e.get("alice", id2).status)) &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+    stop = true;
+    e.fh.stop = true;  // a run with lines in flight returns only when the host stops
+    a_runner.join();
+    a_keeper_loop.join();
+    b_thread.join();
+    auto b1 = e.get("alice", id1), b2 = e.get("alice", id2);
+    BOOST_TEST(b1.status == "completed");
+    BOOST_TEST(b2.status == "completed");
+    BOOST_TEST(b1.completed == 20);
+    BOOST_TEST(b2.completed == 40);
+    BOOST_TEST(e.up.counts().size() == 60u);
+    for (auto& [key, n] : e.up.counts()) BOOST_TEST(n == 1, key << " was sent " << n << " times");
+}
+
+BOOST_AUTO_TEST_CASE(two_hosts_finalizing_one_batch_leave_exactly_one_output_file) {
+    // Host A stalls while it commits the output file (held inside the files service); its lease
+    // passes to host B, which finalizes the batch. A then finds its lease gone and deletes the
+    // file it committed. With a 1 s lease A's heartbeat notices the loss before A writes the
+    // error file; with 60 s the first renewal is 20 s away and A only learns it from the
+    // refused final UPDATE. Both paths must end with one output file.
+    for (int lease : {1, 60}) {
+        BOOST_TEST_CONTEXT("lease_seconds " << lease) {
+            env e(json::object{{"lease_seconds", lease}});
+            e.up.set_rule("x2", {"status", 400, -1, -1});  // an error file too
+            std::string id = e.create("alice", line("x0") + line("x1") + line("x2"));
+            host_parts a(e, "host_a"), b(e, "host_b");
+            a.keeper.run();  // validates
+            a.runner.run();  // sends and records all three
+            BOOST_REQUIRE(e.get("alice", id).completed + e.get("alice", id).failed == 3);
+            e.files.hold_next_commit();
+            std::thread a_final([&] { a.keeper.run(); });
+            BOOST_REQUIRE(e.files.wait_until_commit_held(20s));
+            BOOST_REQUIRE(e.get("alice", id).status == "finalizing");
+            {
+                // What B does once A's lease expired: it takes the batch over.
+                auto s = e.pool->lease();
+                *s << "UPDATE batches SET lease_owner = 'host_b', lease_until = 0 WHERE id = :id", soci::use(id);
+            }
+            if (lease == 1) std::this_thread::sleep_for(700ms);  // A's heartbeat renews (and fails) every 333 ms
+            b.keeper.run();
+            auto done = e.get("alice", id);
+            BOOST_TEST(done.status == "completed");
+            e.files.release_commit();
+            a_final.join();
+            auto outputs = e.files.with_purpose("batch_output");
+            BOOST_REQUIRE_EQUAL(outputs.size(), 2u);  // one output file, one error file
+            std::set<std::string> ids{outputs[0].id, outputs[1].id};
+            BOOST_TEST((ids == std::set<std::string>{done.output_file_id, done.error_file_id}));
+            BOOST_TEST(split_lines(e.content(done.output_file_id)).size() == 2u);
+            BOOST_TEST(split_lines(e.content(done.error_file_id)).size() == 1u);
+            auto after = e.get("alice", id);
+            BOOST_TEST(after.output_file_id == done.output_file_id);  // A changed nothing
+            BOOST_TEST(after.completed_at == done.completed_at);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(lines_are_dropped_once_the_files_are_written) {
+    env e;
+    host_parts r(e);
+    std::string id = e.create("alice", line("a") + line("b") + line("c"));
+    auto b = e.run(r, "alice", id);
+    BOOST_TEST(b.status == "completed");
+    BOOST_TEST(split_lines(e.content(b.output_file_id)).size() == 3u);
+    BOOST_TEST(e.line_rows(id) == 0);  // no input body, no response left in batch_requests
+    // A batch that failed validation keeps none of its lines either.
+    std::string bad = e.create("alice", line("a") + "{broken\n");
+    BOOST_TEST(e.run(r, "alice", bad).status == "failed");
+    BOOST_TEST(e.line_rows(bad) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(retention_keeps_lines_then_drops_them_and_purges_ended_batches) {
+    env e(json::object{{"results_retention_seconds", 2}, {"batch_retention_seconds", 3}});
+    host_parts r(e);
+    std::string id = e.create("alice", line("a") + line("b"));
+    auto b = e.run(r, "alice", id);
+    BOOST_TEST(b.status == "completed");
+    BOOST_TEST(e.line_rows(id) == 2);  // kept for results_retention_seconds
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (e.line_rows(id) > 0 && std::chrono::steady_clock::now() < deadline) {
+        r.keeper.run();
+        std::this_thread::sleep_for(100ms);
+    }
+    BOOST_TEST(e.line_rows(id) == 0);
+    BOOST_TEST(e.table->get("alice", id).has_value());  // the batch itself stays longer
+    while (e.table->get("alice", id) && std::chrono::steady_clock::now() < deadline) {
+        r.keeper.run();
+        std::this_thread::sleep_for(100ms);
+    }
+    BOOST_TEST(!e.table->get("alice", id).has_value());
+    BOOST_TEST(e.files.get(b.output_file_id).has_value());  // files expire on their own schedule
+}
+
+BOOST_AUTO_TEST_CASE(the_shared_batch_line_rule_table_gives_the_same_verdicts_at_batch_creation) {
+    // tests/batch_line/rule_cases.hpp: what batch creation must answer for each input, with
+    // the table's limits, endpoint and models. The upload answers the same table (files tests).
+    namespace rules = aqt::batch_rules;
+    env e(json::object{{"max_line_bytes", rules::rule_case_limits::max_line_bytes},
+                       {"max_requests_per_batch", rules::rule_case_limits::max_requests},
+                       {"upstream", json::object{{"models", json::array{"m", "gpt-4o-mini"}}}}});
+    for (const auto& c : rules::rule_cases()) {
+        BOOST_TEST_CONTEXT("case " << c.name) {
+            std::string id = e.create("alice", c.input, rules::rule_case_endpoint);
+            e.validate("alice", id);
+            auto b = e.get("alice", id);
+            if (c.batch.accepted()) {
+                BOOST_TEST(b.status == "in_progress", b.errors);
+                BOOST_TEST(b.total == static_cast<long long>(c.requests));
+                BOOST_TEST(e.line_rows(id) == static_cast<long long>(c.requests));
+            } else {
+                BOOST_TEST(b.status == "failed");
+                BOOST_TEST(e.line_rows(id) == 0);
+                auto first = errors_of(b).at(0).as_object();
+                json::object expected{{"code", c.batch.code},
+                                      {"message", c.batch.message},
+                                      {"param", c.batch.param.empty() ? json::value(nullptr) : json::value(c.batch.param)},
+                                      {"line", c.batch.line ? json::value(c.batch.line) : json::value(nullptr)}};
+                BOOST_TEST(first == expected, json::serialize(first) << " != " << json::serialize(expected));
+            }
+        }
+    }
+    BOOST_TEST(e.up.total() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(an_accepted_line_is_sent_upstream_byte_for_byte) {
+    // The stored body is the raw text of the line's "body", not a re-serialization.
+    env e;
+    std::string raw = R"({ "model" : "m1",  "user": "raw", "messages": [ {"role":"user","content":"caf\u00e9 \"q\""} ], "n": 1.50 })";
+    std::string input = R"({"custom_id":"raw","method":"POST","url":"/v1/chat/completions","body":)" + raw + "}\n";
+    host_parts r(e);
+    std::string id = e.create("alice", input);
+    r.keeper.run();
+    BOOST_REQUIRE(e.get("alice", id).status == "in_progress");
+    auto s = e.pool->lease();
+    std::string body;
+    *s << "SELECT body FROM batch_requests WHERE batch_id = :b", soci::into(body), soci::use(id);
+    BOOST_TEST(body == raw);
+    BOOST_TEST(e.run(r, "alice", id).completed == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_host_never_claims_its_own_lines_again_after_their_lease_lapsed) {
+    // The leases of lines in flight lapse without another host taking them (the database was out
+    // of reach longer than the heartbeat could bridge). The host still has the lines in flight:
+    // its own claims must not take them again, and the late replies are recorded.
+    env e(json::object{{"lease_seconds", 30}, {"upstream", json::object{{"timeout_seconds", 30}}}});
+    e.up.set_latency(2000ms);
+    std::string content;
+    for (int i = 0; i < 6; ++i) content += line("k" + std::to_string(i));
+    std::string id = e.create("alice", content);
+    host_parts a(e, "host_a");
+    a.keeper.run();
+    std::thread run([&] { a.runner.run(); });  // returns once all six are recorded
+    while (e.up.active() < 6) std::this_thread::sleep_for(5ms);
+    {
+        auto s = e.pool->lease();
+        *s << "UPDATE batch_requests SET lease_until = 0 WHERE batch_id = :b", soci::use(id);
+    }
+    run.join();
+    auto b = e.run(a, "alice", id);
+    BOOST_TEST(b.completed == 6);
+    for (auto& [key, n] : e.up.counts()) BOOST_TEST(n == 1, key << " was sent " << n << " times");
 }

@@ -7,10 +7,14 @@
 #include <aqueduct/services/files.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace aqt {
 
@@ -32,6 +36,7 @@ public:
         table_.write = &write;
         table_.commit = &commit;
         table_.close_writer = &close_writer;
+        table_.remove = &remove_file;
     }
 
     const aq_files_v1& table() const { return table_; }
@@ -52,10 +57,38 @@ public:
         if (it == files_.end()) return std::nullopt;
         return it->second;
     }
+    // Files with this purpose, in id order.
+    std::vector<file> with_purpose(const std::string& purpose) {
+        std::lock_guard lock(mu_);
+        std::vector<file> out;
+        for (const auto& [id, f] : files_)
+            if (f.purpose == purpose) out.push_back(f);
+        return out;
+    }
     // create() answers this status instead of AQ_OK when set (a quota, an outage).
     std::atomic<int> refuse_create{AQ_OK};
     // Makes reads of any file fail with "not found" after `bytes` bytes (deleted meanwhile).
     std::atomic<long long> vanish_after{-1};
+    // Each read() of a stored file sleeps this long first (a slow store, a long validation).
+    std::atomic<int> read_delay_ms{0};
+    // Holds the next commit() until release_commit(): a host stalled in the middle of writing
+    // its result file.
+    void hold_next_commit() {
+        std::lock_guard lock(mu_);
+        hold_pending_ = true;
+        holding_ = released_ = false;
+    }
+    bool wait_until_commit_held(std::chrono::milliseconds timeout) {
+        std::unique_lock lock(mu_);
+        return cv_.wait_for(lock, timeout, [this] { return holding_; });
+    }
+    void release_commit() {
+        {
+            std::lock_guard lock(mu_);
+            released_ = true;
+        }
+        cv_.notify_all();
+    }
 
 private:
     struct reader {
@@ -92,6 +125,7 @@ private:
     static const aq_file_info* reader_info(aq_files_reader* rd) { return &reinterpret_cast<reader*>(rd)->info; }
     static int64_t read(aq_files_reader* rd, void* buf, size_t cap) {
         auto* r = reinterpret_cast<reader*>(rd);
+        if (int ms = r->self->read_delay_ms.load(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
         long long vanish = r->self->vanish_after.load();
         if (vanish >= 0 && r->pos >= static_cast<std::size_t>(vanish)) return -AQ_ERR_NOT_FOUND;
         std::size_t n = std::min(cap, std::min<std::size_t>(r->f.content.size() - r->pos, 1000));
@@ -117,7 +151,14 @@ private:
     }
     static aq_status commit(aq_files_writer* wr, const aq_file_info** info) {
         auto* w = reinterpret_cast<writer*>(wr);
-        std::lock_guard lock(w->self->mu_);
+        std::unique_lock lock(w->self->mu_);
+        if (w->self->hold_pending_) {
+            w->self->hold_pending_ = false;  // only this one
+            w->self->holding_ = true;
+            w->self->cv_.notify_all();
+            w->self->cv_.wait(lock, [&] { return w->self->released_; });
+            w->self->holding_ = false;
+        }
         w->f.id = "file-" + std::to_string(++w->self->next_);
         w->self->files_[w->f.id] = w->f;
         fill(w->info, w->f);
@@ -125,9 +166,19 @@ private:
         return AQ_OK;
     }
     static void close_writer(aq_files_writer* wr) { delete reinterpret_cast<writer*>(wr); }
+    static aq_status remove_file(void* ctx, aq_str id, aq_str owner) {
+        auto* self = static_cast<fake_files*>(ctx);
+        std::lock_guard lock(self->mu_);
+        auto it = self->files_.find(std::string(aq::to_sv(id)));
+        if (it == self->files_.end() || it->second.owner != aq::to_sv(owner)) return AQ_ERR_NOT_FOUND;
+        self->files_.erase(it);
+        return AQ_OK;
+    }
 
     aq_files_v1 table_{};
     std::mutex mu_;
+    std::condition_variable cv_;
+    bool hold_pending_ = false, holding_ = false, released_ = false;
     std::map<std::string, file> files_;
     int next_ = 0;
 };

@@ -196,7 +196,10 @@ struct fake_upstream::impl {
                 if (auto* x = ro.if_contains("mode")) rule.mode = json::value_to<std::string>(*x);
                 if (auto* x = ro.if_contains("status")) rule.status = json::value_to<int>(*x);
                 if (auto* x = ro.if_contains("times")) rule.times = json::value_to<int>(*x);
-                if (auto* x = ro.if_contains("retry_after")) rule.retry_after_s = json::value_to<double>(*x);
+                if (auto* x = ro.if_contains("retry_after")) {
+                    if (x->is_string()) rule.retry_after_text = json::value_to<std::string>(*x);
+                    else rule.retry_after_s = json::value_to<double>(*x);
+                }
                 rules[std::string(k)] = rule;
             }
         }
@@ -278,7 +281,9 @@ struct fake_upstream::impl {
         }
         if (apply || random_error) {
             res.result(static_cast<http::status>(rule.status));
-            if (rule.retry_after_s >= 0) {
+            if (!rule.retry_after_text.empty()) {
+                res.set(http::field::retry_after, rule.retry_after_text);
+            } else if (rule.retry_after_s >= 0) {
                 std::ostringstream s;
                 s << rule.retry_after_s;
                 res.set(http::field::retry_after, s.str());
@@ -346,6 +351,9 @@ int fake_upstream::count(const std::string& key) const {
 std::vector<std::string> fake_upstream::order() const {
     std::lock_guard lock(impl_->mu);
     return impl_->order;
+}
+double fake_upstream::now() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - impl_->started).count();
 }
 std::vector<double> fake_upstream::arrival_times() const {
     std::lock_guard lock(impl_->mu);

@@ -28,6 +28,12 @@ struct fake_rule {
     int status = 500;
     int times = -1;            // apply to the first `times` requests of the key; -1: always
     double retry_after_s = -1;
+    std::string retry_after_text;  // when not empty: the retry-after header verbatim
+
+    fake_rule(std::string mode_ = "status", int status_ = 500, int times_ = -1, double retry_after_s_ = -1,
+              std::string retry_after_text_ = {})
+        : mode(std::move(mode_)), status(status_), times(times_), retry_after_s(retry_after_s_),
+          retry_after_text(std::move(retry_after_text_)) {}
 };
 
 class fake_upstream {
@@ -58,6 +64,8 @@ public:
     std::vector<std::string> order() const;
     // Seconds since the server started at which each request of order() arrived.
     std::vector<double> arrival_times() const;
+    // Seconds since the server started, on the clock of arrival_times().
+    double now() const;
     // Requests being served right now, and the most at once so far.
     int active() const;
     int max_active() const;

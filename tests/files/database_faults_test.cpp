@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/digest.hpp"
+#include "support/database_unavailable.hpp"
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
@@ -59,23 +60,6 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds tim
         std::this_thread::sleep_for(50ms);
     }
     return true;
-}
-
-// Why `r` is not exactly the 503 of API.md (envelope with code database_unavailable, a
-// retry-after of 1..10 s), or "" when it is. Safe on any thread (no Boost.Test macros).
-std::string not_database_unavailable(const response& r) {
-    if (r.status != 503) return "status " + std::to_string(r.status) + " " + r.body;
-    if (r.header("content-type") != "application/json") return "content-type " + r.header("content-type");
-    int retry = std::atoi(r.header("retry-after").c_str());
-    if (retry < 1 || retry > 10) return "retry-after '" + r.header("retry-after") + "'";
-    json::value body = json::parse(r.body);
-    for (const char* message : {"The database is unavailable; retry later.", "The database is busy; retry later."})
-        if (body == json::value(json::object{{"error", json::object{{"message", message},
-                                                                    {"type", "server_error"},
-                                                                    {"param", nullptr},
-                                                                    {"code", "database_unavailable"}}}}))
-            return "";
-    return "envelope " + r.body;
 }
 
 // The test-only pause (plugins/files/test_pause.hpp) that holds an upload after its first 1 MiB
@@ -223,7 +207,7 @@ private:
                 }
                 if (r.status == 200) {
                     ++ok_;
-                } else if (std::string why = not_database_unavailable(r); why.empty()) {
+                } else if (std::string why = aqt::not_database_unavailable(r); why.empty()) {
                     ++unavailable_;
                     std::this_thread::sleep_for(20ms);  // like a client backing off; spares the CPU
                 } else {
@@ -308,7 +292,7 @@ void outage(faults_fixture& f, const std::function<void()>& take_down, const std
     // Its pause ends while the server is down: the upload fails cleanly (503, or a closed
     // connection), and nothing of it is visible afterwards (checked below).
     std::optional<response> cut = in_flight.finish();
-    if (cut) BOOST_TEST(not_database_unavailable(*cut) == "");
+    if (cut) BOOST_TEST(aqt::not_database_unavailable(*cut) == "");
     BOOST_TEST_MESSAGE("the upload in flight " << (cut ? "got 503" : "was cut off"));
 
     bring_back();

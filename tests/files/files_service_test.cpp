@@ -140,6 +140,13 @@ BOOST_AUTO_TEST_CASE(foreign_or_missing_file_is_not_found) {
     BOOST_TEST(t->open(t->ctx, aq::to_aq(id), aq::to_aq("bob"), &r) == AQ_ERR_NOT_FOUND);
     BOOST_TEST(r == nullptr);
     BOOST_TEST(t->open(t->ctx, aq::to_aq("file-nope"), aq::to_aq("alice"), &r) == AQ_ERR_NOT_FOUND);
+    // remove (appended to the table) answers the same, and deletes only the owner's file.
+    BOOST_TEST_REQUIRE(AQ_HAS_FIELD(t, aq_files_v1, remove));
+    BOOST_TEST(t->remove(t->ctx, aq::to_aq(id), aq::to_aq("bob")) == AQ_ERR_NOT_FOUND);
+    BOOST_TEST(t->remove(t->ctx, aq::to_aq("file-nope"), aq::to_aq("alice")) == AQ_ERR_NOT_FOUND);
+    BOOST_TEST(t->remove(t->ctx, aq::to_aq(id), aq::to_aq("alice")) == AQ_OK);
+    BOOST_TEST(t->open(t->ctx, aq::to_aq(id), aq::to_aq("alice"), &r) == AQ_ERR_NOT_FOUND);
+    BOOST_TEST(t->remove(t->ctx, aq::to_aq(id), aq::to_aq("alice")) == AQ_ERR_NOT_FOUND);
 }
 
 BOOST_AUTO_TEST_CASE(closing_without_commit_leaves_nothing) {

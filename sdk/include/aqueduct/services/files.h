@@ -73,6 +73,11 @@ typedef struct aq_files_v1 {
     aq_status (*commit)(aq_files_writer* writer, const aq_file_info** info);
     /* Frees the writer; aborts it first when it was not committed. */
     void (*close_writer)(aq_files_writer* writer);
+
+    /* Added after 1.0 (check AQ_HAS_FIELD): deletes a file, as DELETE /v1/files/{id} would.
+     * AQ_ERR_NOT_FOUND for a missing, expired or foreign id. The batches plugin deletes a result
+     * file it committed after losing the batch's lease to another host (fencing). */
+    aq_status (*remove)(void* ctx, aq_str file_id, aq_str owner);
 } aq_files_v1;
 
 #ifdef __cplusplus
