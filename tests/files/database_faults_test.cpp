@@ -14,6 +14,7 @@
 #include "support/pattern.hpp"
 #include "support/postgres.hpp"
 #include "support/raw_connection.hpp"
+#include "support/wait_until.hpp"
 
 #include <boost/json.hpp>
 
@@ -51,15 +52,6 @@ long long count_of(const std::string& url, const std::string& sql) { return std:
 long long busy_sessions(const std::string& url) {
     return count_of(url, "select count(*) from pg_stat_activity where datname = current_database()"
                          " and pid <> pg_backend_pid() and state <> 'idle'");
-}
-
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(50ms);
-    }
-    return true;
 }
 
 // The test-only pause (plugins/files/test_pause.hpp) that holds an upload after its first 1 MiB
@@ -119,7 +111,7 @@ public:
         BOOST_TEST_REQUIRE(conn_.send("POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: " + gw.bearer("alice") +
                                       "\r\nContent-Type: " + form.content_type() + "\r\nContent-Length: " +
                                       std::to_string(body.size()) + "\r\n\r\n" + body));
-        BOOST_TEST_REQUIRE(wait_until([&] { return gw.log_count(in_flight_marker) > paused_before; }, 20s),
+        BOOST_TEST_REQUIRE(aqt::wait_until([&] { return gw.log_count(in_flight_marker) > paused_before; }, 20s),
                            "the upload never reached the database");
     }
     // The answer once the pause is over, or nullopt when the gateway closed the connection.
@@ -281,13 +273,13 @@ void outage(faults_fixture& f, const std::function<void()>& take_down, const std
     const std::string known = f.upload("known-" + tag + ".bin", known_content);
 
     load clients(*f.gw, tag, known, known_content);
-    BOOST_TEST_REQUIRE(wait_until([&] { return clients.ok() >= 20; }, 20s));
+    BOOST_TEST_REQUIRE(aqt::wait_until([&] { return clients.ok() >= 20; }, 20s));
 
     // An upload whose handler is writing into PostgreSQL when the server goes: its body is
     // spooled whole, its first chunk is in the database, and the test pause holds it there.
     in_flight_upload in_flight(*f.gw, "inflight-" + tag + ".bin", aqt::pattern_bytes(6 << 20, 9));
     take_down();
-    BOOST_TEST_REQUIRE(wait_until([&] { return clients.unavailable() >= 10; }, 20s),
+    BOOST_TEST_REQUIRE(aqt::wait_until([&] { return clients.unavailable() >= 10; }, 20s),
                        "503s seen while the database is down: " << clients.unavailable());
     // Its pause ends while the server is down: the upload fails cleanly (503, or a closed
     // connection), and nothing of it is visible afterwards (checked below).
@@ -297,7 +289,7 @@ void outage(faults_fixture& f, const std::function<void()>& take_down, const std
 
     bring_back();
     long long ok_before = clients.ok();
-    BOOST_TEST_REQUIRE(wait_until([&] { return clients.ok() >= ok_before + 20; }, 30s),
+    BOOST_TEST_REQUIRE(aqt::wait_until([&] { return clients.ok() >= ok_before + 20; }, 30s),
                        "requests did not succeed again once the database was back");
     clients.stop();
     std::string problems;  // only 200 and the exact 503
@@ -328,7 +320,7 @@ void outage(faults_fixture& f, const std::function<void()>& take_down, const std
     // (and chunks) stay invisible until their lease runs out, then the purge removes them all.
     const long long left = count_of(f.pg.url(), "select count(*) from files where state <> 'ready'");
     BOOST_TEST_MESSAGE(tag << ": rows left by writes the outage cut off: " << left);
-    BOOST_TEST(wait_until([&] { return count_of(f.pg.url(), "select count(*) from files where state <> 'ready'") == 0; },
+    BOOST_TEST(aqt::wait_until([&] { return count_of(f.pg.url(), "select count(*) from files where state <> 'ready'") == 0; },
                           30s));
     BOOST_TEST(count_of(f.pg.url(), "select count(*) from file_chunks c where not exists (select 1 from files f"
                                     " where f.id = c.file_id and f.state = 'ready')") == 0);

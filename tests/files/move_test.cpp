@@ -14,6 +14,7 @@
 #include "support/pattern.hpp"
 #include "support/raw_connection.hpp"
 #include "support/store_under_test.hpp"
+#include "support/wait_until.hpp"
 
 #include <boost/json.hpp>
 
@@ -97,15 +98,6 @@ struct moving_gateway {
     }
 };
 
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(50ms);
-    }
-    return true;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(files_move_from_the_database_store_to_the_filesystem_store_while_served) {
@@ -155,7 +147,11 @@ BOOST_AUTO_TEST_CASE(files_move_from_the_database_store_to_the_filesystem_store_
     BOOST_TEST(g.files_in_folder() == 2u + 3u + 1u);  // and the abandoned copy
     g.read_all();
     // The abandoned copy's lease runs out and the purge removes it.
-    BOOST_TEST(wait_until([&] { return g.files_in_folder() == 5u; }, 30s));
+    // (The purge removes the content, then the row: wait for both.)
+    BOOST_TEST(aqt::wait_until(
+        [&] { return g.files_in_folder() == 5u && g.count("select count(*) from files where state <> 'ready'") == 0; },
+        30s));
+    BOOST_TEST(g.files_in_folder() == 5u);
     BOOST_TEST(g.count("select count(*) from files where state <> 'ready'") == 0);
 
     // Resumed while clients keep downloading every file.
