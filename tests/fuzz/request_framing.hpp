@@ -1,63 +1,61 @@
 // The seam between the request-framing fuzz target and the host: what the host's read side makes
 // of the bytes a client sends on one connection.
 //
-// Today's implementation (beast_request_framing.cpp) drives Boost.Beast exactly as
-// host/http_server.cpp does: one request_parser<buffer_body> per request, header_limit from the
-// config, no body limit, the body read into a fixed buffer in pieces (need_buffer is not an
-// error), chunked bodies, the next request parsed from the bytes left in the same flat_buffer
-// while the connection is kept alive. Bodies are consumed in full, whoever reads them (a handler
-// or the drain after an early answer): framing is where one request ends and the next begins.
-//
-// When the host gets its own framing checks (RFC 9112: Transfer-Encoding, Content-Length, chunk
-// syntax), frame_connection() should call them instead of repeating Beast's setup, and the target
-// can then also assert those rules on every request that gets through.
+// frame_connection() drives host/request_decoder.cpp exactly as host/connection.cpp does: one
+// decoder per request, max_header_bytes from the config, whatever the socket returned fed in
+// until the request is complete, refused or the input ends; the next request starts on the bytes
+// left over while the connection is kept alive. Bodies are decoded in full, whoever reads them (a
+// handler or the drain after an early answer): framing is where one request ends and the next
+// begins.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace aq::fuzz {
 
 struct framing_limits {
     std::size_t max_header_bytes = 16 * 1024;  // config max_header_bytes
-    std::size_t body_piece_bytes = 64 * 1024;  // the host's read_piece_bytes
 };
+
+enum class framed_body { none, length, chunked };
 
 // One request as the host would hand it on.
 struct framed_request {
     std::string method;
     std::string target;
-    std::size_t header_bytes = 0;     // request line and fields, as the parser consumed them
-    std::size_t wire_bytes = 0;       // all the bytes of this request the parser consumed
+    unsigned version = 11;
+    std::vector<std::pair<std::string, std::string>> fields;
+    std::size_t header_bytes = 0;  // the head: request line, fields and the empty line
+    std::size_t wire_bytes = 0;    // all the bytes of this request the decoder consumed
     bool keep_alive = false;
-    bool chunked = false;
-    std::int64_t content_length = 0;  // as the host computes it: -1 for chunked
-    bool body_expected = false;       // the host's has_body_
-    std::string body;                 // bytes delivered to the reader
-    bool body_complete = false;       // the parser reached the end of the message
+    framed_body framing = framed_body::none;
+    std::uint64_t content_length = 0;
+    std::string body;            // decoded body bytes
+    bool body_complete = false;  // the decoder reached the end of the request
 
     bool operator==(const framed_request&) const = default;
 };
 
 // Why the host stopped reading the connection.
 enum class framing_stop {
-    end_of_input,      // the client closed between requests
-    not_keep_alive,    // the last request asked to close
-    header_too_large,  // 431, connection closed
-    malformed_header,  // 400, connection closed
-    bad_target,        // 400 (target not starting with '/'), connection closed
-    length_too_large,  // 413 (Content-Length over INT64_MAX), connection closed
-    broken_body,       // the body could not be completed (truncated, bad chunk): disconnect
+    end_of_input,    // the client closed between requests
+    not_keep_alive,  // the last request asked to close
+    refused,         // the decoder refused a request: an answer with `status`, then close
+    incomplete,      // the input ended inside a request
 };
 
 struct framing_result {
+    // The complete requests, then an incomplete one whose head got through (its body refused, or
+    // cut off by the end of the input).
     std::vector<framed_request> requests;
     framing_stop stop = framing_stop::end_of_input;
-    std::string error;  // the parser's message for the malformed/broken cases (for the log)
-
+    int status = 0;     // with framing_stop::refused
+    std::string error;  // the decoder's message (for the report)
 };
 
 // Feeds `pieces` (the input as the socket delivers it, then end of stream) to the host's read side.
