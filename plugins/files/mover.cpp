@@ -70,17 +70,19 @@ bool mover::move_one(const file_record& file) {
     bool switched = false;
     try {
         std::string buf(copy_block, '\0');
+        // Keeps the intent's lease while the copy and its check run (a large file, a slow store).
+        auto last_renewal = std::chrono::steady_clock::now();
+        auto renew_when_due = [&] {
+            if (std::chrono::steady_clock::now() - last_renewal < files_.lease_renewal()) return;
+            files_.renew_move_intent(intent);
+            last_renewal = std::chrono::steady_clock::now();
+        };
         {
             auto writer = target_.create(key, [] {});  // the intent is recorded already
             auto reader = source.open(file, 0, file.bytes);
-            auto last_renewal = std::chrono::steady_clock::now();
             auto [sha, bytes] = drain(*reader, buf, [&](std::string_view piece) {
                 writer->write(piece);
-                // Keep the intent's lease while the copy runs (a large file over a slow store).
-                if (std::chrono::steady_clock::now() - last_renewal > std::chrono::seconds(20)) {
-                    files_.renew_move_intent(intent);
-                    last_renewal = std::chrono::steady_clock::now();
-                }
+                renew_when_due();
             });
             if (bytes != file.bytes || sha != file.sha256)
                 throw std::runtime_error("its content in the " + file.store + " store does not match its SHA-256");
@@ -91,7 +93,7 @@ bool mover::move_one(const file_record& file) {
         copy.store = std::string(target_.name());
         copy.content_key = key;
         auto check = target_.open(copy, 0, file.bytes);
-        auto [sha, bytes] = drain(*check, buf, [](std::string_view) {});
+        auto [sha, bytes] = drain(*check, buf, [&](std::string_view) { renew_when_due(); });
         if (bytes != file.bytes || sha != file.sha256)
             throw std::runtime_error("the copy in the " + copy.store + " store does not match its SHA-256");
         // Test-only (test_pause.hpp): the copy is verified, the file's row not switched yet.

@@ -510,12 +510,24 @@ void store::renew_move_intent(const std::string& intent_id) {
     if (n == 0) throw gone("the move's lease ran out");
 }
 
+std::chrono::seconds store::lease_renewal() const noexcept {
+    return std::chrono::seconds(std::max<std::uint32_t>(1, options_.orphan_grace_seconds / 3));
+}
+
 bool store::switch_content(const file_record& file, const std::string& intent_id, content_store& to,
                            const std::string& key) {
     const std::string to_name(to.name());
     return pool_.run([&](soci::session& s) {
         sql::write_transaction tx(s, kind());
         long long now = unix_now(), until = lease_until();
+        // The intent first: once its lease is up the purge may claim it and remove the copy, so
+        // the file must not be pointed at the copy. Taking the row here (on PostgreSQL its row
+        // lock, which the purge's SKIP LOCKED claim passes over) closes that race either way.
+        soci::statement held = (s.prepare << "update files set expires_at = :e where id = :i and state = 'writing'"
+                                             " and expires_at > :n",
+                                soci::use(until), soci::use(intent_id), soci::use(now));
+        held.execute(true);
+        if (affected(held) != 1) throw gone("the move's lease ran out before its switch");
         soci::statement moved =
             (s.prepare << "update files set store = :t, content_key = :k where id = :i and store = :s and"
                           " content_key = :ok and sha256 = :h and " + std::string(visible),

@@ -38,6 +38,7 @@
 #include "sql/legacy_owner.hpp"
 #include "sql/pool.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -198,10 +199,16 @@ public:
     // written at (store, key) outside any file, with a lease. Removed with that content by the
     // purge when its lease runs out.
     void record_move_intent(const std::string& intent_id, std::string_view store, std::string_view key);
+    // Extends the intent's lease; call it at least every lease_renewal(). Throws gone when the
+    // lease was ended meanwhile.
     void renew_move_intent(const std::string& intent_id);
+    // A third of orphan_grace_seconds (at least a second): how often a live writer renews.
+    std::chrono::seconds lease_renewal() const noexcept;
     // In one transaction: points the ready file `file` (as read before the copy) at (to_store,
     // key) and turns the intent row into a "deleting" row for the old content. False when the
     // file changed meanwhile (deleted, expired, moved by someone else): nothing was switched.
+    // Throws gone, switching nothing, when the intent's lease ran out or was ended (a gateway
+    // restarted on SQLite ends every "writing" row's): the purge may be removing the copy.
     bool switch_content(const file_record& file, const std::string& intent_id, content_store& to, const std::string& key);
     // Removes the content a "deleting" or "writing" row stands for, then the row; false when the
     // store could not (the purge tries again once the row's lease runs out).

@@ -203,3 +203,35 @@ BOOST_AUTO_TEST_CASE(the_move_refuses_a_store_the_config_does_not_set_up) {
     BOOST_TEST(st.code == 2);
     BOOST_TEST(move.output().find("the \"s3\" store is not set up in") != std::string::npos, move.output());
 }
+
+BOOST_AUTO_TEST_CASE(a_move_whose_lease_ran_out_switches_nothing_and_a_second_run_moves_the_file) {
+    moving_gateway g;
+    const std::string id = g.upload("held.bin", aqt::pattern_bytes(3 << 20, 11));
+    g.switch_store("filesystem");
+    {
+        // Held between the verified copy and the switch for longer than orphan_grace_seconds
+        // (3 s): the intent's lease is up, the purge may be removing the copy, so the file must
+        // not be pointed at it.
+        aqt::child_process move(aqt::files_tool_path(), g.move_args(), {{"AQ_FILES_TEST_PAUSE", "move_copied:5000"}});
+        aqt::exit_status st = move.wait(60s);
+        BOOST_TEST(st.exited);
+        BOOST_TEST(st.code == 1, move.output());
+        BOOST_TEST(move.output().find(id + " (database) was not moved: the move's lease ran out before its switch") !=
+                       std::string::npos,
+                   move.output());
+        BOOST_TEST(move.output().find("moved 0 of 1 files") != std::string::npos, move.output());
+    }
+    BOOST_TEST(g.count("select count(*) from files where id = '" + id + "' and store = 'database' and state = 'ready'") ==
+               1);
+    BOOST_TEST(aqt::wait_until(
+        [&] { return g.files_in_folder() == 0u && g.count("select count(*) from files") == 1; }, 30s));
+    g.read_all();
+
+    aqt::child_process again(aqt::files_tool_path(), g.move_args());
+    BOOST_TEST(again.wait(60s).success(), again.output());
+    BOOST_TEST(again.output().find("moved 1 of 1 files") != std::string::npos, again.output());
+    BOOST_TEST(g.count("select count(*) from files where store = 'filesystem' and state = 'ready'") == 1);
+    BOOST_TEST(g.count("select count(*) from file_chunks") == 0);
+    BOOST_TEST(g.files_in_folder() == 1u);
+    g.read_all();
+}
