@@ -21,17 +21,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-exit_status decode(int raw) {
-    exit_status s;
-    if (WIFEXITED(raw)) {
-        s.exited = true;
-        s.code = WEXITSTATUS(raw);
-    } else if (WIFSIGNALED(raw)) {
-        s.signal = WTERMSIG(raw);
-    }
-    return s;
-}
-
 }  // namespace
 
 std::filesystem::path files_tool_path() { return AQ_TEST_FILES_TOOL; }
@@ -103,7 +92,7 @@ exit_status child_process::wait(std::chrono::milliseconds timeout) {
         pid_t r = ::waitpid(pid_, &raw, WNOHANG);
         if (r == pid_) {
             pid_ = -1;
-            return status_ = decode(raw);
+            return status_ = exit_status::from_wait(raw);
         }
         if (clock_type::now() >= deadline)
             throw std::runtime_error("the process did not exit in time; its output:\n" + output());
