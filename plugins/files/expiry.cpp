@@ -18,7 +18,13 @@ void register_expiry(aq::host& host, const config& cfg, store& files) {
         } catch (const sql::unavailable&) {
             // The pool logged that the database is gone; the next run tries again.
         }
-        if (total) host.info("purged " + std::to_string(total) + " expired file(s)");
+        if (total) host.info("purged " + std::to_string(total) + " expired file(s) and abandoned write(s)");
+        try {
+            if (std::size_t aborted = files.sweep_uploads())
+                host.info("aborted " + std::to_string(aborted) + " abandoned S3 multipart upload(s)");
+        } catch (const std::exception& e) {
+            host.warn(std::string("files: sweeping S3 multipart uploads failed: ") + e.what());
+        }
     });
 }
 

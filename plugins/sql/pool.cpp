@@ -273,13 +273,23 @@ std::optional<std::size_t> pool::take_free(bool streaming) {
     return chosen;
 }
 
-session_lease pool::lease() {
+session_lease pool::lease() { return wait_for(false); }
+
+session_lease pool::lease_streaming() {
+    if (options_.streaming == 0) throw std::logic_error("aq::sql::pool: this pool has no streaming leases");
+    return wait_for(true);
+}
+
+session_lease pool::wait_for(bool streaming) {
     std::unique_lock lk(mu_);
     const auto deadline = std::chrono::steady_clock::now() + options_.wait;
     std::optional<std::size_t> index;
-    while (!(index = take_free(false))) {
+    auto take = [&] {
+        return streaming && streaming_in_use_ >= options_.streaming ? std::nullopt : take_free(streaming);
+    };
+    while (!(index = take())) {
         if (freed_.wait_until(lk, deadline) == std::cv_status::timeout) {
-            if ((index = take_free(false))) break;
+            if ((index = take())) break;
             throw unavailable(unavailable::reason::busy,
                               "no database session became free within " + std::to_string(options_.wait.count()) +
                                   " ms",
@@ -359,7 +369,9 @@ void pool::release(std::size_t index) noexcept {
         if (sl.streaming) --streaming_in_use_;
         sl.streaming = false;
     }
-    freed_.notify_one();
+    // All waiters: plain and streaming leases wait on one condition, and the waiter notify_one
+    // would pick may be one that cannot use what was freed.
+    freed_.notify_all();
     if (broken) learn(false, "a connection broke during a request");
     else if (alive) learn(true, {});
     // `dropped` closes here, outside the lock.
