@@ -1,8 +1,8 @@
 #include "line_queue.hpp"
 
-#include "dialect.hpp"
 #include "lease_fence.hpp"
 
+#include "sql/dialect.hpp"
 #include "sql/transaction.hpp"
 
 #include <aqueduct/plugin.hpp>
@@ -85,8 +85,10 @@ std::vector<claimed_line> line_queue::claim(const batch_work& b, int n, const st
     return pool_.run([&](soci::session& sql) -> std::vector<claimed_line> {
         long long lim = n;
         aq::sql::write_transaction tx(sql, pool_.kind());
-        // The lines are picked in a CTE, which runs once: as `line_no IN (subquery)` PostgreSQL may
-        // rescan the subquery per updated row and, after the first updates, pick further lines.
+        // The lines are picked in a CTE joined once, ending with sql::dialect's skip_locked() (no
+        // two hosts take the same line on PostgreSQL; on SQLite BEGIN IMMEDIATE already admits
+        // one writer): as `line_no IN (subquery)` PostgreSQL may rescan the subquery per updated
+        // row and, after the first updates, pick further lines.
         // A running line of `me` is never taken again, even with its lease expired (the database was
         // out of reach longer than the heartbeat could bridge): this process still has it in
         // flight or its reply waiting to be recorded.
@@ -95,7 +97,7 @@ std::vector<claimed_line> line_queue::claim(const batch_work& b, int n, const st
                             " OR (state = 'running' AND lease_until < :n2 AND lease_owner <> :me1))"
                             " AND EXISTS (SELECT 1 FROM batches WHERE id = :b2 AND status = 'in_progress')"
                             " ORDER BY line_no LIMIT :lim") +
-                    claim_row_lock(pool_.kind()) +
+                    std::string(aq::sql::dialect(pool_.kind()).skip_locked()) +
                     ") UPDATE batch_requests AS r SET state = 'running', lease_owner = :me, lease_until = :u,"
                     " claim_seq = :seq, attempts = r.attempts + 1 FROM picked"
                     " WHERE r.batch_id = :b AND r.line_no = picked.line_no",

@@ -5,7 +5,8 @@
 //   batch is still `validating`; claims only take lines of `in_progress` batches, so the lines
 //   become runnable all at once when the batch is activated.
 // - Claims are leases (lease_owner, lease_until, claim_seq) of `in_progress` batches only; two
-//   hosts never hold the same line (see dialect.hpp for how each backend guarantees it).
+//   hosts never hold the same line (sql::dialect's skip_locked() on PostgreSQL, the single
+//   writer on SQLite).
 // - Recording is fenced by the line's lease: a reply whose lease was lost (another host owns
 //   the line now) is dropped, so each line's result is recorded exactly once.
 // - Closing (cancel, expiry) and staging are fenced by the batch's lease.

@@ -1,9 +1,11 @@
 #include "config.hpp"
 
 #include "sql/legacy_owner.hpp"
+#include "sql/pool.hpp"
 
 #include <boost/json.hpp>
 
+#include <filesystem>
 #include <limits>
 #include <stdexcept>
 
@@ -26,7 +28,67 @@ std::uint64_t unsigned_value(const boost::json::value& v, std::string_view key, 
     return n;
 }
 
+std::string string_value(const boost::json::value& v, std::string_view key, bool may_be_empty = false) {
+    if (!v.is_string() || (!may_be_empty && v.as_string().empty()))
+        bad(key, may_be_empty ? "must be a string" : "must be a non-empty string");
+    return std::string(v.as_string());
+}
+
+filesystem_settings parse_filesystem(const boost::json::value& v) {
+    if (!v.is_object()) bad("filesystem", "must be an object");
+    filesystem_settings f;
+    for (const auto& [k, item] : v.as_object()) {
+        const std::string key = "filesystem." + std::string(k);
+        if (k == "path") {
+            f.path = string_value(item, key);
+            if (f.path.front() != '/') bad(key, "must be an absolute path");
+        } else if (k == "fsync") {
+            if (!item.is_bool()) bad(key, "must be true or false");
+            f.fsync = item.as_bool();
+        } else {
+            bad(key, "unknown key");
+        }
+    }
+    return f;
+}
+
+s3_settings parse_s3(const boost::json::value& v) {
+    if (!v.is_object()) bad("s3", "must be an object");
+    s3_settings s;
+    constexpr std::uint64_t min_part = 5ull << 20;
+    for (const auto& [k, item] : v.as_object()) {
+        const std::string key = "s3." + std::string(k);
+        if (k == "endpoint") s.endpoint = string_value(item, key);
+        else if (k == "bucket") s.bucket = string_value(item, key);
+        else if (k == "region") s.region = string_value(item, key);
+        else if (k == "addressing") {
+            std::string a = string_value(item, key);
+            if (a != "path" && a != "virtual_host") bad(key, "must be \"path\" or \"virtual_host\"");
+            s.path_style = a == "path";
+        } else if (k == "access_key") s.access_key = string_value(item, key);
+        else if (k == "secret_key") s.secret_key = string_value(item, key);
+        else if (k == "session_token") s.session_token = string_value(item, key, true);
+        else if (k == "ca_file") s.ca_file = string_value(item, key, true);
+        else if (k == "prefix") s.prefix = string_value(item, key, true);
+        else if (k == "part_bytes") s.part_bytes = unsigned_value(item, key, min_part, 5ull << 30);
+        else if (k == "parts_in_flight") s.parts_in_flight = static_cast<std::uint32_t>(unsigned_value(item, key, 0, 16));
+        else if (k == "max_attempts") s.max_attempts = static_cast<std::uint32_t>(unsigned_value(item, key, 1, 20));
+        else bad(key, "unknown key");
+    }
+    for (auto [value, key] : {std::pair{&s.endpoint, "endpoint"}, std::pair{&s.bucket, "bucket"},
+                              std::pair{&s.access_key, "access_key"}, std::pair{&s.secret_key, "secret_key"}})
+        if (value->empty()) bad("s3." + std::string(key), "missing");
+    return s;
+}
+
 }  // namespace
+
+std::set<std::string, std::less<>> config::readable_stores() const {
+    std::set<std::string, std::less<>> out{"database"};
+    if (!filesystem.path.empty()) out.insert("filesystem");
+    if (s3) out.insert("s3");
+    return out;
+}
 
 config config::parse(const boost::json::object& section) {
     config c;
@@ -73,6 +135,16 @@ config config::parse(const boost::json::object& section) {
             c.upload_sessions = static_cast<std::uint32_t>(unsigned_value(v, key, 0, 1023));
         } else if (key == "session_wait_ms") {
             c.session_wait_ms = static_cast<std::uint32_t>(unsigned_value(v, key, 1, 600000));
+        } else if (key == "store") {
+            c.store = string_value(v, key);
+            if (c.store != "filesystem" && c.store != "database" && c.store != "s3")
+                bad(key, "must be \"filesystem\", \"database\" or \"s3\"");
+        } else if (key == "filesystem") {
+            c.filesystem = parse_filesystem(v);
+        } else if (key == "s3") {
+            c.s3 = parse_s3(v);
+        } else if (key == "orphan_grace_seconds") {
+            c.orphan_grace_seconds = static_cast<std::uint32_t>(unsigned_value(v, key, 1, 7 * 24 * 3600));
         } else if (key == "legacy_team_owners") {
             try {
                 c.legacy_team_owners = sql::legacy_team_owners_from(v);
@@ -84,10 +156,26 @@ config config::parse(const boost::json::object& section) {
         }
     }
     if (c.database.empty()) bad("database", "missing (the host gives its own database URL by default)");
+    if (c.pool_size < 2) bad("pool_size", "must be at least 2: content writes and short requests need one each");
     if (!c.upload_sessions) c.upload_sessions = c.pool_size / 2;
     else if (*c.upload_sessions >= c.pool_size)
         bad("upload_sessions", "must be below pool_size (" + std::to_string(c.pool_size) +
                                    "): the rest serve short requests");
+    else if (*c.upload_sessions == 0)
+        bad("upload_sessions", "must be at least 1: content written into the database store needs a session");
+    // The embedded default: a sqlite: database keeps its files in a folder beside it.
+    sql::target db;
+    try {
+        db = sql::parse_url(c.database);
+    } catch (const std::invalid_argument& e) {
+        bad("database", e.what());
+    }
+    if (c.filesystem.path.empty() && db.kind == sql::backend::sqlite)
+        c.filesystem.path = (std::filesystem::path(db.file).parent_path() / "files").string();
+    if (c.store.empty()) c.store = db.kind == sql::backend::sqlite ? "filesystem" : "database";
+    if (c.store == "filesystem" && c.filesystem.path.empty())
+        bad("filesystem.path", "missing: the filesystem store needs a folder (there is no default with PostgreSQL)");
+    if (c.store == "s3" && !c.s3) bad("s3", "missing: the s3 store needs its settings");
     if (c.default_expiry_seconds > c.max_expiry_seconds)
         bad("default_expiry_seconds", "must not exceed max_expiry_seconds");
     return c;

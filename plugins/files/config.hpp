@@ -12,13 +12,29 @@
 //   quota_bytes, quota_files per-owner storage quota, 0 = unlimited (the default)
 //   expiry_interval_seconds  how often the purge job runs, default 60
 //   expiry_batch_size        files purged per transaction, default 20
-//   pool_size                database sessions, default 8 (a staged upload holds one during its
-//                            commit, a download one per chunk, a PostgreSQL upload streaming into
-//                            its transaction one throughout)
-//   upload_sessions          of those, how many PostgreSQL uploads may hold while they stream,
-//                            default pool_size / 2 (the others stage and commit at the end)
+//   pool_size                database sessions, default 8 (each request borrows one per statement
+//                            or short transaction; content written into the database store
+//                            borrows one per 1 MiB chunk)
+//   upload_sessions          of those, how many may be writing content chunks at once (database
+//                            store), default pool_size / 2, at least 1; the rest always serve short
+//                            requests
 //   session_wait_ms          longest a request waits for a free session, then 503
 //                            database_unavailable; default 5000
+//   store                    where new files' bytes go: "filesystem", "database" or "s3"; default
+//                            "filesystem" with a sqlite: database, "database" with PostgreSQL
+//                            (content_store.hpp). Each file's row records its store, so files
+//                            written before a change stay readable from where they are.
+//   filesystem               {"path": absolute folder (default: "files" beside a sqlite:
+//                            database), "fsync": true}
+//   s3                       {"endpoint", "bucket", "region" ("us-east-1"), "addressing" ("path" |
+//                            "virtual_host", default "virtual_host"), "access_key", "secret_key",
+//                            "session_token" (""), "ca_file" (""), "prefix" ("files/"),
+//                            "part_bytes" (8 MiB, at least 5 MiB), "parts_in_flight" (2),
+//                            "max_attempts" (4)}; credentials usually "${ENV}"
+//   orphan_grace_seconds     an unfinished write (an upload, a service write, a move between
+//                            stores) that shows no life for this long is abandoned: the purge job
+//                            removes what it wrote; default 600 (a live writer renews every third
+//                            of it)
 //   legacy_team_owners       bare owner names of rows written before owner keys carried their
 //                            kind that were teams; the migration to schema 2 makes them
 //                            "team:NAME", every other name "user:NAME" (sql/legacy_owner.hpp)
@@ -34,6 +50,23 @@
 #include <string>
 
 namespace aq::files {
+
+// The filesystem store's settings.
+struct filesystem_settings {
+    std::string path;    // absolute; empty when no filesystem store is configured
+    bool fsync = true;   // fdatasync each file and fsync its folder before its row commits
+};
+
+// The s3 store's settings (the client's own checks run when the store opens: s3_store.hpp).
+struct s3_settings {
+    std::string endpoint, bucket, region = "us-east-1";
+    bool path_style = false;  // "addressing": "path"; AWS's default is virtual_host
+    std::string access_key, secret_key, session_token, ca_file;
+    std::string prefix = "files/";
+    std::uint64_t part_bytes = 8ull << 20;
+    std::uint32_t parts_in_flight = 2;
+    std::uint32_t max_attempts = 4;
+};
 
 struct config {
     std::string database;
@@ -52,6 +85,14 @@ struct config {
     std::optional<std::uint32_t> upload_sessions;  // unset: pool_size / 2
     std::uint32_t session_wait_ms = 5000;
     std::set<std::string, std::less<>> legacy_team_owners;
+    std::string store;                             // "filesystem" | "database" | "s3" (resolved)
+    filesystem_settings filesystem;
+    std::optional<s3_settings> s3;                 // set when the s3 store is configured
+    std::uint32_t orphan_grace_seconds = 600;
+
+    // The stores this config can read: "database" always, "filesystem" when it has a path, "s3"
+    // when configured. New files go to `store`, which is one of them.
+    std::set<std::string, std::less<>> readable_stores() const;
 
     // Bounds a client may ask for with expires_after[seconds] (API.md).
     static constexpr std::int64_t min_expires_after = 3600;

@@ -10,45 +10,41 @@ namespace aq::files {
 
 namespace {
 
-// The content after the status went out, read from the store one chunk at a time as the client
-// takes it: the host calls read() on a worker only when the connection has room, so a client
-// that stops reading holds this object (at most one chunk) and no thread.
+// The content after the status went out, read from the store as the client takes it: the host
+// calls read() on a worker only when the connection has room, so a client that stops reading
+// holds this object (what the store's reader buffers) and no thread.
 class content_source : public aq::body_source {
 public:
-    content_source(std::unique_ptr<store::reader> reader, std::string first, std::uint64_t length)
-        : reader_(std::move(reader)), chunk_(std::move(first)), left_(length) {}
+    content_source(std::unique_ptr<store::reader> reader, std::string first)
+        : reader_(std::move(reader)), first_(std::move(first)) {}
 
     std::size_t read(std::span<char> buf) override {
-        if (left_ == 0 || buf.empty()) return 0;
-        if (offset_ == chunk_.size()) {
-            chunk_ = reader_->next();  // store::gone (file deleted meanwhile) aborts the response
-            offset_ = 0;
-            if (chunk_.empty()) throw std::runtime_error("file content ended before its recorded size");
+        if (offset_ < first_.size()) {
+            const std::size_t n = std::min(buf.size(), first_.size() - offset_);
+            std::memcpy(buf.data(), first_.data() + offset_, n);
+            offset_ += n;
+            if (offset_ == first_.size()) std::string().swap(first_);
+            return n;
         }
-        const std::size_t n = static_cast<std::size_t>(
-            std::min<std::uint64_t>({buf.size(), chunk_.size() - offset_, left_}));
-        std::memcpy(buf.data(), chunk_.data() + offset_, n);
-        offset_ += n;
-        left_ -= n;
-        if (offset_ == chunk_.size()) {
-            std::string().swap(chunk_);  // a client that stalls now holds nothing of the file
-            offset_ = 0;
-        }
-        return n;
+        // store::gone (the file deleted meanwhile) aborts the response.
+        return reader_->read(buf);
     }
 
 private:
     std::unique_ptr<store::reader> reader_;
-    std::string chunk_;
+    std::string first_;
     std::size_t offset_ = 0;
-    std::uint64_t left_;
 };
+
+// The first piece is read before the status goes out, so that a file deleted between the lookup
+// and here is still a clean 404 rather than an aborted 200.
+constexpr std::size_t first_piece_bytes = 64 * 1024;
 
 }  // namespace
 
 void download(aq::request& req, store& files) {
     std::string id(req.param("file_id"));
-    auto reader = files.open(req.owner(), id);
+    std::unique_ptr<store::reader> reader = files.open(req.owner(), id);
     if (!reader) throw aq::http_error(404, "No such File object: " + id, "id");
     const file_record& info = reader->info();
     const std::string etag = "\"" + info.sha256 + "\"";
@@ -89,17 +85,29 @@ void download(aq::request& req, store& files) {
     };
     if (status == 206) headers.push_back({aq::to_aq("Content-Range"), aq::to_aq(content_range)});
 
-    // The first chunk is read before the status goes out, so a file deleted between the lookup
-    // and here is still a clean 404 rather than an aborted 200.
-    reader->seek(first);
-    std::string chunk;
     try {
-        chunk = length ? reader->next() : std::string();
+        reader->open_range(first, length);
+    } catch (const store::gone&) {
+        throw aq::http_error(404, "No such File object: " + id, "id");
+    }
+    if (int fd = reader->release_file(); fd >= 0) {
+        req.respond_file(status, headers, fd, first, length);
+        return;
+    }
+    std::string piece(static_cast<std::size_t>(std::min<std::uint64_t>(length, first_piece_bytes)), '\0');
+    try {
+        std::size_t got = 0;
+        while (got < piece.size()) {
+            std::size_t n = reader->read(std::span<char>(piece.data() + got, piece.size() - got));
+            if (n == 0) break;
+            got += n;
+        }
+        piece.resize(got);
     } catch (const store::gone&) {
         throw aq::http_error(404, "No such File object: " + id, "id");
     }
     req.respond_source(status, headers, static_cast<std::int64_t>(length),
-                       std::make_unique<content_source>(std::move(reader), std::move(chunk), length));
+                       std::make_unique<content_source>(std::move(reader), std::move(piece)));
 }
 
 }  // namespace aq::files

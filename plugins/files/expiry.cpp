@@ -21,7 +21,13 @@ void register_expiry(aq::host& host, const config& cfg, store& files, const file
             completed = false;
         }
         metrics.purge_run(completed, total);
-        if (total) host.info("purged " + std::to_string(total) + " expired file(s)");
+        if (total) host.info("purged " + std::to_string(total) + " expired file(s) and abandoned write(s)");
+        try {
+            if (std::size_t aborted = files.sweep_uploads())
+                host.info("aborted " + std::to_string(aborted) + " abandoned S3 multipart upload(s)");
+        } catch (const std::exception& e) {
+            host.warn(std::string("files: sweeping S3 multipart uploads failed: ") + e.what());
+        }
     });
 }
 

@@ -1,8 +1,11 @@
-// The purge job: deletes expired files and their chunks in bounded batches.
+// The purge job: removes expired files, abandoned writes and failed removals (store.hpp: rows
+// whose expires_at passed, whatever their state) in bounded batches, content first, then rows;
+// and aborts S3 multipart uploads no live writer holds.
 //
-// Visibility never depends on it (every query filters expires_at > now); it only reclaims space.
-// Each batch is its own short transaction of at most expiry_batch_size files, so a purge never
-// holds locks for long; on PostgreSQL, hosts running it at once skip each other's rows.
+// Visibility never depends on it (every query filters state and expires_at); it only reclaims
+// space. Each batch is claimed in its own short transaction of at most expiry_batch_size rows,
+// so a purge never holds locks for long; on PostgreSQL, hosts running it at once skip each
+// other's rows.
 #pragma once
 
 #include "config.hpp"

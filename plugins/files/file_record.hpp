@@ -17,7 +17,9 @@ struct file_record {
     std::uint64_t bytes = 0;
     std::int64_t created_at = 0; // Unix seconds
     std::int64_t expires_at = 0;
-    std::uint32_t chunk_bytes = 0; // size of every content chunk but the last
+    std::uint32_t chunk_bytes = 0; // size of every content chunk but the last (database store)
+    std::string store;             // the content store holding the bytes (content_store.hpp)
+    std::string content_key;       // the content's key in that store
 
     // {"id", "object": "file", "bytes", "created_at", "expires_at", "filename", "purpose",
     //  "status": "processed", "status_details": null}

@@ -15,7 +15,7 @@ files_metrics::files_metrics(const aq::host& host) {
     auto runs = host.counter_family("aqueduct_files_purge_runs_total", "Runs of the expired-files purge.", {"outcome"});
     purge_ok_ = runs.with({"ok"});
     purge_unavailable_ = runs.with({"unavailable"});
-    purged_ = host.counter("aqueduct_files_purged_total", "Expired files purged.");
+    purged_ = host.counter("aqueduct_files_purged_total", "Expired files and abandoned writes purged.");
 }
 
 void files_metrics::rejected(const aq::http_error& e) const {

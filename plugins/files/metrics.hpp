@@ -4,7 +4,8 @@
 //   aqueduct_files_upload_rejections_total{reason}  validation failures: the error's code
 //       (quota_exceeded, unsupported_media_type), else the parameter it names (file, purpose,
 //       expires_after[seconds], ...), else "multipart" (a malformed body)
-//   aqueduct_files_purge_runs_total{outcome="ok|unavailable"}, aqueduct_files_purged_total
+//   aqueduct_files_purge_runs_total{outcome="ok|unavailable"}, aqueduct_files_purged_total (expired
+//       files and abandoned writes)
 // Kept apart from the handlers: routes.cpp and expiry.cpp only wrap their work in these calls.
 #pragma once
 

@@ -63,7 +63,8 @@ void remove(aq::request& req, store& files) {
 namespace {
 
 // A handler whose database is unavailable answers 503 database_unavailable with retry-after
-// (sql/unavailable.hpp), never 500; a download already streaming is cut off instead.
+// (sql/unavailable.hpp), one whose content store cannot be reached 503 store_unavailable, never
+// 500; a download already streaming is cut off instead.
 template <class Fn>
 aq::handler answering_unavailable(Fn fn) {
     return [fn = std::move(fn)](aq::request& req) {
@@ -71,6 +72,9 @@ aq::handler answering_unavailable(Fn fn) {
             fn(req);
         } catch (const sql::unavailable& e) {
             throw sql::to_http_error(e);
+        } catch (const content_unavailable&) {
+            throw aq::http_error(503, "The file store is unavailable; retry later.", {}, "store_unavailable")
+                .with_retry_after(1);
         }
     };
 }

@@ -2,22 +2,18 @@
 
 #include "upload.hpp"
 
-#include <cstring>
+#include <span>
 
 // The opaque handles of services/files.h, defined by their provider.
 struct aq_files_reader {
     std::unique_ptr<aq::files::store::reader> reader;
     aq_file_info info{};
-    std::string pending;     // the current chunk
-    std::size_t offset = 0;  // bytes of `pending` already handed out
 };
 
 struct aq_files_writer {
     aq::files::service* owner_service = nullptr;
     std::string filename, purpose;
     std::int64_t lifetime = 0;
-    // Spooled: a consumer may write for hours (a batch's output), so the content is staged and
-    // the database transaction lasts only as long as commit's local copy.
     std::unique_ptr<aq::files::store::writer> writer;
     // AQ_OK, or why the content is incomplete (a refused or failed write): commit must not
     // succeed then, and says the same.
@@ -68,6 +64,11 @@ aq_status open_file(void* ctx, aq_str file_id, aq_str owner, aq_files_reader** o
     return guarded(svc, "open", [&] {
         auto reader = svc.files().open(aq::to_sv(owner), aq::to_sv(file_id));
         if (!reader) return AQ_ERR_NOT_FOUND;
+        try {
+            reader->open_range(0, reader->info().bytes);
+        } catch (const store::gone&) {
+            return AQ_ERR_NOT_FOUND;
+        }
         auto handle = std::make_unique<aq_files_reader>();
         handle->reader = std::move(reader);
         handle->info = info_of(handle->reader->info());
@@ -81,15 +82,7 @@ const aq_file_info* reader_info(aq_files_reader* r) noexcept { return r ? &r->in
 int64_t read_file(aq_files_reader* r, void* buf, size_t cap) noexcept {
     if (!r || (!buf && cap)) return -AQ_ERR_INVALID;
     try {
-        if (r->offset == r->pending.size()) {
-            r->pending = r->reader->next();
-            r->offset = 0;
-            if (r->pending.empty()) return 0;
-        }
-        std::size_t n = std::min(cap, r->pending.size() - r->offset);
-        std::memcpy(buf, r->pending.data() + r->offset, n);
-        r->offset += n;
-        return static_cast<int64_t>(n);
+        return static_cast<int64_t>(r->reader->read(std::span<char>(static_cast<char*>(buf), cap)));
     } catch (const store::gone&) {
         return -AQ_ERR_NOT_FOUND;
     } catch (...) {

@@ -1,10 +1,9 @@
 // The "files" v1 service (sdk/include/aqueduct/services/files.h) for other plugins.
 //
-// Readers read through the store chunk by chunk. Writers spool content to an anonymous temporary
-// file and only open the database transaction at commit, copying the spool into the store in
-// one go: a producer such as the batches plugin may take hours to write its output, and holding
-// a transaction (on SQLite, the database's single write lock) that long would stall every other
-// writer.
+// Readers and writers are the store's (store.hpp), on whatever content store the file is in (a
+// reader) or new files go to (a writer), with the same guarantees as uploads: a writer's content
+// is invisible until commit, and one closed without commit (or a crash) leaves nothing visible;
+// no transaction is held while a producer writes, however long it takes.
 //
 // Service writes are the gateway's own output (batch results), so they follow their own limits:
 // up to max_output_file_bytes (not the upload limit max_file_bytes), and never refused for the

@@ -1,10 +1,12 @@
 #include "store.hpp"
 
-#include "sql/bytea.hpp"
+#include "database_store.hpp"
+#include "s3_store.hpp"
+#include "test_pause.hpp"
+
 #include "sql/legacy_owner.hpp"
 #include "sql/migrations.hpp"
 #include "sql/transaction.hpp"
-#include "test_pause.hpp"
 
 #include <aqueduct/plugin.hpp>
 
@@ -20,6 +22,14 @@ namespace {
 using aq::sql::backend;
 
 std::vector<sql::migration> migrations(const sql::name_set& legacy_teams, sql::owner_rewrite& rewritten) {
+    // Rows from before content stores are files in the database store, keyed by their id.
+    const std::vector<std::string> content_stores = {
+        "alter table files add column state text not null default 'ready'",
+        "alter table files add column store text not null default 'database'",
+        "alter table files add column content_key text not null default ''",
+        "update files set content_key = id",
+        "create index files_content on files (store, content_key)",
+    };
     return {
         {1,
          {
@@ -50,11 +60,15 @@ std::vector<sql::migration> migrations(const sql::name_set& legacy_teams, sql::o
          [&legacy_teams, &rewritten](soci::session& s, backend) {
              rewritten = sql::rewrite_legacy_owners(s, "files", "owner", legacy_teams);
          }},
+        // Content stores: a row's state, and where its content is.
+        {3, content_stores, content_stores},
     };
 }
 
 constexpr const char* record_columns =
-    "id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes";
+    "id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes, store, content_key";
+// What every read of a file requires: visible, and not expired.
+constexpr const char* visible = "state = 'ready' and expires_at > :n";
 
 // SOCI's into() targets for one files row.
 struct record_row {
@@ -62,6 +76,19 @@ struct record_row {
     long long bytes = 0, created_at = 0, expires_at = 0;
     int chunk_bytes = 0;
 
+    void bind(soci::statement& st) {
+        st.exchange(soci::into(r.id));
+        st.exchange(soci::into(r.owner));
+        st.exchange(soci::into(r.filename));
+        st.exchange(soci::into(r.purpose));
+        st.exchange(soci::into(bytes));
+        st.exchange(soci::into(created_at));
+        st.exchange(soci::into(expires_at));
+        st.exchange(soci::into(r.sha256));
+        st.exchange(soci::into(chunk_bytes));
+        st.exchange(soci::into(r.store));
+        st.exchange(soci::into(r.content_key));
+    }
     file_record take() {
         r.bytes = static_cast<std::uint64_t>(bytes);
         r.created_at = created_at;
@@ -71,20 +98,36 @@ struct record_row {
     }
 };
 
+// A prepared statement from pieces: `bind_row` binds the into() targets, then `uses` the values.
+template <class Uses>
+soci::statement prepared(soci::session& s, const std::string& sql, record_row* row, Uses&& uses) {
+    soci::statement st(s);
+    if (row) row->bind(st);
+    uses(st);
+    st.alloc();
+    st.prepare(sql);
+    st.define_and_bind();
+    return st;
+}
+
 std::optional<file_record> find_in(soci::session& s, std::string_view owner, std::string_view id) {
     record_row row;
     std::string o(owner), i(id);
     long long now = unix_now();
-    soci::statement st = (s.prepare << "select " + std::string(record_columns) +
-                                           " from files where owner = :o and id = :i and expires_at > :n",
-                          soci::into(row.r.id), soci::into(row.r.owner), soci::into(row.r.filename),
-                          soci::into(row.r.purpose), soci::into(row.bytes), soci::into(row.created_at),
-                          soci::into(row.expires_at), soci::into(row.r.sha256), soci::into(row.chunk_bytes),
-                          soci::use(o), soci::use(i), soci::use(now));
+    soci::statement st = prepared(s,
+                                  "select " + std::string(record_columns) + " from files where owner = :o and id = :i and " +
+                                      visible,
+                                  &row, [&](soci::statement& q) {
+                                      q.exchange(soci::use(o));
+                                      q.exchange(soci::use(i));
+                                      q.exchange(soci::use(now));
+                                  });
     st.execute();
     if (!st.fetch()) return std::nullopt;
     return row.take();
 }
+
+long long affected(soci::statement& st) { return std::max<long long>(0, st.get_affected_rows()); }
 
 }  // namespace
 
@@ -93,106 +136,104 @@ std::int64_t unix_now() {
         .count();
 }
 
-store::store(sql::pool& pool, std::filesystem::path staging_folder, const sql::name_set& legacy_teams)
-    : pool_(pool), staging_folder_(std::move(staging_folder)) {
-    pool_.run([&](soci::session& s) { sql::migrate(s, pool_.kind(), "files", migrations(legacy_teams, migrated_owners_)); });
+store::store(sql::pool& pool, const content_stores& stores, options opts)
+    : pool_(pool), dialect_(pool.kind()), stores_(stores), options_(std::move(opts)) {
+    pool_.run([&](soci::session& s) {
+        sql::migrate(s, pool_.kind(), "files", migrations(options_.legacy_teams, migrated_owners_));
+    });
+    check_stores_in_use();
+    if (kind() == backend::sqlite && options_.end_stale_writes) {
+        abandoned_at_start_ = pool_.run([&](soci::session& s) {
+            sql::write_transaction tx(s, kind());
+            soci::statement st = (s.prepare << "update files set expires_at = 0 where state = 'writing'");
+            st.execute(true);
+            tx.commit();
+            return static_cast<std::size_t>(affected(st));
+        });
+    }
 }
 
-// ---- writer ------------------------------------------------------------------------------
-
-store::writer::writer(store& s, std::string owner, sql::session_lease direct)
-    : store_(s), session_(std::move(direct)), id_(aq::random_id("file-")), owner_(std::move(owner)) {
-    if (!session_) spool_ = std::make_unique<spool>(s.staging_folder_);
-    else session_.run([&](soci::session&) { begin(); });
+void store::check_stores_in_use() {
+    std::vector<std::string> names = pool_.run([&](soci::session& s) {
+        std::vector<std::string> out;
+        std::string name;
+        soci::statement st = (s.prepare << "select distinct store from files", soci::into(name));
+        st.execute();
+        while (st.fetch()) out.push_back(name);
+        return out;
+    });
+    for (const auto& name : names)
+        if (!stores_.find(name))
+            throw std::runtime_error("plugins.files: files are stored in the \"" + name +
+                                     "\" content store, which this config does not set up (plugins.files." + name +
+                                     "); they would be unreadable");
 }
 
-// Opens the transaction and inserts the row the chunks reference. The row stays invisible:
-// other sessions do not see uncommitted rows, and expires_at = 0 hides it even from this one.
-void store::writer::begin() {
-    if (!session_) session_ = store_.pool_.lease();
-    tx_ = std::make_unique<sql::write_transaction>(*session_, store_.kind());
-    int cb = static_cast<int>(chunk_bytes);
-    *session_ << "insert into files (id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes)"
-                 " values (:i, :o, '', '', 0, 0, 0, '', :c)",
-        soci::use(id_), soci::use(owner_), soci::use(cb);
-    buffer_.reserve(chunk_bytes);
+std::int64_t store::lease_until() const { return unix_now() + options_.orphan_grace_seconds; }
+
+// ---- writer --------------------------------------------------------------------------------
+
+store::writer::writer(store& s, std::string owner)
+    : store_(s), target_(s.stores_.current()), id_(aq::random_id("file-")), owner_(std::move(owner)) {
+    content_ = target_.create(id_, [this] { record_intent(); });
 }
 
 store::writer::~writer() {
-    tx_.reset();  // rolls back when not committed, before the session returns to the pool
+    if (!committed_) abandon();
+}
+
+// The "writing" row, in a transaction of its own, before the content store creates anything a
+// crash would leave: from here on the purge can find what this writer leaves behind.
+void store::writer::record_intent() {
+    const long long now = unix_now(), until = store_.lease_until();
+    const int cb = static_cast<int>(database_store::chunk_bytes);
+    const std::string name(target_.name());
+    store_.pool_.run([&](soci::session& s) {
+        sql::write_transaction tx(s, store_.kind());
+        s << "insert into files (id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes,"
+             " state, store, content_key) values (:i, :o, '', '', 0, :c, :e, '', :cb, 'writing', :s, :k)",
+            soci::use(id_), soci::use(owner_), soci::use(now), soci::use(until), soci::use(cb), soci::use(name),
+            soci::use(id_);
+        tx.commit();
+    });
+    intent_recorded_ = true;
+    renewed_at_ = now;
+}
+
+// Extends the lease of the "writing" row while the writer is alive (every third of the grace).
+void store::writer::renew() {
+    const std::int64_t now = unix_now();
+    if (!intent_recorded_ || now - renewed_at_ < store_.options_.orphan_grace_seconds / 3) return;
+    const long long until = store_.lease_until();
+    long long n = store_.pool_.run([&](soci::session& s) {
+        soci::statement st = (s.prepare << "update files set expires_at = :e where id = :i and state = 'writing'",
+                              soci::use(until), soci::use(id_));
+        st.execute(true);
+        return affected(st);
+    });
+    if (n == 0) throw content_unavailable("the write of " + id_ + " was abandoned: it showed no life for orphan_grace_seconds");
+    renewed_at_ = now;
 }
 
 void store::writer::write(std::string_view data) {
     bytes_ += data.size();
     hash_.update(data);
-    if (spool_) return spool_->append(data);
-    while (!data.empty()) {
-        std::size_t take = std::min(chunk_bytes - buffer_.size(), data.size());
-        buffer_.append(data.substr(0, take));
-        data.remove_prefix(take);
-        if (buffer_.size() == chunk_bytes) {
-            session_.run([&](soci::session&) { flush(); });
-            // Test-only (test_pause.hpp): an upload with content in the database, not committed.
-            pause_point("upload_chunk_written");
-        }
+    content_->write(data);
+    renew();
+    if (!paused_ && bytes_ >= database_store::chunk_bytes) {
+        paused_ = true;
+        // Test-only (test_pause.hpp): an upload whose content is partly in its store.
+        pause_point("content_written");
     }
-}
-
-void store::writer::flush() {
-    if (buffer_.empty()) return;
-    if (store_.kind() == backend::postgresql) {
-        std::string seq = std::to_string(seq_);
-        sql::bytea::execute(*session_, "insert into file_chunks (file_id, seq, data) values ($1, $2::integer, $3)",
-                            {sql::bytea::text(id_), sql::bytea::text(seq), sql::bytea::binary(buffer_)});
-    } else {
-        // A std::string bound as text, cast to a blob: SQLite stores the exact bytes (TOOLCHAIN.md).
-        long long seq = seq_;
-        *session_ << "insert into file_chunks (file_id, seq, data) values (:f, :s, cast(:d as blob))",
-            soci::use(id_), soci::use(seq), soci::use(buffer_);
-    }
-    ++seq_;
-    buffer_.clear();
 }
 
 file_record store::writer::commit(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
                                   const quota& limit) {
-    try {
-        return finish(filename, purpose, lifetime_seconds, limit);
-    } catch (...) {
-        session_.rethrow_classified();
-    }
-}
+    content_->seal();
+    if (!intent_recorded_) record_intent();  // a store that never asked for one
+    // Test-only (test_pause.hpp): the content is durable under its key, the row not yet ready.
+    pause_point("content_sealed");
 
-file_record store::writer::finish(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
-                                  const quota& limit) {
-    if (spool_) {
-        // The transaction starts now and lasts as long as a local copy of the staged content.
-        begin();
-        spool_->replay(chunk_bytes, [&](std::string_view block) {
-            buffer_.assign(block);
-            flush();
-        });
-        spool_.reset();
-    }
-    flush();
-    std::string o = owner_;
-    if (limit.bytes || limit.files) {
-        if (store_.kind() == backend::postgresql) {
-            // Serializes the check-then-commit of one owner's concurrent uploads (the SQLite
-            // write lock already does). Key space 0x61716669 ("aqfi") + hash of the owner.
-            *session_ << "select pg_advisory_xact_lock(1634821737, hashtext(:o))", soci::use(o);
-        }
-        long long count = 0, total = 0, now = unix_now();
-        *session_ << "select count(*), cast(coalesce(sum(bytes), 0) as bigint) from files"
-                     " where owner = :o and expires_at > :n and id <> :i",
-            soci::into(count), soci::into(total), soci::use(o), soci::use(now), soci::use(id_);
-        if (limit.files && static_cast<std::uint64_t>(count) + 1 > limit.files)
-            throw quota_exceeded("Storage quota exceeded: at most " + std::to_string(limit.files) +
-                                 " files may be stored.");
-        if (limit.bytes && static_cast<std::uint64_t>(total) + bytes_ > limit.bytes)
-            throw quota_exceeded("Storage quota exceeded: at most " + std::to_string(limit.bytes) +
-                                 " bytes may be stored.");
-    }
     file_record r;
     r.id = id_;
     r.owner = owner_;
@@ -200,183 +241,343 @@ file_record store::writer::finish(std::string_view filename, std::string_view pu
     r.purpose = std::string(purpose);
     r.sha256 = hash_.hex();
     r.bytes = bytes_;
-    r.created_at = unix_now();
-    r.expires_at = r.created_at + lifetime_seconds;
-    r.chunk_bytes = chunk_bytes;
-    long long b = static_cast<long long>(r.bytes), c = r.created_at, e = r.expires_at;
-    *session_ << "update files set filename = :f, purpose = :p, bytes = :b, created_at = :c, expires_at = :e,"
-                 " sha256 = :h where id = :i",
-        soci::use(r.filename), soci::use(r.purpose), soci::use(b), soci::use(c), soci::use(e), soci::use(r.sha256),
-        soci::use(id_);
-    tx_->commit();
+    r.chunk_bytes = database_store::chunk_bytes;
+    r.store = std::string(target_.name());
+    r.content_key = id_;
+    store_.pool_.run([&](soci::session& s) {
+        sql::write_transaction tx(s, store_.kind());
+        if (limit.bytes || limit.files) {
+            // Serializes one owner's concurrent commits between the check and the flip.
+            // Space 0x61716669 ("aqfi").
+            store_.dialect_.lock(s, 1634821737, owner_);
+            long long count = 0, total = 0, now = unix_now();
+            s << "select count(*), cast(coalesce(sum(bytes), 0) as bigint) from files"
+                 " where owner = :o and state = 'ready' and expires_at > :n",
+                soci::into(count), soci::into(total), soci::use(owner_), soci::use(now);
+            if (limit.files && static_cast<std::uint64_t>(count) + 1 > limit.files)
+                throw quota_exceeded("Storage quota exceeded: at most " + std::to_string(limit.files) +
+                                     " files may be stored.");
+            if (limit.bytes && static_cast<std::uint64_t>(total) + bytes_ > limit.bytes)
+                throw quota_exceeded("Storage quota exceeded: at most " + std::to_string(limit.bytes) +
+                                     " bytes may be stored.");
+        }
+        r.created_at = unix_now();
+        r.expires_at = r.created_at + lifetime_seconds;
+        long long b = static_cast<long long>(r.bytes), c = r.created_at, e = r.expires_at;
+        soci::statement st =
+            (s.prepare << "update files set filename = :f, purpose = :p, bytes = :b, created_at = :c, expires_at = :e,"
+                          " sha256 = :h, state = 'ready' where id = :i and state = 'writing'",
+             soci::use(r.filename), soci::use(r.purpose), soci::use(b), soci::use(c), soci::use(e),
+             soci::use(r.sha256), soci::use(id_));
+        st.execute(true);
+        if (affected(st) != 1) throw content_unavailable("the write of " + id_ + " was abandoned: it showed no life for orphan_grace_seconds");
+        tx.commit();
+    });
     committed_ = true;
-    tx_.reset();
-    session_.reset();  // back to the pool now, not when the caller drops the writer
+    content_.reset();
     return r;
 }
 
+// Removes what this writer wrote and its row; whatever it cannot remove now keeps a row whose
+// lease is ended, for the next purge.
+void store::writer::abandon() noexcept {
+    try {
+        content_.reset();  // an unsealed content writer discards its own unnamed or unfinished state
+    } catch (...) {
+    }
+    if (!intent_recorded_) return;
+    if (store_.drop_content(id_, std::string(target_.name()), id_, true)) return;
+    try {
+        store_.pool_.run([&](soci::session& s) {
+            s << "update files set expires_at = 0 where id = :i and state = 'writing'", soci::use(id_);
+        });
+    } catch (...) {
+        // The lease runs out on its own.
+    }
+}
+
+// ---- reader --------------------------------------------------------------------------------
+
+void store::reader::open_range(std::uint64_t offset, std::uint64_t length) {
+    position_ = offset;
+    end_ = offset + length;
+    try {
+        content_ = store_.stores_.get(record_.store).open(record_, offset, length);
+    } catch (const content_gone&) {
+        if (!follow_move()) throw gone("No such File object: " + record_.id);
+    }
+}
+
+std::size_t store::reader::read(std::span<char> buf) {
+    for (;;) {
+        try {
+            std::size_t n = content_->read(buf);
+            position_ += n;
+            return n;
+        } catch (const content_gone&) {
+            if (!follow_move()) throw gone("the content of " + record_.id + " is gone");
+        }
+    }
+}
+
+// The content was not where the row said when it was read: if the file is still there, with
+// the same content, somewhere else (moved meanwhile), carry on from there.
+bool store::reader::follow_move() {
+    auto now = store_.find(record_.owner, record_.id);
+    if (!now || now->sha256 != record_.sha256 || now->bytes != record_.bytes ||
+        (now->store == record_.store && now->content_key == record_.content_key))
+        return false;
+    record_ = std::move(*now);
+    try {
+        content_ = store_.stores_.get(record_.store).open(record_, position_, end_ - position_);
+    } catch (const content_gone&) {
+        return false;
+    }
+    return true;
+}
+
+int store::reader::release_file() { return content_ ? content_->release_file() : -1; }
+
+// ---- queries -------------------------------------------------------------------------------
+
 std::unique_ptr<store::writer> store::create(std::string owner) {
-    return std::unique_ptr<writer>(new writer(*this, std::move(owner), {}));
-}
-
-std::unique_ptr<store::writer> store::create_upload(std::string owner) {
-    sql::session_lease direct;
-    if (kind() == backend::postgresql) direct = pool_.try_lease_streaming();
-    return std::unique_ptr<writer>(new writer(*this, std::move(owner), std::move(direct)));
-}
-
-// ---- reader ------------------------------------------------------------------------------
-
-store::reader::reader(store& s, file_record record)
-    : store_(s), record_(std::move(record)), left_(record_.bytes) {}
-
-void store::reader::seek(std::uint64_t offset) {
-    offset = std::min(offset, record_.bytes);
-    std::uint64_t cb = record_.chunk_bytes ? record_.chunk_bytes : chunk_bytes;
-    seq_ = static_cast<std::int64_t>(offset / cb);
-    skip_ = static_cast<std::size_t>(offset % cb);
-    left_ = record_.bytes - offset;
-}
-
-std::string store::reader::next() {
-    if (left_ == 0) return {};
-    std::string data =
-        store_.pool_.run([&](soci::session& s) { return store_.chunk(s, record_.id, seq_); });
-    ++seq_;
-    if (skip_) {
-        data.erase(0, std::min(skip_, data.size()));
-        skip_ = 0;
-    }
-    if (data.empty()) throw gone("file content ended early: " + record_.id);
-    if (data.size() > left_) data.resize(static_cast<std::size_t>(left_));
-    left_ -= data.size();
-    return data;
-}
-
-std::string store::chunk(soci::session& s, std::string_view id, std::int64_t seq) {
-    if (kind() == backend::postgresql) {
-        std::string i(id), n = std::to_string(seq);
-        auto data = sql::bytea::fetch(s, "select data from file_chunks where file_id = $1 and seq = $2::integer",
-                                      {sql::bytea::text(i), sql::bytea::text(n)});
-        if (!data) throw gone("file content is gone: " + i);
-        return std::move(*data);
-    }
-    std::string i(id), data;
-    long long n = seq;
-    soci::indicator ind = soci::i_null;
-    s << "select data from file_chunks where file_id = :f and seq = :s", soci::into(data, ind), soci::use(i),
-        soci::use(n);
-    if (!s.got_data() || ind != soci::i_ok) throw gone("file content is gone: " + i);
-    return data;
+    return std::unique_ptr<writer>(new writer(*this, std::move(owner)));
 }
 
 std::unique_ptr<store::reader> store::open(std::string_view owner, std::string_view id) {
-    auto record = pool_.run([&](soci::session& s) { return find_in(s, owner, id); });
+    auto record = find(owner, id);
     if (!record) return nullptr;
     return std::unique_ptr<reader>(new reader(*this, std::move(*record)));
 }
-
-// ---- queries -----------------------------------------------------------------------------
 
 std::optional<file_record> store::find(std::string_view owner, std::string_view id) {
     return pool_.run([&](soci::session& s) { return find_in(s, owner, id); });
 }
 
 store::list_page store::list(std::string_view owner, const list_query& q) {
-    return pool_.run([&](soci::session& s) { return list_in(s, owner, q); });
-}
-
-store::list_page store::list_in(soci::session& s, std::string_view owner, const list_query& q) {
-    std::string o(owner);
-    long long now = unix_now();
-    long long after_created = 0;
-    std::string after_id;
-    if (q.after) {
-        soci::indicator ind = soci::i_null;
-        after_id = *q.after;
-        s << "select created_at from files where owner = :o and id = :i and expires_at > :n",
-            soci::into(after_created, ind), soci::use(o), soci::use(after_id), soci::use(now);
-        if (!s.got_data() || ind != soci::i_ok) throw unknown_after("No such File object: " + after_id);
-    }
-    std::string sql = "select " + std::string(record_columns) + " from files where owner = :o and expires_at > :n";
-    std::string purpose = q.purpose.value_or("");
-    if (q.purpose) sql += " and purpose = :p";
-    const char* cmp = q.ascending ? ">" : "<";
-    if (q.after)
-        sql += std::string(" and (created_at ") + cmp + " :c1 or (created_at = :c2 and id " + cmp + " :a))";
-    sql += q.ascending ? " order by created_at asc, id asc" : " order by created_at desc, id desc";
-    long long fetch = static_cast<long long>(q.limit) + 1;  // one more tells whether there is more
-    sql += " limit :l";
-
-    record_row row;
-    soci::statement st(s);
-    st.exchange(soci::into(row.r.id));
-    st.exchange(soci::into(row.r.owner));
-    st.exchange(soci::into(row.r.filename));
-    st.exchange(soci::into(row.r.purpose));
-    st.exchange(soci::into(row.bytes));
-    st.exchange(soci::into(row.created_at));
-    st.exchange(soci::into(row.expires_at));
-    st.exchange(soci::into(row.r.sha256));
-    st.exchange(soci::into(row.chunk_bytes));
-    st.exchange(soci::use(o));
-    st.exchange(soci::use(now));
-    if (q.purpose) st.exchange(soci::use(purpose));
-    if (q.after) {
-        st.exchange(soci::use(after_created));
-        st.exchange(soci::use(after_created));
-        st.exchange(soci::use(after_id));
-    }
-    st.exchange(soci::use(fetch));
-    st.alloc();
-    st.prepare(sql);
-    st.define_and_bind();
-    st.execute();
-
-    list_page page;
-    while (st.fetch()) {
-        if (page.files.size() == q.limit) {
-            page.has_more = true;
-            break;
-        }
-        page.files.push_back(row.take());
-    }
-    return page;
-}
-
-bool store::remove(std::string_view owner, std::string_view id) {
     return pool_.run([&](soci::session& s) {
-        sql::write_transaction tx(s, kind());
-        std::string o(owner), i(id);
+        std::string o(owner);
         long long now = unix_now();
-        soci::statement st = (s.prepare << "delete from files where owner = :o and id = :i and expires_at > :n",
-                              soci::use(o), soci::use(i), soci::use(now));
-        st.execute(true);
-        bool removed = st.get_affected_rows() > 0;
-        tx.commit();
-        return removed;
+        long long after_created = 0;
+        std::string after_id;
+        if (q.after) {
+            soci::indicator ind = soci::i_null;
+            after_id = *q.after;
+            s << "select created_at from files where owner = :o and id = :i and " + std::string(visible),
+                soci::into(after_created, ind), soci::use(o), soci::use(after_id), soci::use(now);
+            if (!s.got_data() || ind != soci::i_ok) throw unknown_after("No such File object: " + after_id);
+        }
+        std::string sql =
+            "select " + std::string(record_columns) + " from files where owner = :o and " + std::string(visible);
+        std::string purpose = q.purpose.value_or("");
+        if (q.purpose) sql += " and purpose = :p";
+        const char* cmp = q.ascending ? ">" : "<";
+        if (q.after)
+            sql += std::string(" and (created_at ") + cmp + " :c1 or (created_at = :c2 and id " + cmp + " :a))";
+        sql += q.ascending ? " order by created_at asc, id asc" : " order by created_at desc, id desc";
+        long long fetch = static_cast<long long>(q.limit) + 1;  // one more tells whether there is more
+        sql += " limit :l";
+
+        record_row row;
+        soci::statement st = prepared(s, sql, &row, [&](soci::statement& b) {
+            b.exchange(soci::use(o));
+            b.exchange(soci::use(now));
+            if (q.purpose) b.exchange(soci::use(purpose));
+            if (q.after) {
+                b.exchange(soci::use(after_created));
+                b.exchange(soci::use(after_created));
+                b.exchange(soci::use(after_id));
+            }
+            b.exchange(soci::use(fetch));
+        });
+        st.execute();
+        list_page page;
+        while (st.fetch()) {
+            if (page.files.size() == q.limit) {
+                page.has_more = true;
+                break;
+            }
+            page.files.push_back(row.take());
+        }
+        return page;
     });
 }
 
-std::size_t store::purge_expired(std::size_t limit) {
-    return pool_.run([&](soci::session& s) { return purge_in(s, limit); });
+bool store::remove(std::string_view owner, std::string_view id) {
+    // The row is claimed for its content as read: a move that switches it in between makes the
+    // claim miss, and the loop reads it again.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        auto record = find(owner, id);
+        if (!record) return false;
+        const long long until = lease_until(), now = unix_now();
+        long long claimed = pool_.run([&](soci::session& s) {
+            sql::write_transaction tx(s, kind());
+            soci::statement st =
+                (s.prepare << "update files set state = 'deleting', expires_at = :e where id = :i and owner = :o and "
+                              "store = :s and content_key = :k and " + std::string(visible),
+                 soci::use(until), soci::use(record->id), soci::use(record->owner), soci::use(record->store),
+                 soci::use(record->content_key), soci::use(now));
+            st.execute(true);
+            tx.commit();
+            return affected(st);
+        });
+        if (claimed == 0) continue;
+        drop_content(record->id, record->store, record->content_key, false);
+        return true;
+    }
+    return false;
 }
 
-std::size_t store::purge_in(soci::session& s, std::size_t limit) {
-    sql::write_transaction tx(s, kind());
-    long long now = unix_now(), n = static_cast<long long>(limit);
-    // SKIP LOCKED: a second host running the same job at the same moment takes other rows
-    // instead of waiting on (or deadlocking with) this one's.
-    std::string sql = kind() == backend::postgresql
-                          ? "delete from files where id in (select id from files where expires_at <= :n"
-                            " order by expires_at limit :l for update skip locked)"
-                          : "delete from files where id in (select id from files where expires_at <= :n"
-                            " order by expires_at limit :l)";
-    soci::statement st = (s.prepare << sql, soci::use(now), soci::use(n));
-    st.execute(true);
-    auto purged = static_cast<std::size_t>(std::max<long long>(0, st.get_affected_rows()));
-    tx.commit();
-    return purged;
+bool store::drop_content(const std::string& row_id, const std::string& store_name, const std::string& key,
+                         bool abandoned) noexcept {
+    try {
+        stores_.get(store_name).remove(key, abandoned);
+        pool_.run([&](soci::session& s) {
+            sql::write_transaction tx(s, kind());
+            s << "delete from files where id = :i and state <> 'ready'", soci::use(row_id);
+            tx.commit();
+        });
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+std::size_t store::purge_expired(std::size_t limit) {
+    struct claimed_row {
+        std::string id, store, key, state;
+    };
+    std::vector<claimed_row> claimed = pool_.run([&](soci::session& s) {
+        sql::write_transaction tx(s, kind());
+        long long now = unix_now(), n = static_cast<long long>(limit), until = lease_until();
+        std::vector<claimed_row> rows;
+        claimed_row r;
+        // SKIP LOCKED: a second host running the same job at the same moment takes other rows
+        // instead of waiting on (or deadlocking with) this one's.
+        soci::statement st = (s.prepare << "select id, store, content_key, state from files where expires_at <= :n"
+                                           " order by expires_at limit :l" + std::string(dialect_.skip_locked()),
+                              soci::into(r.id), soci::into(r.store), soci::into(r.key), soci::into(r.state),
+                              soci::use(now), soci::use(n));
+        st.execute();
+        while (st.fetch()) rows.push_back(r);
+        for (const auto& row : rows)
+            s << "update files set state = 'deleting', expires_at = :e where id = :i", soci::use(until),
+                soci::use(row.id);
+        tx.commit();
+        return rows;
+    });
+    for (const auto& row : claimed) drop_content(row.id, row.store, row.key, row.state != "ready");
+    return claimed.size();
+}
+
+std::size_t store::sweep_uploads() {
+    auto* s3 = dynamic_cast<s3_store*>(stores_.find("s3"));
+    if (!s3) return 0;
+    return s3->sweep_uploads(std::chrono::seconds(options_.orphan_grace_seconds), [&](const std::string& key) {
+        long long live = 0, now = unix_now();
+        pool_.run([&](soci::session& s) {
+            s << "select count(*) from files where store = 's3' and content_key = :k and state = 'writing'"
+                 " and expires_at > :n",
+                soci::into(live), soci::use(key), soci::use(now);
+        });
+        return live > 0;
+    });
+}
+
+// ---- moves ---------------------------------------------------------------------------------
+
+void store::record_move_intent(const std::string& intent_id, std::string_view store_name, std::string_view key) {
+    std::string id = intent_id, name(store_name), k(key);
+    const long long now = unix_now(), until = lease_until();
+    const int cb = static_cast<int>(database_store::chunk_bytes);
+    pool_.run([&](soci::session& s) {
+        sql::write_transaction tx(s, kind());
+        s << "insert into files (id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes,"
+             " state, store, content_key) values (:i, '', '', '', 0, :c, :e, '', :cb, 'writing', :s, :k)",
+            soci::use(id), soci::use(now), soci::use(until), soci::use(cb), soci::use(name), soci::use(k);
+        tx.commit();
+    });
+}
+
+void store::renew_move_intent(const std::string& intent_id) {
+    const long long until = lease_until();
+    long long n = pool_.run([&](soci::session& s) {
+        soci::statement st = (s.prepare << "update files set expires_at = :e where id = :i and state = 'writing'",
+                              soci::use(until), soci::use(intent_id));
+        st.execute(true);
+        return affected(st);
+    });
+    if (n == 0) throw gone("the move's lease ran out");
+}
+
+std::chrono::seconds store::lease_renewal() const noexcept {
+    return std::chrono::seconds(std::max<std::uint32_t>(1, options_.orphan_grace_seconds / 3));
+}
+
+bool store::switch_content(const file_record& file, const std::string& intent_id, content_store& to,
+                           const std::string& key) {
+    const std::string to_name(to.name());
+    return pool_.run([&](soci::session& s) {
+        sql::write_transaction tx(s, kind());
+        long long now = unix_now(), until = lease_until();
+        // The intent first: once its lease is up the purge may claim it and remove the copy, so
+        // the file must not be pointed at the copy. Taking the row here (on PostgreSQL its row
+        // lock, which the purge's SKIP LOCKED claim passes over) closes that race either way.
+        soci::statement held = (s.prepare << "update files set expires_at = :e where id = :i and state = 'writing'"
+                                             " and expires_at > :n",
+                                soci::use(until), soci::use(intent_id), soci::use(now));
+        held.execute(true);
+        if (affected(held) != 1) throw gone("the move's lease ran out before its switch");
+        soci::statement moved =
+            (s.prepare << "update files set store = :t, content_key = :k where id = :i and store = :s and"
+                          " content_key = :ok and sha256 = :h and " + std::string(visible),
+             soci::use(to_name), soci::use(key), soci::use(file.id), soci::use(file.store), soci::use(file.content_key),
+             soci::use(file.sha256), soci::use(now));
+        moved.execute(true);
+        if (affected(moved) != 1) return false;  // rolled back
+        // The content's final key (the database store re-keys its chunks to the file's id).
+        const std::string final_key = to.adopt(s, key, file.id);
+        if (final_key != key)
+            s << "update files set content_key = :k where id = :i", soci::use(final_key), soci::use(file.id);
+        // The intent row now stands for the old content, which the caller (or the purge) removes.
+        s << "update files set store = :s, content_key = :k, state = 'deleting', expires_at = :e where id = :i",
+            soci::use(file.store), soci::use(file.content_key), soci::use(until), soci::use(intent_id);
+        tx.commit();
+        return true;
+    });
+}
+
+std::vector<file_record> store::files_outside(std::string_view store_name, std::string_view after_id,
+                                              std::size_t limit) {
+    return pool_.run([&](soci::session& s) {
+        std::string name(store_name), after(after_id);
+        long long now = unix_now(), n = static_cast<long long>(limit);
+        record_row row;
+        soci::statement st = prepared(s,
+                                      "select " + std::string(record_columns) + " from files where store <> :s and id > :a"
+                                      " and " + std::string(visible) + " order by id limit :l",
+                                      &row, [&](soci::statement& b) {
+                                          b.exchange(soci::use(name));
+                                          b.exchange(soci::use(after));
+                                          b.exchange(soci::use(now));
+                                          b.exchange(soci::use(n));
+                                      });
+        st.execute();
+        std::vector<file_record> out;
+        while (st.fetch()) out.push_back(row.take());
+        return out;
+    });
+}
+
+std::pair<std::uint64_t, std::uint64_t> store::count_outside(std::string_view store_name) {
+    return pool_.run([&](soci::session& s) {
+        std::string name(store_name);
+        long long count = 0, total = 0, now = unix_now();
+        s << "select count(*), cast(coalesce(sum(bytes), 0) as bigint) from files where store <> :s and " +
+                 std::string(visible),
+            soci::into(count), soci::into(total), soci::use(name), soci::use(now);
+        return std::pair{static_cast<std::uint64_t>(count), static_cast<std::uint64_t>(total)};
+    });
 }
 
 }  // namespace aq::files

@@ -1,51 +1,56 @@
-// Files and their content in SQL (SQLite or PostgreSQL) through SOCI.
+// Files: their metadata rows in SQL (SQLite or PostgreSQL, through SOCI) and their content in a
+// content store (content_store.hpp: filesystem, database or s3).
 //
-// Schema (migration 1):
-//   files(id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes)
-//   file_chunks(file_id -> files.id on delete cascade, seq, data)   content in ~1 MiB chunks
-// Migration 2 rewrites owner from a bare name to an owner key ("user:NAME", "team:NAME").
+// Schema:
+//   files(id, owner, filename, purpose, bytes, created_at, expires_at, sha256, chunk_bytes,
+//         state, store, content_key)                                            (migrations 1-3)
+//   file_chunks(file_id -> files.id on delete cascade, seq, data)    the database store's chunks
+// Migration 2 rewrote owners from bare names to owner keys ("user:NAME", "team:NAME"); migration
+// 3 added state, store and content_key (rows from before are "ready" in the database store).
 //
-// A new file is written by a writer, in one transaction: the metadata row and every chunk become
-// visible together, and an exception, an abort or a crash leaves nothing. A direct writer holds
-// that transaction from its first byte (PostgreSQL uploads: no extra copy, MVCC lets others
-// write meanwhile) on a streaming lease of the pool, of which only `upload_sessions` exist, so
-// slow uploads never take the sessions short requests need; a spooled writer stages the content
-// in a spool and opens the transaction only at commit (SQLite uploads, whose single write lock
-// must not wait for a client's network; PostgreSQL uploads when no streaming lease is free; and
-// service writers, which may take hours). Every read filters by owner and by expires_at > now, so
-// another owner's file and an expired one are both simply "not found", whether or not the purge
-// has run.
+// A row's state:
+//   writing    a writer's intent: its content may exist under (store, content_key) and is not
+//              visible; expires_at is the writer's lease, renewed while it writes
+//   ready      a visible file, until expires_at
+//   deleting   deleted or expired; its content is being removed, expires_at is that lease
+// Every read filters by owner, state = 'ready' and expires_at > now, so another owner's file, an
+// expired one and one being written are all simply "not found", whether or not the purge ran.
+//
+// Writing a file follows content_store.hpp's protocol: the writer records its intent ("writing"
+// row) before its content store creates anything that would outlive a crash, seals the content,
+// then flips the row to "ready" in one short transaction that also checks the owner's quota.
+// Nothing holds a transaction or a session across an upload. A writer destroyed uncommitted
+// removes what it wrote; whatever a crash (or a failure to clean up) leaves has a row whose lease
+// runs out, and purge_expired() removes its content and the row, as it does for expired files.
 //
 // A database that cannot be reached, or a pool without a free session, surfaces as
-// sql::unavailable from any method (nothing half-written stays).
+// sql::unavailable from any method, a content store that cannot be reached as
+// content_unavailable; nothing half-written becomes visible.
 //
-// Content bytes: SQLite binds std::string into cast(:d as blob); PostgreSQL uses bytea through
-// libpq binary parameters (aq::sql::bytea), the fast path measured in TOOLCHAIN.md.
-//
-// Every method may be called from any thread; each borrows a session from the pool for its
-// duration. A writer holds one (and its transaction) until committed or destroyed; a reader
-// borrows one per chunk, so a slow consumer never pins a session.
+// Every method may be called from any thread. A reader borrows a session (or a store request)
+// per piece of content, so a slow consumer never pins one.
 #pragma once
 
+#include "content_stores.hpp"
 #include "file_record.hpp"
 #include "sha256.hpp"
-#include "spool.hpp"
+#include "sql/dialect.hpp"
 #include "sql/legacy_owner.hpp"
 #include "sql/pool.hpp"
 
-#include <soci/session.h>
-
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace aq::sql {
-class write_transaction;
+namespace soci {
+class session;
 }
 
 namespace aq::files {
@@ -55,13 +60,11 @@ std::int64_t unix_now();
 
 class store {
 public:
-    static constexpr std::size_t chunk_bytes = 1 << 20;
-
     // Thrown by commit when the owner's quota would be exceeded.
     struct quota_exceeded : std::runtime_error {
         using std::runtime_error::runtime_error;
     };
-    // Thrown by a reader when the file disappeared (deleted, purged) while being read.
+    // The file (or its content) disappeared: deleted, purged, or a write whose lease ran out.
     struct gone : std::runtime_error {
         using std::runtime_error::runtime_error;
     };
@@ -71,63 +74,64 @@ public:
         std::uint64_t files = 0;
     };
 
-    // Streams a new file into the database inside one transaction.
+    // Streams a new file into the current content store; visible once committed.
     class writer {
     public:
-        ~writer();  // rolls back unless committed
+        ~writer();  // removes what was written unless committed
         writer(const writer&) = delete;
         writer& operator=(const writer&) = delete;
 
-        // Appends content; full chunks are inserted as they fill.
         void write(std::string_view data);
         std::uint64_t bytes() const noexcept { return bytes_; }
         const std::string& id() const noexcept { return id_; }
 
-        // Inserts the last chunk and the metadata, checks the owner's quota (counting this file)
-        // and commits. created_at is now; expires_at = created_at + lifetime_seconds.
+        // Seals the content, checks the owner's quota (counting this file) and makes the file
+        // visible. created_at is now; expires_at = created_at + lifetime_seconds. A writer that
+        // went longer than orphan_grace_seconds without a write has been abandoned (the purge
+        // may have removed its content): write and commit then throw content_unavailable.
         file_record commit(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
                            const quota& limit);
 
     private:
         friend class store;
-        // Direct when `direct` holds a session, else spooled.
-        writer(store& s, std::string owner, sql::session_lease direct);
-        void begin();
-        void flush();
-        file_record finish(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
-                           const quota& limit);
+        writer(store& s, std::string owner);
+        void record_intent();
+        void renew();
+        void abandon() noexcept;
 
         store& store_;
-        std::unique_ptr<spool> spool_;  // spooled writers only
-        sql::session_lease session_;
-        std::unique_ptr<sql::write_transaction> tx_;
+        content_store& target_;
         std::string id_, owner_;
-        std::string buffer_;
-        std::int64_t seq_ = 0;
-        std::uint64_t bytes_ = 0;
+        std::unique_ptr<content_writer> content_;
         sha256 hash_;
-        bool committed_ = false;
+        std::uint64_t bytes_ = 0;
+        bool intent_recorded_ = false, committed_ = false, paused_ = false;
+        std::int64_t renewed_at_ = 0;
     };
 
-    // Reads a file's content chunk by chunk, from any offset. Each chunk is read on its own (no
-    // snapshot): a file deleted meanwhile ends with store::gone.
+    // Reads a file's content, from any offset, wherever it is stored. A file whose content moves
+    // to another store while it is read (aqueduct-files move) is followed there.
     class reader {
     public:
         const file_record& info() const noexcept { return record_; }
-        // Positions the next read at `offset` (<= bytes).
-        void seek(std::uint64_t offset);
-        // The next piece of content; empty at the end. Throws store::gone if the file vanished.
-        std::string next();
+        // Opens the content for `length` bytes from `offset` (within the file). Throws
+        // store::gone when the content is not there.
+        void open_range(std::uint64_t offset, std::uint64_t length);
+        // The next bytes of the range; 0 at its end. Throws store::gone if the file vanished.
+        std::size_t read(std::span<char> buf);
+        // An open descriptor of a regular file holding the content at the file's own offsets
+        // (for sendfile), owned by the caller; -1 when its store has none. After open_range.
+        int release_file();
 
     private:
         friend class store;
-        reader(store& s, file_record record);
+        reader(store& s, file_record record) : store_(s), record_(std::move(record)) {}
+        bool follow_move();
 
         store& store_;
         file_record record_;
-        std::int64_t seq_ = 0;
-        std::size_t skip_ = 0;  // bytes to drop from the next chunk (after a seek)
-        std::uint64_t left_ = 0;
+        std::unique_ptr<content_reader> content_;
+        std::uint64_t position_ = 0, end_ = 0;
     };
 
     struct list_query {
@@ -144,42 +148,87 @@ public:
         using std::runtime_error::runtime_error;
     };
 
-    // Spooled writers stage content in `staging_folder`. Migrates the schema; rows of a database
-    // from before owner keys get them by sql::legacy_owner_key with `legacy_teams`.
-    store(sql::pool& pool, std::filesystem::path staging_folder, const sql::name_set& legacy_teams = {});
+    struct options {
+        // Writes that show no life for this long are abandoned (config orphan_grace_seconds).
+        std::uint32_t orphan_grace_seconds = 600;
+        // Where an upload keeps scratch files (the batch validator's log of ids).
+        std::filesystem::path scratch_folder;
+        // Rows of a database from before owner keys get them by sql::legacy_owner_key.
+        sql::name_set legacy_teams;
+        // SQLite only: end the leases of "writing" rows at start (the gateway, which is the only
+        // writer of its SQLite database); a tool running beside it must not.
+        bool end_stale_writes = true;
+    };
+
+    // Migrates the schema and checks that every store the rows name is set up in `stores`. On
+    // SQLite, whose database one gateway alone writes, "writing" rows left by an earlier process
+    // are dead: their leases are ended so the next purge removes what they wrote. Throws
+    // std::runtime_error when a file's store is not set up.
+    store(sql::pool& pool, const content_stores& stores, options opts);
 
     // What the migration to owner keys rewrote when this store opened the database (zero when
     // the database was already migrated).
     const sql::owner_rewrite& migrated_owners() const noexcept { return migrated_owners_; }
+    // How many "writing" rows of an earlier process the SQLite start-up check ended.
+    std::size_t abandoned_at_start() const noexcept { return abandoned_at_start_; }
 
     sql::backend kind() const noexcept { return pool_.kind(); }
-    // Where spooled writers stage content (also fit for other scratch files of an upload).
-    const std::filesystem::path& staging_folder() const noexcept { return staging_folder_; }
+    const content_stores& stores() const noexcept { return stores_; }
+    const std::filesystem::path& scratch_folder() const noexcept { return options_.scratch_folder; }
 
-    // A spooled writer (service writes: their producer may take hours).
+    // A new file of `owner` in the current content store.
     std::unique_ptr<writer> create(std::string owner);
-    // A writer for an upload over HTTP: direct on PostgreSQL while a streaming lease is free,
-    // spooled otherwise (and always on SQLite).
-    std::unique_ptr<writer> create_upload(std::string owner);
-    // nullptr when the file does not exist for this owner (or expired).
+    // nullptr when the file does not exist for this owner (or expired). Reads metadata only.
     std::unique_ptr<reader> open(std::string_view owner, std::string_view id);
     std::optional<file_record> find(std::string_view owner, std::string_view id);
     // Throws unknown_after when `after` names no visible file of the owner.
     list_page list(std::string_view owner, const list_query& q);
-    // False when there was nothing visible to delete.
+    // Deletes a visible file: invisible at once, its content removed (or left to the purge when
+    // its store cannot be reached). False when there was nothing visible to delete.
     bool remove(std::string_view owner, std::string_view id);
-    // Deletes up to `limit` expired files (and their chunks) in one transaction; returns how
-    // many. Several hosts may run it at once on one PostgreSQL (SKIP LOCKED).
+    // Claims up to `limit` rows whose time is up (expired files, abandoned writes, removals that
+    // failed) and removes their content and rows. Several hosts may run it at once on one
+    // PostgreSQL (claims skip each other's rows). Returns how many rows it claimed.
     std::size_t purge_expired(std::size_t limit);
+    // Aborts unfinished S3 multipart uploads that no live writer holds (when the s3 store is set
+    // up). Returns how many.
+    std::size_t sweep_uploads();
+
+    // ---- for moving content between stores (mover.hpp) ------------------------------------
+    // A "writing" row `intent_id` ("move-...", aq::random_id) that stands for content being
+    // written at (store, key) outside any file, with a lease. Removed with that content by the
+    // purge when its lease runs out.
+    void record_move_intent(const std::string& intent_id, std::string_view store, std::string_view key);
+    // Extends the intent's lease; call it at least every lease_renewal(). Throws gone when the
+    // lease was ended meanwhile.
+    void renew_move_intent(const std::string& intent_id);
+    // A third of orphan_grace_seconds (at least a second): how often a live writer renews.
+    std::chrono::seconds lease_renewal() const noexcept;
+    // In one transaction: points the ready file `file` (as read before the copy) at (to_store,
+    // key) and turns the intent row into a "deleting" row for the old content. False when the
+    // file changed meanwhile (deleted, expired, moved by someone else): nothing was switched.
+    // Throws gone, switching nothing, when the intent's lease ran out or was ended (a gateway
+    // restarted on SQLite ends every "writing" row's): the purge may be removing the copy.
+    bool switch_content(const file_record& file, const std::string& intent_id, content_store& to, const std::string& key);
+    // Removes the content a "deleting" or "writing" row stands for, then the row; false when the
+    // store could not (the purge tries again once the row's lease runs out).
+    bool drop_content(const std::string& row_id, const std::string& store_name, const std::string& key,
+                      bool abandoned) noexcept;
+    // Ready files not in `store`, after `after_id` in id order, at most `limit`.
+    std::vector<file_record> files_outside(std::string_view store, std::string_view after_id, std::size_t limit);
+    // How many ready files (and bytes) are not in `store`.
+    std::pair<std::uint64_t, std::uint64_t> count_outside(std::string_view store);
 
 private:
-    std::string chunk(soci::session& s, std::string_view id, std::int64_t seq);
-    list_page list_in(soci::session& s, std::string_view owner, const list_query& q);
-    std::size_t purge_in(soci::session& s, std::size_t limit);
+    std::int64_t lease_until() const;
+    void check_stores_in_use();
 
     sql::pool& pool_;
-    std::filesystem::path staging_folder_;
+    sql::dialect dialect_;
+    const content_stores& stores_;
+    options options_;
     sql::owner_rewrite migrated_owners_;
+    std::size_t abandoned_at_start_ = 0;
 };
 
 }  // namespace aq::files

@@ -4,10 +4,11 @@
 // half in the store, a commit between its content and its row) and cannot get there reliably
 // by timing. With the environment variable
 //
-//   AQ_FILES_TEST_PAUSE=<point>:<milliseconds>[,<point>:<milliseconds>...]
+//   AQ_FILES_TEST_PAUSE=<point>:<milliseconds>[@<n>][,<point>:<milliseconds>[@<n>]...]
 //
-// the thread that reaches <point> logs "files: test pause at <point>" and sleeps that long, then
-// carries on; a test waits for the log line and then stops the database or kills the process.
+// the thread that reaches <point> (its n-th arrival and every later one; n = 1 by default) logs
+// "files: test pause at <point>" and sleeps that long, then carries on; a test waits for the log
+// line and then stops the database or kills the process.
 // Compiled into every build so the tests exercise the binary that ships; never set it in
 // production (it only ever slows things down, and nothing else reads it). The points are listed
 // where they are called (pause_point(...)).

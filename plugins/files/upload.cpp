@@ -82,7 +82,7 @@ private:
             if (!p.filename) bad_request("The 'file' part has no filename.", "file");
             if (auto problem = filename_problem(*p.filename); !problem.empty()) bad_request(problem, "file");
             filename_ = *p.filename;
-            writer_ = files_.create_upload(owner_);
+            writer_ = files_.create(owner_);
             if (!purpose_ || *purpose_ == "batch") validator_.emplace(batch_options());
             kind_ = part_kind::file;
         } else if (p.name == "purpose" || p.name == "expires_after[anchor]" || p.name == "expires_after[seconds]") {
@@ -144,7 +144,7 @@ private:
         batch_line::options o;
         o.limit.max_line_bytes = cfg_.max_line_bytes;
         o.limit.max_requests = cfg_.max_requests_per_file;
-        o.scratch_dir = files_.staging_folder();
+        o.scratch_dir = files_.scratch_folder();
         return o;
     }
 

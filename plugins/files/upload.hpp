@@ -1,11 +1,12 @@
 // POST /files: a multipart/form-data upload streamed into the store.
 //
-// Body -> multipart parser -> (batch validator) -> store writer (1 MiB chunks, one transaction):
-// nothing is buffered beyond a read buffer, the parser's tail and one chunk, whatever the size.
+// Body (spooled by the host) -> multipart parser -> (batch validator) -> store writer (into the
+// current content store): nothing is buffered beyond a read buffer, the parser's tail and what
+// the content store holds (a 1 MiB chunk, an S3 part), whatever the size.
 // Fields come in any order (the Node SDK sends `file` before `purpose`): when the purpose is not
 // known yet while the file streams, the batch validation runs anyway and its verdict is applied
-// once the purpose is known. Any error, including a client that disconnects, destroys the
-// writer and so rolls the transaction back.
+// once the purpose is known. Any error destroys the writer, which removes what it wrote: nothing
+// of a refused upload becomes visible.
 #pragma once
 
 #include "config.hpp"

@@ -273,15 +273,27 @@ std::optional<std::size_t> pool::take_free(bool streaming) {
     return chosen;
 }
 
-session_lease pool::lease() {
+session_lease pool::lease() { return wait_for(false); }
+
+session_lease pool::lease_streaming() {
+    if (options_.streaming == 0) throw std::logic_error("aq::sql::pool: this pool has no streaming leases");
+    return wait_for(true);
+}
+
+session_lease pool::wait_for(bool streaming) {
     std::unique_lock lk(mu_);
-    std::optional<std::size_t> index = take_free(false);
+    auto take = [&] {
+        return streaming && streaming_in_use_ >= options_.streaming ? std::nullopt : take_free(streaming);
+    };
+    std::optional<std::size_t> index = take();
     if (!index) {
+        // A wait: how long and how it ended go to on_wait (the plugins' pool metrics), outside
+        // the lock.
         const auto began = std::chrono::steady_clock::now();
         const auto deadline = began + options_.wait;
-        while (!(index = take_free(false))) {
+        while (!(index = take())) {
             if (freed_.wait_until(lk, deadline) == std::cv_status::timeout) {
-                if ((index = take_free(false))) break;
+                if ((index = take())) break;
                 lk.unlock();
                 if (options_.on_wait) options_.on_wait(std::chrono::steady_clock::now() - began, false);
                 throw unavailable(unavailable::reason::busy,
@@ -367,7 +379,9 @@ void pool::release(std::size_t index) noexcept {
         if (sl.streaming) --streaming_in_use_;
         sl.streaming = false;
     }
-    freed_.notify_one();
+    // All waiters: plain and streaming leases wait on one condition, and the waiter notify_one
+    // would pick may be one that cannot use what was freed.
+    freed_.notify_all();
     if (broken) learn(false, "a connection broke during a request");
     else if (alive) learn(true, {});
     // `dropped` closes here, outside the lock.

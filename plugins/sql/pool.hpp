@@ -21,9 +21,10 @@
 //     fails at once with sql::unavailable (unreachable) and its retry-after is the backoff left;
 //   - a statement that fails because its connection broke is turned into sql::unavailable by
 //     session_lease::run (also SQLite's "database is locked" past the busy timeout).
-// Long work that a client paces (an upload streaming into its transaction) takes a streaming
-// lease: at most `streaming` of them at once, so `size - streaming` sessions always remain for
-// short requests; try_lease_streaming() never waits (the caller falls back to staging).
+// Bulk work (the chunks of a file written into the database, one short transaction each) takes
+// streaming leases: at most `streaming` of them at once, so `size - streaming` sessions always
+// remain for short requests. lease_streaming() waits like lease(); try_lease_streaming() never
+// waits.
 //
 // healthy() is the last thing the pool learned (a connect, a session found broken or alive when
 // returned): cheap. probe() asks the server. ready_now() is for readiness checks: it asks the
@@ -131,8 +132,11 @@ public:
 
     // A session for a short piece of work. Throws sql::unavailable.
     session_lease lease();
-    // A session for long client-paced work, if one may be taken right now; empty otherwise.
-    // Throws sql::unavailable when one was free but the database cannot be reached.
+    // A session for bulk work, counted against the streaming budget; waits like lease().
+    // Throws sql::unavailable.
+    session_lease lease_streaming();
+    // The same, if one may be taken right now; empty otherwise. Throws sql::unavailable when one
+    // was free but the database cannot be reached.
     session_lease try_lease_streaming();
     // Leases a session and runs fn(session) through session_lease::run.
     template <class Fn>
@@ -163,6 +167,7 @@ private:
     };
 
     std::optional<std::size_t> take_free(bool streaming);  // under mu_
+    session_lease wait_for(bool streaming);
     session_lease ready(std::size_t index);                // opens or checks the slot's session
     std::unique_ptr<soci::session> connect();
     void release(std::size_t index) noexcept;

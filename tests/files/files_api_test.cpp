@@ -1,6 +1,7 @@
-// The Files API through a real aqueductd over HTTP, on SQLite (files_api_sqlite_test) and on a
-// throwaway PostgreSQL (files_api_postgres_test, built from this file with AQ_FILES_POSTGRES):
-// exact status, exact envelope, exact bytes, and the database checked directly for leftovers.
+// The Files API through a real aqueductd over HTTP, once per content store and metadata database
+// (built from this file with AQ_TEST_STORE and AQ_TEST_POSTGRES, support/store_under_test.hpp):
+// exact status, exact envelope, exact bytes, and the database and the store checked directly
+// for leftovers.
 #define BOOST_TEST_MODULE files_api
 #include <boost/test/unit_test.hpp>
 
@@ -13,11 +14,9 @@
 #include "support/pattern.hpp"
 #include "support/postgres.hpp"
 #include "support/raw_connection.hpp"
+#include "support/store_under_test.hpp"
 
 #include <boost/json.hpp>
-
-#include <libpq-fe.h>
-#include <sqlite3.h>
 
 #include <chrono>
 #include <filesystem>
@@ -44,56 +43,24 @@ std::string jsonl(int n, const std::string& prefix = "r") {
 
 std::string binary_content(std::size_t n) { return aqt::pattern_bytes(n); }
 
-// Runs `sql` straight on the database (sqlite:PATH or a PostgreSQL URL), bypassing the plugin,
-// and returns the first column of the first row as text ("" for no row, or none expected).
-std::string db_query(const std::string& database, const std::string& sql, bool expect_row) {
-    if (database.starts_with("sqlite:")) {
-        sqlite3* db = nullptr;
-        int rc = sqlite3_open_v2(database.substr(7).c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-        BOOST_TEST_REQUIRE(rc == SQLITE_OK, database << ": " << sqlite3_errstr(rc));
-        sqlite3_busy_timeout(db, 10000);
-        sqlite3_stmt* st = nullptr;
-        BOOST_TEST_REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK, sql << ": " << sqlite3_errmsg(db));
-        rc = sqlite3_step(st);
-        BOOST_TEST_REQUIRE((rc == SQLITE_ROW || (!expect_row && rc == SQLITE_DONE)), sql << ": " << sqlite3_errmsg(db));
-        std::string v = rc == SQLITE_ROW && sqlite3_column_text(st, 0)
-                            ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0))
-                            : "";
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return v;
-    }
-    PGconn* c = PQconnectdb(database.c_str());
-    BOOST_TEST_REQUIRE(PQstatus(c) == CONNECTION_OK, PQerrorMessage(c));
-    PGresult* r = PQexec(c, sql.c_str());
-    BOOST_TEST_REQUIRE((PQresultStatus(r) == PGRES_TUPLES_OK || (!expect_row && PQresultStatus(r) == PGRES_COMMAND_OK)),
-                       sql << ": " << PQerrorMessage(c));
-    std::string v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
-    BOOST_TEST_REQUIRE((!expect_row || PQntuples(r) > 0), sql);
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-std::string db_value(const std::string& database, const std::string& sql) { return db_query(database, sql, true); }
-void db_exec(const std::string& database, const std::string& sql) { db_query(database, sql, false); }
+std::string db_value(const std::string& database, const std::string& sql) { return aqt::sql_value(database, sql); }
+void db_exec(const std::string& database, const std::string& sql) { aqt::sql_exec(database, sql); }
 
-// A gateway with the files plugin on the database under test.
+// A gateway with the files plugin on the store and database under test.
 struct files_gateway {
+    aqt::store_under_test where{AQT_STORE, AQT_ON_POSTGRES};
     std::string database;
     std::unique_ptr<aqt::gateway> gw;
     std::unique_ptr<aqt::http::client> alice, bob;
 
     explicit files_gateway(json::object extra = {}) {
-        json::object files{{"enabled", true}, {"purposes", json::array{"batch", "user_data"}}};
-#ifdef AQ_FILES_POSTGRES
-        database = aqt::postgres_url();
-        files["database"] = database;
-#endif
-        for (auto& [k, v] : extra) files[k] = v;
-        gw = std::make_unique<aqt::gateway>(json::object{{"plugins", json::object{{"files", files}}}});
-#ifndef AQ_FILES_POSTGRES
-        database = "sqlite:" + (gw->dir() / "aqueduct.db").string();
-#endif
+        extra["enabled"] = true;
+        if (!extra.contains("purposes")) extra["purposes"] = json::array{"batch", "user_data"};
+        gw = std::make_unique<aqt::gateway>(
+            json::object{{"plugins", json::object{{"files", where.files_config(std::move(extra))}}}});
+        where.attach(*gw);
+        database = where.database();
+        BOOST_TEST_MESSAGE("files on " << where.label());
         alice = std::make_unique<aqt::http::client>(gw->port());
         alice->default_headers["Authorization"] = gw->bearer("alice");
         bob = std::make_unique<aqt::http::client>(gw->port());
@@ -102,8 +69,10 @@ struct files_gateway {
 
     // A count straight from the database, bypassing the plugin.
     long long count(const std::string& sql) const { return std::stoll(db_value(database, sql)); }
-    long long stored_files() const { return count("select count(*) from files"); }
-    long long stored_chunks() const { return count("select count(*) from file_chunks"); }
+    // Rows of files, in any state.
+    long long stored_files() const { return where.rows(); }
+    // What holds content in the store: files, objects, or chunk rows.
+    long long stored_contents() const { return static_cast<long long>(where.content_objects()); }
 };
 
 response upload(aqt::http::client& c, const std::string& filename, const std::string& content,
@@ -206,7 +175,7 @@ BOOST_AUTO_TEST_CASE(upload_retrieve_download_delete_round_trip) {
     expect_not_found(g.alice->get("/files/" + id + "/content"), id);
     expect_not_found(g.alice->request("DELETE", "/files/" + id), id);
     BOOST_TEST(g.stored_files() == 0);
-    BOOST_TEST(g.stored_chunks() == 0);
+    BOOST_TEST(g.stored_contents() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(upload_accepts_file_before_purpose_and_expires_after) {
@@ -236,7 +205,7 @@ BOOST_AUTO_TEST_CASE(binary_multi_chunk_content_is_byte_exact_and_chunked_upload
     response up = g.alice->send(req);
     BOOST_TEST_REQUIRE(up.status == 200, up.body);
     std::string id = id_of(up);
-    BOOST_TEST(g.stored_chunks() == 4);
+    BOOST_TEST(g.stored_contents() == (g.where.name() == "database" ? 4 : 1));  // 4 chunks, the last partial
 
     response dl = g.alice->get("/files/" + id + "/content");
     BOOST_TEST(dl.status == 200);
@@ -318,7 +287,7 @@ BOOST_AUTO_TEST_CASE(upload_answers_the_batch_rule_table) {
         }
     }
     BOOST_TEST(g.stored_files() == accepted);
-    BOOST_TEST(g.stored_chunks() == accepted);
+    BOOST_TEST(g.stored_contents() == accepted);
 }
 
 // ---- list ------------------------------------------------------------------------------------
@@ -412,7 +381,7 @@ BOOST_AUTO_TEST_CASE(expired_files_vanish_at_once_and_are_purged) {
     // The purge job reclaims the rows within a few intervals.
     for (int i = 0; i < 50 && g.stored_files() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     BOOST_TEST(g.stored_files() == 0);
-    BOOST_TEST(g.stored_chunks() == 0);
+    BOOST_TEST(g.stored_contents() == 0);
 }
 
 // ---- bad input: a clear 4xx, nothing stored, the server keeps serving ------------------------
@@ -595,8 +564,8 @@ BOOST_AUTO_TEST_CASE(client_disconnect_mid_upload_rolls_back) {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }  // closed mid-body
     // The rollback is visible once the handler has noticed; the server keeps serving.
-    for (int i = 0; i < 50 && g.stored_chunks() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    BOOST_TEST(g.stored_chunks() == 0);
+    for (int i = 0; i < 50 && g.stored_contents() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    BOOST_TEST(g.stored_contents() == 0);
     BOOST_TEST(g.stored_files() == 0);
     BOOST_TEST(body_of(g.alice->get("/files")).at("data").as_array().empty());
     BOOST_TEST(upload(*g.alice, "after.jsonl", jsonl(1)).status == 200);
@@ -663,7 +632,7 @@ struct fresh_database {
     std::string url;
     std::filesystem::path dir;
     fresh_database() {
-#ifdef AQ_FILES_POSTGRES
+#ifdef AQ_TEST_POSTGRES
         url = aqt::postgres_url();
 #else
         dir = std::filesystem::temp_directory_path() / ("aqt-legacy-" + aqt::random_hex(6));
@@ -681,7 +650,7 @@ struct fresh_database {
 BOOST_AUTO_TEST_CASE(bare_owner_names_are_migrated_to_owner_keys_once) {
     fresh_database db;
     // Schema version 1 as it shipped, with rows owned by bare names.
-#ifdef AQ_FILES_POSTGRES
+#ifdef AQ_TEST_POSTGRES
     const std::string int64 = "bigint", blob = "bytea";
     auto content_sql = [](const std::string& text) { return "'" + text + "'::bytea"; };
 #else
@@ -739,7 +708,11 @@ BOOST_AUTO_TEST_CASE(bare_owner_names_are_migrated_to_owner_keys_once) {
     for (const auto& r : rows)
         BOOST_TEST(db_value(db.url, "select owner from files where id = '" + r.id + "'") == r.key);
     BOOST_TEST(gw.log().find("owners migrated") == std::string::npos);
-    BOOST_TEST(db_value(db.url, "select version from aq_schema where component = 'files'") == "2");
+    BOOST_TEST(db_value(db.url, "select version from aq_schema where component = 'files'") == "3");
+    // Rows from before content stores are files in the database store, keyed by their id.
+    for (const auto& r : rows)
+        BOOST_TEST(db_value(db.url, "select store || ' ' || content_key || ' ' || state from files where id = '" +
+                                        r.id + "'") == "database " + r.id + " ready");
 }
 
 BOOST_AUTO_TEST_CASE(upload_sessions_must_leave_sessions_for_short_requests) {

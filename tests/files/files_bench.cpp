@@ -10,7 +10,7 @@
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 
-#include "sql/bytea.hpp"
+#include "sql/dialect.hpp"
 #include "sql/pool.hpp"
 #include "sql/transaction.hpp"
 
@@ -60,25 +60,17 @@ double seconds_since(clock_type::time_point t0) {
 double reference_write(const std::string& url, std::size_t mib, const std::string& block) {
     aq::sql::pool pool(url, 1);
     auto s = pool.lease();
-    bool pg = pool.kind() == aq::sql::backend::postgresql;
+    const bool pg = pool.kind() == aq::sql::backend::postgresql;
+    const aq::sql::dialect d(pool.kind());
     *s << "drop table if exists bench_chunks";
-    *s << (pg ? "create table bench_chunks (seq integer primary key, data bytea not null)"
-              : "create table bench_chunks (seq integer primary key, data blob not null)");
+    *s << "create table bench_chunks (seq integer primary key, data " + std::string(d.blob_type()) + " not null)";
     if (pg) *s << "alter table bench_chunks alter column data set storage external";
     auto t0 = clock_type::now();
     {
         aq::sql::write_transaction tx(*s, pool.kind());
-        for (std::size_t i = 0; i < mib; ++i) {
-            std::string seq = std::to_string(i);
-            if (pg) {
-                aq::sql::bytea::execute(*s, "insert into bench_chunks (seq, data) values ($1::integer, $2)",
-                                        {aq::sql::bytea::text(seq), aq::sql::bytea::binary(block)});
-            } else {
-                long long n = static_cast<long long>(i);
-                *s << "insert into bench_chunks (seq, data) values (:s, cast(:d as blob))", soci::use(n),
-                    soci::use(block);
-            }
-        }
+        for (std::size_t i = 0; i < mib; ++i)
+            d.execute(*s, "insert into bench_chunks (seq, data) values ($1, $2)",
+                      {aq::sql::param::integer(static_cast<long long>(i)), aq::sql::param::blob(block)});
         tx.commit();
     }
     double secs = seconds_since(t0);

@@ -1,16 +1,21 @@
-// The "files" v1 service table as the batches plugin uses it, on a SQLite store in a temp dir
-// (no host needed beyond a logger): streaming writer -> commit -> reader, ownership, abort.
+// The "files" v1 service table as the batches plugin uses it, without a host beyond a logger,
+// on every content store (built once per store: AQ_TEST_STORE; metadata in a SQLite file):
+// streaming writer -> commit -> reader, ownership, abort, limits and the quota, with the store
+// itself checked for leftovers.
 #define BOOST_TEST_MODULE files_service
 #include <boost/test/unit_test.hpp>
 
 #include "config.hpp"
+#include "content_stores.hpp"
 #include "service.hpp"
 #include "store.hpp"
+
+#include "support/digest.hpp"
+#include "support/store_under_test.hpp"
 
 #include "sql/pool.hpp"
 
 #include <filesystem>
-#include <random>
 
 namespace {
 
@@ -18,32 +23,58 @@ void log_line(aq_host*, aq_log_level, aq_str) {}
 
 struct service_fixture {
     std::filesystem::path dir;
+    aqt::store_under_test where{AQT_STORE, AQT_ON_POSTGRES};
     aq_host_api api{};
     aq::files::config cfg;
     std::unique_ptr<aq::sql::pool> pool;
+    std::unique_ptr<aq::files::content_stores> stores;
     std::unique_ptr<aq::files::store> files;
     std::unique_ptr<aq::files::service> svc;
     const aq_files_v1* t = nullptr;
 
     service_fixture() {
-        dir = std::filesystem::temp_directory_path() / ("files-service-" + std::to_string(std::random_device{}()));
+        dir = std::filesystem::temp_directory_path() / ("files-service-" + aqt::random_hex(6));
         std::filesystem::create_directories(dir);
         api.struct_size = sizeof api;
         api.log = &log_line;
-        cfg.database = "sqlite:" + (dir / "db.sqlite").string();
+        boost::json::object section = where.files_config();
+        section["database"] = "sqlite:" + (dir / "aqueduct.db").string();
+        if (where.name() == "s3") section["s3"].as_object()["part_bytes"] = 5 << 20;  // the smallest S3 allows
+        cfg = aq::files::config::parse(section);
         cfg.max_file_bytes = 1u << 20;
         cfg.max_output_file_bytes = 5u << 20;
-        pool = std::make_unique<aq::sql::pool>(cfg.database, 2);
-        files = std::make_unique<aq::files::store>(*pool, dir);
+        aq::sql::pool_options po;
+        po.size = 2;
+        po.streaming = 1;
+        pool = std::make_unique<aq::sql::pool>(cfg.database, po);
+        stores = std::make_unique<aq::files::content_stores>(cfg, *pool, nullptr);
+        aq::files::store::options so;
+        so.scratch_folder = dir;
+        files = std::make_unique<aq::files::store>(*pool, *stores, so);
         svc = std::make_unique<aq::files::service>(aq::host(&api), cfg, *files);
         t = svc->table();
+        if (where.name() == "filesystem") BOOST_TEST_REQUIRE(cfg.filesystem.path == (dir / "files").string());
     }
     ~service_fixture() {
         svc.reset();
         files.reset();
+        stores.reset();
         pool.reset();
         std::filesystem::remove_all(dir);
     }
+
+    // Content objects in the store (files, objects, chunk rows) and rows in the database.
+    std::size_t stored() const {
+        if (where.name() == "filesystem") {
+            std::size_t n = 0;
+            for (auto& e : std::filesystem::recursive_directory_iterator(cfg.filesystem.path))
+                if (e.is_regular_file()) ++n;
+            return n;
+        }
+        if (where.name() == "s3") return aq::s3::client(*where.s3()).list_all_objects("files/").size();
+        return static_cast<std::size_t>(std::stoll(aqt::sql_value(cfg.database, "select count(*) from file_chunks")));
+    }
+    long long rows() const { return std::stoll(aqt::sql_value(cfg.database, "select count(*) from files")); }
 
     aq_file_create params(const char* owner, const char* filename) {
         aq_file_create p{};
@@ -92,6 +123,8 @@ BOOST_AUTO_TEST_CASE(write_commit_then_read_back_exact_bytes) {
     for (int64_t n; (n = t->read(r, buf, sizeof buf)) > 0;) back.append(buf, static_cast<std::size_t>(n));
     BOOST_TEST((back == content));
     t->close_reader(r);
+    BOOST_TEST(stored() == (where.name() == "database" ? 3u : 1u));  // three 1 MiB chunks, or one file/object
+    BOOST_TEST(rows() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(foreign_or_missing_file_is_not_found) {
@@ -123,6 +156,17 @@ BOOST_AUTO_TEST_CASE(closing_without_commit_leaves_nothing) {
     BOOST_TEST(t->write(w, aq::to_aq("abc")) == AQ_OK);
     t->close_writer(w);
     BOOST_TEST(files->list("alice", {}).files.empty());
+    BOOST_TEST(stored() == 0u);
+    BOOST_TEST(rows() == 0);
+
+    // The same with content past a chunk (database) and a part (s3: 5 MiB parts here would
+    // need more; 2 MiB crosses the database store's chunks and the filesystem's first write).
+    BOOST_TEST_REQUIRE(t->create(t->ctx, &p, &w) == AQ_OK);
+    std::string big = pattern(2 * 1024 * 1024 + 5);
+    BOOST_TEST(t->write(w, aq::to_aq(big)) == AQ_OK);
+    t->close_writer(w);
+    BOOST_TEST(stored() == 0u);
+    BOOST_TEST(rows() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(limits_and_invalid_arguments) {
@@ -139,6 +183,8 @@ BOOST_AUTO_TEST_CASE(limits_and_invalid_arguments) {
     BOOST_TEST_REQUIRE(t->commit(w, &info) == AQ_ERR_LIMIT);  // a refused write spoils the file
     t->close_writer(w);
     BOOST_TEST(files->list("alice", {}).files.empty());
+    BOOST_TEST(stored() == 0u);
+    BOOST_TEST(rows() == 0);
 
     BOOST_TEST_REQUIRE(t->create(t->ctx, &p, &w) == AQ_OK);
     BOOST_TEST(t->write(w, aq::to_aq(big)) == AQ_OK);
@@ -155,10 +201,34 @@ BOOST_AUTO_TEST_CASE(limits_and_invalid_arguments) {
     BOOST_TEST(t->create(t->ctx, &small, &w) == AQ_ERR_INVALID);
 }
 
+// An output of several S3 parts (multipart), database chunks, or one file, read back exactly.
+BOOST_AUTO_TEST_CASE(a_large_output_is_stored_whole) {
+    cfg.max_output_file_bytes = 16u << 20;
+    std::string content = pattern((11u << 20) + 12345);
+    auto p = params("team-a", "big.jsonl");
+    aq_files_writer* w = nullptr;
+    BOOST_TEST_REQUIRE(t->create(t->ctx, &p, &w) == AQ_OK);
+    for (std::size_t off = 0; off < content.size(); off += 300000)
+        BOOST_TEST_REQUIRE(t->write(w, aq::to_aq(std::string_view(content).substr(off, 300000))) == AQ_OK);
+    const aq_file_info* info = nullptr;
+    BOOST_TEST_REQUIRE(t->commit(w, &info) == AQ_OK);
+    std::string id(aq::to_sv(info->id));
+    BOOST_TEST(aq::to_sv(info->sha256) == aqt::sha256_hex(content));
+    t->close_writer(w);
+    aq_files_reader* r = nullptr;
+    BOOST_TEST_REQUIRE(t->open(t->ctx, aq::to_aq(id), aq::to_aq("team-a"), &r) == AQ_OK);
+    std::string back;
+    std::string buf(1 << 20, '\0');
+    for (int64_t n; (n = t->read(r, buf.data(), buf.size())) > 0;) back.append(buf.data(), static_cast<std::size_t>(n));
+    t->close_reader(r);
+    BOOST_TEST((back == content));
+    if (where.name() == "s3") BOOST_TEST(where.unfinished_uploads() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(output_files_pass_the_quota_then_count_toward_it) {
     const aq::files::store::quota quota{100, 2};  // 100 bytes, 2 files
     auto upload = [&](const std::string& content) {
-        auto writer = files->create_upload("user:alice");
+        auto writer = files->create("user:alice");
         writer->write(content);
         return writer->commit("in.jsonl", "batch", 3600, quota);
     };

@@ -65,23 +65,12 @@ void remove_dir(const fs::path& dir) {
     fs::remove_all(dir, ec);
 }
 
-exit_status decode_status(int raw) {
-    exit_status s;
-    if (WIFEXITED(raw)) {
-        s.exited = true;
-        s.code = WEXITSTATUS(raw);
-    } else if (WIFSIGNALED(raw)) {
-        s.signal = WTERMSIG(raw);
-    }
-    return s;
-}
-
 // Non-blocking reap; true and `out` set when the child has exited.
 bool try_reap(pid_t pid, exit_status& out) {
     int raw = 0;
     pid_t r = ::waitpid(pid, &raw, WNOHANG);
     if (r == pid) {
-        out = decode_status(raw);
+        out = exit_status::from_wait(raw);
         return true;
     }
     if (r < 0 && errno == ECHILD) {
@@ -279,6 +268,17 @@ std::string config_text(const gateway_options& o, const json::object& cfg) {
 }
 
 }  // namespace
+
+exit_status exit_status::from_wait(int raw) noexcept {
+    exit_status s;
+    if (WIFEXITED(raw)) {
+        s.exited = true;
+        s.code = WEXITSTATUS(raw);
+    } else if (WIFSIGNALED(raw)) {
+        s.signal = WTERMSIG(raw);
+    }
+    return s;
+}
 
 std::string exit_status::describe() const {
     if (exited) return "exit code " + std::to_string(code);

@@ -55,6 +55,8 @@ struct exit_status {
     int signal = 0;
     bool success() const noexcept { return exited && code == 0; }
     std::string describe() const;
+    // From waitpid's status.
+    static exit_status from_wait(int raw) noexcept;
 };
 
 // What an aqueductd that was expected to refuse to start did.

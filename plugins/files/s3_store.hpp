@@ -1,0 +1,62 @@
+// The s3 content store: one object per content in a bucket of any S3-compatible object store
+// (content_store.hpp), under `prefix` + key. A thin adapter over plugins/s3 (SigV4, retries with
+// backoff on 5xx, 503 SlowDown and connection failures, multipart upload, ranged GET).
+//
+// Writes: an object_writer collects up to part_bytes in memory; a content that fits is stored
+// with one PUT at seal(), a larger one as a multipart upload whose parts go up while the next
+// fills (parts_in_flight), completed at seal(). `intent` is called before the first request
+// (the multipart upload's creation, or the single PUT), so the purge knows every key that may
+// hold something: an unfinished writer's multipart upload is aborted when it is destroyed, and
+// whatever a crash leaves (an unfinished multipart upload, an object whose row never turned
+// "ready") is removed by the purge once the row's lease runs out (remove(key, abandoned):
+// DELETE, and abort of the key's unfinished uploads). sweep_uploads() also aborts unfinished
+// uploads older than the grace period that no live writer holds (a CreateMultipartUpload that a
+// retry duplicated).
+//
+// Reads stream through a bounded buffer (1 MiB) that one GET fills from a thread of its own
+// while the reader empties it. When the reader stops taking bytes (a client that reads slowly or
+// not at all) the GET ends after a second and nothing but the buffer is held; the next read
+// resumes with a ranged GET from where it stopped. A ranged download asks S3 for that range only.
+//
+// What it assumes of S3 (AWS since December 2020, Swift's s3api on one cluster): read-after-write
+// for new objects, and an object that appears whole when its PUT or CompleteMultipartUpload
+// returns. Keys are never reused: an upload's key is its file id, a move's a fresh suffix of it.
+#pragma once
+
+#include "config.hpp"
+#include "content_store.hpp"
+
+#include "s3/client.hpp"
+
+#include <chrono>
+#include <functional>
+
+namespace aq::files {
+
+class s3_store : public content_store {
+public:
+    // Builds the client and checks that the bucket answers (one listing of at most one key).
+    // Throws std::invalid_argument for bad settings, std::runtime_error when the bucket cannot
+    // be reached. `warn` receives a line per retried request.
+    s3_store(const s3_settings& settings, std::function<void(const std::string&)> warn);
+
+    std::string_view name() const noexcept override { return "s3"; }
+    std::unique_ptr<content_writer> create(const std::string& key, std::function<void()> intent) override;
+    std::unique_ptr<content_reader> open(const file_record& file, std::uint64_t offset, std::uint64_t length) override;
+    void remove(const std::string& key, bool abandoned) override;
+
+    // Aborts unfinished multipart uploads under the prefix that began more than `grace` ago and
+    // whose key `live` does not claim. Returns how many it aborted.
+    std::size_t sweep_uploads(std::chrono::seconds grace, const std::function<bool(const std::string& key)>& live);
+
+    aq::s3::client& client() noexcept { return client_; }
+    // The object key of a content key.
+    std::string object_key(const std::string& key) const { return prefix_ + key; }
+
+private:
+    friend class s3_writer;
+    aq::s3::client client_;
+    std::string prefix_;
+};
+
+}  // namespace aq::files
