@@ -48,6 +48,11 @@ struct metric_error : std::invalid_argument {
 class series : public aq_metric_series {
 public:
     explicit series(kind k) noexcept : kind_(k) {}
+    // Families own their series as unique_ptr<series>: a histogram's bucket array is freed only
+    // through this (LeakSanitizer found it missing).
+    virtual ~series() = default;
+    series(const series&) = delete;
+    series& operator=(const series&) = delete;
     kind type() const noexcept { return kind_; }
 
 private:
