@@ -23,7 +23,12 @@ packages=(g++ cmake ninja-build pkg-config curl
   libsoci-dev libssl-dev libpq-dev libsqlite3-dev postgresql-15
   # The S3 tests' throwaway server (tests/support/s3.sh): OpenStack Swift with s3api, and
   # memcached for its auth cache. 70 packages, ~11 MB to download, ~26-46 s to install.
-  swift swift-proxy swift-account swift-container swift-object python3-swift memcached openssl)
+  swift swift-proxy swift-account swift-container swift-object python3-swift memcached openssl
+  # promtool (tests/integration/metrics_test: the /metrics output must pass `promtool check
+  # metrics`), ~19 MB; and dpkg-dev for the package test (dpkg-shlibdeps computes the .deb's
+  # dependencies), systemd (systemd-analyze verifies the packaged unit) and iproute2 (the
+  # package test's network namespace).
+  prometheus dpkg-dev systemd iproute2)
 with_node=
 configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 targets=()

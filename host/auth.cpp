@@ -2,6 +2,8 @@
 
 #include "ascii.hpp"
 
+#include <aqueduct/plugin.hpp>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -13,12 +15,6 @@ namespace aqd {
 namespace {
 
 constexpr char hex_digits[] = "0123456789abcdef";
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
 
 void digest(std::string_view data, unsigned char (&out)[32]) {
     unsigned int len = 0;
@@ -40,26 +36,41 @@ std::string sha256_hex(std::string_view data) {
     return out;
 }
 
-authenticator::authenticator(const std::vector<token_config>& tokens) {
-    entries_.reserve(tokens.size());
+authenticator::authenticator(const std::vector<token_config>& tokens) : table_(build(tokens)) {}
+
+void authenticator::replace(const std::vector<token_config>& tokens) {
+    auto fresh = build(tokens);
+    std::lock_guard lock(mutex_);
+    table_ = std::move(fresh);
+}
+
+std::size_t authenticator::size() const {
+    std::lock_guard lock(mutex_);
+    return table_->size();
+}
+
+std::shared_ptr<const authenticator::table> authenticator::build(const std::vector<token_config>& tokens) {
+    auto entries = std::make_shared<table>();
+    entries->reserve(tokens.size());
     for (const token_config& t : tokens) {
         // The config validates digests already; this guards callers that build tokens by hand.
         if (t.sha256.size() != 64)
             throw std::invalid_argument("token " + t.name + ": sha256 must be 64 lowercase hex digits");
         entry e{};
         for (std::size_t i = 0; i < 32; ++i) {
-            const int hi = hex_value(t.sha256[2 * i]);
-            const int lo = hex_value(t.sha256[2 * i + 1]);
+            const int hi = aq::hex_value(t.sha256[2 * i]);
+            const int lo = aq::hex_value(t.sha256[2 * i + 1]);
             if (hi < 0 || lo < 0)
                 throw std::invalid_argument("token " + t.name + ": sha256 must be 64 lowercase hex digits");
             e.digest[i] = static_cast<unsigned char>(hi << 4 | lo);
         }
         e.who = principal{t.name, t.user, t.team};
-        entries_.push_back(std::move(e));
+        entries->push_back(std::move(e));
     }
+    return entries;
 }
 
-const principal* authenticator::authenticate(std::string_view authorization) const {
+std::shared_ptr<const principal> authenticator::authenticate(std::string_view authorization) const {
     constexpr std::string_view scheme = "Bearer";
     if (authorization.size() <= scheme.size() || !iequals(authorization.substr(0, scheme.size()), scheme))
         return nullptr;
@@ -71,14 +82,20 @@ const principal* authenticator::authenticate(std::string_view authorization) con
     unsigned char presented[32];
     digest(token, presented);
 
+    std::shared_ptr<const table> entries;
+    {
+        std::lock_guard lock(mutex_);
+        entries = table_;
+    }
     // Every entry is compared, whatever matched earlier: the time taken does not depend on
     // which token (if any) was presented.
     const principal* found = nullptr;
-    for (const entry& e : entries_) {
+    for (const entry& e : *entries) {
         const bool same = CRYPTO_memcmp(presented, e.digest, sizeof presented) == 0;
         found = same ? &e.who : found;
     }
-    return found;
+    if (!found) return nullptr;
+    return std::shared_ptr<const principal>(std::move(entries), found);  // keeps the table alive
 }
 
 }  // namespace aqd

@@ -1,6 +1,8 @@
 #include "config.hpp"
 
+#include "ascii.hpp"
 #include "log.hpp"
+#include "utf8.hpp"
 
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
@@ -36,24 +38,6 @@ std::string element(const std::string& path, std::size_t index) {
 
 bool env_name_char(char c, bool first) {
     return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
-}
-
-// RFC 3629 UTF-8: no overlong form, no surrogate, nothing above U+10FFFF.
-bool valid_utf8(std::string_view s) {
-    for (std::size_t i = 0; i < s.size();) {
-        const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-        const unsigned char c = byte(i);
-        const std::size_t n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        if (n == 0 || i + n > s.size()) return false;
-        // The second byte's range depends on the first; the others are plain continuation bytes.
-        const unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-        const unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-        if (n > 1 && (byte(i + 1) < lo || byte(i + 1) > hi)) return false;
-        for (std::size_t k = 2; k < n; ++k)
-            if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return false;
-        i += n;
-    }
-    return true;
 }
 
 // "${NAME}" is replaced by the variable's value; "$${" stands for a literal "${". Any other '$'
@@ -223,7 +207,7 @@ const json::array& array_of(const json::value& v, const std::string& path) {
 
 // ---- values with a format ---------------------------------------------------------------------
 
-void parse_listen(const std::string& text, const std::string& path, config& cfg) {
+void parse_listen(const std::string& text, const std::string& path, std::string& address, std::uint16_t& port_out) {
     const std::size_t colon = text.rfind(':');
     if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) fail(path, "expected ADDR:PORT");
     std::string addr = text.substr(0, colon);
@@ -239,8 +223,8 @@ void parse_listen(const std::string& text, const std::string& path, config& cfg)
         fail(path, "expected ADDR:PORT with PORT from 0 to 65535");
     const unsigned long n = std::stoul(port);
     if (n > 65535) fail(path, "expected ADDR:PORT with PORT from 0 to 65535");
-    cfg.listen_address = addr;
-    cfg.listen_port = static_cast<std::uint16_t>(n);
+    address = addr;
+    port_out = static_cast<std::uint16_t>(n);
 }
 
 // "sqlite:relative.db" becomes "sqlite:/config/dir/relative.db", so the database does not
@@ -272,6 +256,35 @@ bool valid_plugin_name(std::string_view name) {
 }
 
 // ---- sections ---------------------------------------------------------------------------------
+
+tls_config parse_tls(const json::value& v, const std::string& path, const std::filesystem::path& dir) {
+    tls_config t;
+    t.enabled = true;
+    bool has_listen = false;
+    for (const auto& kv : object_of(v, path)) {
+        const std::string key(kv.key());
+        const std::string kp = child(path, key);
+        if (key == "listen") {
+            parse_listen(string_of(kv.value(), kp), kp, t.listen_address, t.listen_port);
+            has_listen = true;
+        } else if (key == "certificate" || key == "private_key") {
+            const std::string file = string_of(kv.value(), kp);
+            if (file.empty()) fail(kp, "must not be empty");
+            (key == "certificate" ? t.certificate : t.private_key) = (dir / file).lexically_normal();
+        } else if (key == "min_version") {
+            const std::string version = string_of(kv.value(), kp);
+            if (version == "1.2") t.min_version = 12;
+            else if (version == "1.3") t.min_version = 13;
+            else fail(kp, "expected \"1.2\" or \"1.3\"");
+        } else {
+            fail(kp, "unknown key");
+        }
+    }
+    if (!has_listen) fail(child(path, "listen"), "required key is missing");
+    if (t.certificate.empty()) fail(child(path, "certificate"), "required key is missing");
+    if (t.private_key.empty()) fail(child(path, "private_key"), "required key is missing");
+    return t;
+}
 
 std::vector<token_config> parse_tokens(const json::value& v, const std::string& path) {
     std::vector<token_config> tokens;
@@ -395,7 +408,7 @@ config parse_config(std::string_view text, const std::filesystem::path& config_d
         const std::string key(kv.key());
         const json::value& v = kv.value();
         if (key == "listen") {
-            parse_listen(string_of(v, key), key, cfg);
+            parse_listen(string_of(v, key), key, cfg.listen_address, cfg.listen_port);
         } else if (key == "workers") {
             cfg.workers = static_cast<unsigned>(integer_of(v, key, 1, 4096));
         } else if (key == "io_threads") {
@@ -446,6 +459,22 @@ config parse_config(std::string_view text, const std::filesystem::path& config_d
             cfg.spool_memory_bytes = integer_of(v, key, 0, 1ull << 30);
         } else if (key == "max_spool_bytes") {
             cfg.max_spool_bytes = integer_of(v, key, 0, std::numeric_limits<std::uint64_t>::max());
+        } else if (key == "metrics") {
+            const std::string mode = string_of(v, key);
+            if (mode == "token") cfg.metrics = metrics_access::token;
+            else if (mode == "public") cfg.metrics = metrics_access::open;
+            else if (mode == "off") cfg.metrics = metrics_access::off;
+            else fail(key, "expected token, public or off");
+        } else if (key == "access_log") {
+            const std::string target = string_of(v, key);
+            if (target.empty()) fail(key, "expected off, stdout, stderr or a file path");
+            cfg.access_log = target == "off" || target == "stdout" || target == "stderr"
+                                 ? target
+                                 : (cfg.config_dir / target).lexically_normal().string();
+        } else if (key == "readiness_interval_ms") {
+            cfg.readiness_interval_ms = static_cast<std::uint32_t>(integer_of(v, key, 100, 3'600'000));
+        } else if (key == "tls") {
+            cfg.tls = parse_tls(v, key, cfg.config_dir);
         } else {
             fail(key, "unknown key");
         }
@@ -456,6 +485,214 @@ config parse_config(std::string_view text, const std::filesystem::path& config_d
         cfg.spool_dir = tmp && !tmp->empty() ? std::filesystem::path(*tmp) : std::filesystem::path("/tmp");
     }
     return cfg;
+}
+
+// ---- the effective config ---------------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view redacted = "<redacted>";
+
+std::string listen_text(const std::string& address, std::uint16_t port) {
+    // Brackets whenever the parser would take them off: an IPv6 address.
+    const bool bracket = address.find(':') != std::string::npos || (!address.empty() && address.front() == '[');
+    return (bracket ? "[" + address + "]" : address) + ":" + std::to_string(port);
+}
+
+const char* metrics_text(metrics_access m) {
+    switch (m) {
+    case metrics_access::token: return "token";
+    case metrics_access::open: return "public";
+    case metrics_access::off: return "off";
+    }
+    return "token";
+}
+
+// "postgresql://user:secret@host/db?password=x" -> "postgresql://user:<redacted>@host/db?password=<redacted>".
+std::string redact_url(std::string_view url) {
+    const auto scheme = url.find("://");
+    if (scheme == std::string_view::npos) return std::string(url);
+    std::string out(url.substr(0, scheme + 3));
+    std::string_view rest = url.substr(scheme + 3);
+    const auto path = rest.find_first_of("/?");
+    const auto at = rest.substr(0, path).rfind('@');
+    if (at != std::string_view::npos) {
+        const std::string_view userinfo = rest.substr(0, at);
+        const auto colon = userinfo.find(':');
+        out += userinfo.substr(0, colon);
+        if (colon != std::string_view::npos) out += ":" + std::string(redacted);
+        out += '@';
+        rest.remove_prefix(at + 1);
+    }
+    const auto query = rest.find('?');
+    out += rest.substr(0, query);
+    if (query == std::string_view::npos) return out;
+    rest.remove_prefix(query);
+    while (!rest.empty()) {  // '?' or '&', then key=value
+        out += rest.front();
+        rest.remove_prefix(1);
+        const auto amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        const auto eq = pair.find('=');
+        const std::string_view key = pair.substr(0, eq);
+        if (eq != std::string_view::npos && key.find("password") != std::string_view::npos)
+            out += std::string(key) + "=" + std::string(redacted);
+        else
+            out += pair;
+        rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp);
+    }
+    return out;
+}
+
+bool secret_key(std::string_view key) {
+    std::string lower(key);
+    for (char& c : lower) c = ascii_lower(c);
+    for (std::string_view word : {"password", "secret", "api_key", "apikey", "token", "private_key", "credential",
+                                  "passphrase", "authorization", "sha256"})
+        if (lower.find(word) != std::string::npos) return true;
+    return false;
+}
+
+bool looks_like_url(std::string_view s) { return s.find("://") != std::string_view::npos; }
+
+void redact_section(json::value& v) {
+    if (auto* o = v.if_object()) {
+        for (auto& kv : *o) {
+            if (secret_key(kv.key()) && !kv.value().is_null() && !(kv.value().is_string() && kv.value().get_string().empty()))
+                kv.value() = redacted;
+            else
+                redact_section(kv.value());
+        }
+    } else if (auto* a = v.if_array()) {
+        for (auto& e : *a) redact_section(e);
+    } else if (auto* str = v.if_string(); str && looks_like_url(*str)) {
+        *str = redact_url(*str);
+    }
+}
+
+// Every string as a file meant to be read literally holds it: a "${" becomes "$${".
+void escape_references(json::value& v) {
+    if (auto* str = v.if_string()) {
+        if (str->find("${") == json::string::npos) return;
+        std::string out;
+        for (std::size_t i = 0; i < str->size(); ++i) {
+            if (i + 1 < str->size() && (*str)[i] == '$' && (*str)[i + 1] == '{') out += '$';
+            out += (*str)[i];
+        }
+        *str = out;
+    } else if (auto* o = v.if_object()) {
+        for (auto& kv : *o) escape_references(kv.value());
+    } else if (auto* a = v.if_array()) {
+        for (auto& e : *a) escape_references(e);
+    }
+}
+
+json::object effective_object(const config& c) {
+    json::object o;
+    o["listen"] = listen_text(c.listen_address, c.listen_port);
+    o["workers"] = c.workers;
+    o["io_threads"] = c.io_threads;
+    o["database"] = c.database;
+    o["plugin_dir"] = c.plugin_dir.string();
+    json::array tokens;
+    for (const auto& t : c.tokens) {
+        json::object to{{"name", t.name}, {"user", t.user}, {"sha256", t.sha256}};
+        if (!t.team.empty()) to["team"] = t.team;
+        tokens.push_back(std::move(to));
+    }
+    o["tokens"] = std::move(tokens);
+    o["log_level"] = c.log_level;
+    o["max_header_bytes"] = c.max_header_bytes;
+    o["header_timeout_ms"] = c.header_timeout_ms;
+    o["idle_timeout_ms"] = c.idle_timeout_ms;
+    o["body_timeout_ms"] = c.body_timeout_ms;
+    o["shutdown_timeout_ms"] = c.shutdown_timeout_ms;
+    o["max_drain_bytes"] = c.max_drain_bytes;
+    o["max_connections"] = c.max_connections;
+    o["max_connections_per_ip"] = c.max_connections_per_ip;
+    o["max_requests_per_principal"] = c.max_requests_per_principal;
+    o["max_queued_requests"] = c.max_queued_requests;
+    o["min_body_rate_bytes_per_s"] = c.min_body_rate_bytes_per_s;
+    o["body_rate_window_ms"] = c.body_rate_window_ms;
+    o["spool_dir"] = c.spool_dir.string();
+    o["spool_memory_bytes"] = c.spool_memory_bytes;
+    o["max_spool_bytes"] = c.max_spool_bytes;
+    o["metrics"] = metrics_text(c.metrics);
+    o["access_log"] = c.access_log;
+    o["readiness_interval_ms"] = c.readiness_interval_ms;
+    if (c.tls.enabled)
+        o["tls"] = json::object{{"listen", listen_text(c.tls.listen_address, c.tls.listen_port)},
+                                {"certificate", c.tls.certificate.string()},
+                                {"private_key", c.tls.private_key.string()},
+                                {"min_version", c.tls.min_version == 13 ? "1.3" : "1.2"}};
+    json::object plugins;
+    for (const auto& p : c.plugins) plugins[p.name] = json::parse(p.json);
+    o["plugins"] = std::move(plugins);
+    return o;
+}
+
+// JSON text indented by two spaces per level.
+void write_pretty(std::string& out, const json::value& v, int depth) {
+    const std::string indent(static_cast<std::size_t>(depth + 1) * 2, ' ');
+    const std::string closing(static_cast<std::size_t>(depth) * 2, ' ');
+    if (const auto* o = v.if_object(); o && !o->empty()) {
+        out += "{\n";
+        bool first = true;
+        for (const auto& kv : *o) {
+            if (!first) out += ",\n";
+            first = false;
+            out += indent + json::serialize(json::value(kv.key())) + ": ";
+            write_pretty(out, kv.value(), depth + 1);
+        }
+        out += "\n" + closing + "}";
+    } else if (const auto* a = v.if_array(); a && !a->empty()) {
+        out += "[\n";
+        for (std::size_t i = 0; i < a->size(); ++i) {
+            if (i) out += ",\n";
+            out += indent;
+            write_pretty(out, (*a)[i], depth + 1);
+        }
+        out += "\n" + closing + "]";
+    } else {
+        out += json::serialize(v);
+    }
+}
+
+}  // namespace
+
+std::string effective_json(const config& cfg, bool redact, bool pretty) {
+    json::object o = effective_object(cfg);
+    if (redact) {
+        for (auto& t : o["tokens"].as_array()) t.as_object()["sha256"] = redacted;
+        o["database"] = redact_url(cfg.database);
+        for (auto& kv : o["plugins"].as_object()) redact_section(kv.value());
+    }
+    json::value v = std::move(o);
+    escape_references(v);
+    if (!pretty) return json::serialize(v);
+    std::string out;
+    write_pretty(out, v, 0);
+    out += '\n';
+    return out;
+}
+
+std::vector<std::string> changed_keys(const config& before, const config& after) {
+    const json::object a = effective_object(before), b = effective_object(after);
+    std::vector<std::string> changed;
+    for (const auto& kv : b) {
+        if (kv.key() == "plugins") continue;
+        const json::value* old = a.if_contains(kv.key());
+        if (!old || *old != kv.value()) changed.emplace_back(kv.key());
+    }
+    for (const auto& kv : a)
+        if (!b.contains(kv.key())) changed.emplace_back(kv.key());  // tls removed
+    const json::object &pa = a.at("plugins").as_object(), &pb = b.at("plugins").as_object();
+    for (const auto& kv : pb)
+        if (const json::value* old = pa.if_contains(kv.key()); !old || *old != kv.value())
+            changed.push_back("plugins." + std::string(kv.key()));
+    for (const auto& kv : pa)
+        if (!pb.contains(kv.key())) changed.push_back("plugins." + std::string(kv.key()));
+    return changed;
 }
 
 config load_config(const std::filesystem::path& file) {

@@ -28,6 +28,19 @@ struct token_config {
     std::string sha256;  // lowercase hex of the token
 };
 
+// Who may read GET /metrics.
+enum class metrics_access { token, open, off };  // any configured token; no token needed; no endpoint
+
+// The TLS listener (README, "Operating aqueduct"), beside the plain one.
+struct tls_config {
+    bool enabled = false;
+    std::string listen_address;
+    std::uint16_t listen_port = 0;
+    std::filesystem::path certificate;  // PEM: the certificate, then its chain
+    std::filesystem::path private_key;  // PEM
+    int min_version = 12;               // 12: TLS 1.2, 13: TLS 1.3
+};
+
 struct plugin_config {
     std::string name;
     bool enabled = false;
@@ -71,6 +84,12 @@ struct config {
     std::filesystem::path spool_dir;                 // empty: $TMPDIR, else /tmp
     std::uint64_t spool_memory_bytes = 64 * 1024;
     std::uint64_t max_spool_bytes = 0;               // all bodies being spooled or handled; 0: no limit
+
+    // Operations (README, "Operating aqueduct").
+    metrics_access metrics = metrics_access::token;
+    std::string access_log = "off";              // "off", "stdout", "stderr" or a file path
+    std::uint32_t readiness_interval_ms = 1000;  // how often plugins' readiness checks run
+    tls_config tls;
 };
 
 // Looks up an environment variable; injectable for tests.
@@ -83,5 +102,17 @@ config parse_config(std::string_view text, const std::filesystem::path& config_d
 
 // Reads and parses a file. Throws config_error (also for an unreadable file).
 config load_config(const std::filesystem::path& file);
+
+// The effective config as JSON text: every host key with the value in force (defaults
+// included, paths resolved, ${ENV} expanded) and each plugin's section as its plugin receives it.
+// A literal "${" is written as "$${", so the text parses back to the same config. `redact`
+// replaces secrets with "<redacted>": token digests, the password in any database URL, and in
+// plugin sections every value under a key that names a secret (password, secret, api_key,
+// token, private_key, credential, passphrase, authorization). `pretty` indents by two spaces.
+std::string effective_json(const config& cfg, bool redact, bool pretty);
+
+// The top-level keys whose values differ between two configs ("tokens", "workers", ...; plugin
+// sections as "plugins.NAME"): what a reload would change.
+std::vector<std::string> changed_keys(const config& before, const config& after);
 
 }  // namespace aqd

@@ -1,12 +1,16 @@
 #include "connection.hpp"
 
+#include "access_log.hpp"
 #include "auth.hpp"
 #include "config.hpp"
+#include "host_metrics.hpp"
 #include "log.hpp"
 #include "request_decoder.hpp"
+#include "request_id.hpp"
 #include "response_head.hpp"
 #include "response_rules.hpp"
 #include "router.hpp"
+#include "tls.hpp"
 #include "transfer_rate.hpp"
 #include "worker_pool.hpp"
 
@@ -21,6 +25,7 @@
 #include <cstdio>
 
 #include <sys/sendfile.h>
+#include <unistd.h>
 
 namespace aqd {
 
@@ -45,6 +50,8 @@ constexpr int reads_per_turn = 16;
 constexpr auto linger_time = std::chrono::seconds(2);
 // sendfile: bytes per call, and per turn before yielding the thread.
 constexpr std::size_t file_piece_bytes = 1 << 20;
+// A file sent through TLS: bytes read and encrypted per step.
+constexpr std::size_t tls_file_piece_bytes = 64 * 1024;
 constexpr std::uint64_t file_bytes_per_turn = 4 << 20;
 constexpr auto never = clock_type::time_point::max();
 
@@ -55,10 +62,10 @@ constexpr std::string_view last_chunk = "0\r\n\r\n";
 
 // ---- shared state --------------------------------------------------------------------------
 
-connection_context::connection_context(const config& c, const router& r, const authenticator& a, worker_pool& p,
-                                       std::function<bool()> rd)
-    : cfg(c), routes(r), auth(a), pool(p), ready(std::move(rd)), principals(c.max_requests_per_principal),
-      spool(c.max_spool_bytes) {}
+connection_context::connection_context(server_parts parts)
+    : cfg(parts.cfg), routes(parts.routes), auth(parts.auth), pool(parts.pool), metrics(parts.metrics),
+      access(parts.access), live(std::move(parts.live)), not_ready(std::move(parts.not_ready)), tls(parts.tls),
+      principals(cfg.max_requests_per_principal), spool(cfg.max_spool_bytes) {}
 
 void connection_context::request_started() {
     std::lock_guard lock(mutex);
@@ -76,8 +83,36 @@ void connection_context::request_finished() {
 // Everything that exists only while a request is in progress, so that an idle connection holds
 // none of it.
 struct connection::request_state {
-    explicit request_state(const config& cfg)
-        : decoder(cfg.max_header_bytes), rate(cfg.min_body_rate_bytes_per_s, milliseconds(cfg.body_rate_window_ms)) {}
+    request_state(connection_context& c, const std::string& client)
+        : ctx(c), client(client), decoder(c.cfg.max_header_bytes),
+          rate(c.cfg.min_body_rate_bytes_per_s, milliseconds(c.cfg.body_rate_window_ms)) {}
+
+    // A request ends when this state goes, however it ended (answered, cut off, the client
+    // gone): the access log and the metrics hear about it here, exactly once. A request whose
+    // head never arrived and that got no answer (a client that sent a few bytes and left) is
+    // not a request to either.
+    ~request_state() {
+        // The decoder keeps the request line however far the request got.
+        const request_line_and_fields& line = decoder.head();
+        if (status == 0 && line.method.empty()) return;
+        try {
+            request_record rec;
+            rec.request_id = request_id;
+            rec.client = client;
+            rec.method = line.method;
+            rec.route = route_label;
+            rec.path = std::string_view(line.target).substr(0, line.target.find('?'));
+            rec.token = who ? std::string_view(who->token_name) : std::string_view();
+            rec.status = status ? status : 499;  // nginx's "client closed request": no response began
+            rec.bytes_in = bytes_in;
+            rec.bytes_out = bytes_out;
+            rec.duration = clock_type::now() - started;
+            ctx.metrics.request_finished(rec.route, rec.method, rec.status, rec.bytes_in, rec.bytes_out, rec.duration);
+            ctx.access.write(rec);
+        } catch (const std::exception& e) {
+            log::error("http", std::string("recording a finished request failed: ") + e.what());
+        }
+    }
 
     // The request counts as in flight (server drain) from admission until this state goes.
     struct in_flight_mark {
@@ -93,6 +128,16 @@ struct connection::request_state {
             if (ctx) ctx->request_finished();
         }
     };
+
+    connection_context& ctx;
+    const std::string& client;  // the connection's, which outlives its requests
+
+    // What the access log and the metrics say about the request.
+    time_point started = clock_type::now();  // its first byte
+    int status = 0;                          // of the response that began; 0: none
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+    std::string_view route_label;            // the route's pattern or a host route; empty: none
+    std::shared_ptr<const principal> who;
 
     request_decoder decoder;
     std::string request_id;
@@ -119,12 +164,15 @@ struct connection::request_state {
     std::string_view out_tail;
     unique_fd file;
     std::uint64_t file_offset = 0, file_left = 0;
+    std::size_t out_sent = 0;  // TLS: bytes of head + data + tail written so far
 };
 
 // ---- lifetime ----------------------------------------------------------------------------------
 
-connection::connection(tcp::socket socket, std::shared_ptr<connection_context> ctx, connection_slot slot)
-    : socket_(std::move(socket)), timer_(socket_.get_executor()), ctx_(std::move(ctx)), slot_(std::move(slot)) {}
+connection::connection(tcp::socket socket, std::shared_ptr<connection_context> ctx, connection_slot slot,
+                       std::shared_ptr<const tls_context> tls)
+    : socket_(std::move(socket)), timer_(socket_.get_executor()), ctx_(std::move(ctx)), slot_(std::move(slot)),
+      tls_context_(std::move(tls)) {}
 
 connection::~connection() {
     std::lock_guard lock(ctx_->mutex);
@@ -134,6 +182,8 @@ connection::~connection() {
 template <class Fn>
 void connection::guarded(Fn&& fn) noexcept {
     try {
+        // Lines logged while this connection works on a request carry its id.
+        log::request_scope scope(req_ ? std::string_view(req_->request_id) : std::string_view());
         fn();
     } catch (const std::exception& e) {
         try {
@@ -159,10 +209,20 @@ void connection::start() {
         self->guarded([&] {
             if (self->ctx_->stopping) return self->close();
             boost::system::error_code ec;
+            const auto remote = self->socket_.remote_endpoint(ec);
+            if (!ec) self->client_ = remote.address().to_string();
             self->socket_.set_option(tcp::no_delay(true), ec);
             self->socket_.non_blocking(true, ec);
+            // The header time includes a TLS handshake: a client that connects and says nothing
+            // costs the same either way.
             self->deadline_ = clock_type::now() + milliseconds(self->ctx_->cfg.header_timeout_ms);
             self->arm_timer();
+            if (self->tls_context_) {
+                self->tls_ = std::make_unique<tls_session>(*self->tls_context_, self->socket_.native_handle());
+                self->tls_context_.reset();  // the session holds the context now
+                self->read_ = read_state::handshake;
+                return self->handshake();
+            }
             self->read_more();
         });
     });
@@ -171,7 +231,9 @@ void connection::start() {
 void connection::shutdown_if_idle() {
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
         self->guarded([&] {
-            if (self->read_ == read_state::fresh || self->read_ == read_state::idle) self->close();
+            if (self->read_ == read_state::handshake || self->read_ == read_state::fresh ||
+                self->read_ == read_state::idle)
+                self->close();
         });
     });
 }
@@ -194,6 +256,76 @@ std::string connection::peer() const {
     auto ep = socket_.remote_endpoint(ec);
     if (ec) return "client";
     return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+// ---- TLS -----------------------------------------------------------------------------------------
+
+template <class Next>
+void connection::when_ready(asio::socket_base::wait_type what, Next next) {
+    socket_.async_wait(what, [self = shared_from_this(), next](boost::system::error_code ec) {
+        self->guarded([&] {
+            if (ec == asio::error::operation_aborted || self->read_ == read_state::closed) return;
+            if (ec) return self->peer_gone(ec);
+            (self.get()->*next)();
+        });
+    });
+}
+
+void connection::handshake() {
+    if (read_ != read_state::handshake) return;
+    switch (tls_->handshake()) {
+    case tls_session::outcome::done:
+        read_ = read_state::fresh;
+        return read_more();
+    case tls_session::outcome::want_read: return when_ready(tcp::socket::wait_read, &connection::handshake);
+    case tls_session::outcome::want_write: return when_ready(tcp::socket::wait_write, &connection::handshake);
+    case tls_session::outcome::closed: return close();
+    case tls_session::outcome::failed:
+        if (tls_->plain_http()) return refuse_plain_http();
+        log::debug("http", peer() + ": TLS handshake failed: " + tls_->error());
+        return close();
+    }
+}
+
+// A client that speaks plain HTTP to the TLS port gets a plain answer saying so (as nginx does),
+// not a hang or a bare reset.
+void connection::refuse_plain_http() {
+    static const header_list headers = {{"Content-Type", "application/json"}};
+    const std::string bytes = closing_answer(
+        400, headers,
+        aq::error_envelope("This port speaks HTTPS: the plain HTTP request was sent to the TLS port.",
+                           "invalid_request_error", "", "plain_http_to_tls_port"));
+    (void)::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    log::debug("http", peer() + ": plain HTTP on the TLS port; answered 400");
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    close();
+}
+
+// Writes out_head, out_data and out_tail through the TLS session, waiting for the socket when it
+// is full; then on_written, as an async_write would.
+void connection::write_tls() {
+    if (write_ != write_state::sending) return;
+    auto& r = *req_;
+    const std::string_view parts[] = {r.out_head, r.out_data, r.out_tail};
+    const std::size_t total = parts[0].size() + parts[1].size() + parts[2].size();
+    while (r.out_sent < total) {
+        std::size_t skip = r.out_sent, i = 0;
+        while (skip >= parts[i].size()) skip -= parts[i++].size();
+        std::size_t n = 0;
+        switch (tls_->write(parts[i].data() + skip, parts[i].size() - skip, n)) {
+        case tls_session::outcome::done: r.out_sent += n; continue;
+        case tls_session::outcome::want_write: return when_ready(tcp::socket::wait_write, &connection::write_tls);
+        case tls_session::outcome::want_read: return when_ready(tcp::socket::wait_read, &connection::write_tls);
+        case tls_session::outcome::closed:
+        case tls_session::outcome::failed: return peer_gone(asio::error::connection_reset);
+        }
+    }
+    // Completed as async_write completes: from a fresh handler, never inline, so a long run of
+    // pipelined requests answered at once cannot nest calls without bound.
+    asio::post(socket_.get_executor(), [self = shared_from_this(), total, last = write_last_] {
+        self->guarded([&] { self->on_written({}, total, last); });
+    });
 }
 
 // ---- read side -----------------------------------------------------------------------------
@@ -219,13 +351,30 @@ void connection::read_more() {
     char* buf = scratch();
     for (int i = 0; i < reads_per_turn; ++i) {
         if (!reading()) return;
+        if (tls_) {
+            std::size_t n = 0;
+            switch (tls_->read(buf, scratch_bytes, n)) {
+            case tls_session::outcome::done: consume(std::string_view(buf, n)); continue;
+            case tls_session::outcome::want_read: return wait_readable();
+            case tls_session::outcome::want_write:
+                return when_ready(tcp::socket::wait_write, &connection::read_more);  // a TLS 1.3 key update
+            case tls_session::outcome::closed: return peer_gone(asio::error::eof);
+            case tls_session::outcome::failed: return peer_gone(asio::error::connection_reset);
+            }
+        }
         boost::system::error_code ec;
         const std::size_t n = socket_.read_some(asio::buffer(buf, scratch_bytes), ec);
         if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_readable();
         if (ec) return peer_gone(ec);
         consume(std::string_view(buf, n));
     }
-    if (reading()) wait_readable();  // more may be waiting: come back after others had a turn
+    if (!reading()) return;
+    // More may be waiting: come back after others had a turn. Bytes OpenSSL has decrypted
+    // already would never make the socket readable, so a TLS connection is called back at once.
+    if (tls_ && tls_->pending())
+        asio::post(socket_.get_executor(), [self = shared_from_this()] { self->guarded([&] { self->read_more(); }); });
+    else
+        wait_readable();
 }
 
 void connection::wait_readable() {
@@ -255,7 +404,9 @@ void connection::consume(std::string_view bytes) {
             break;
         case read_state::head: {
             auto& r = *req_;
-            bytes.remove_prefix(r.decoder.feed(bytes, r.decoded));
+            const std::size_t used = r.decoder.feed(bytes, r.decoded);
+            r.bytes_in += used;
+            bytes.remove_prefix(used);
             switch (r.decoder.current()) {
             case request_decoder::state::head:
                 break;
@@ -272,7 +423,9 @@ void connection::consume(std::string_view bytes) {
         case read_state::draining: {
             auto& r = *req_;
             r.decoded.clear();
-            bytes.remove_prefix(r.decoder.feed(bytes, r.decoded));
+            const std::size_t used = r.decoder.feed(bytes, r.decoded);
+            r.bytes_in += used;
+            bytes.remove_prefix(used);
             r.activity = clock_type::now();
             if (read_ == read_state::body) {
                 on_body_bytes();
@@ -287,6 +440,7 @@ void connection::consume(std::string_view bytes) {
             // The handler's turn: whatever follows is the next request, kept until it is due.
             pending_.append(bytes);
             return;
+        case read_state::handshake:  // never: reads begin after the handshake
         case read_state::lingering:
         case read_state::closed:
             return;
@@ -296,13 +450,60 @@ void connection::consume(std::string_view bytes) {
 
 void connection::begin_request() {
     const bool first = read_ == read_state::fresh;
-    req_ = std::make_unique<request_state>(ctx_->cfg);
+    req_ = std::make_unique<request_state>(*ctx_, client_);
     // Every answer carries an id, including the 400 for a request that never parsed.
-    req_->request_id = aq::random_id("req_", 24);
+    req_->request_id = make_request_id();
+    log::request_scope::switch_to(req_->request_id);
     read_ = read_state::head;
     // The first request's header time runs from the accept; a later one's from its first byte.
     if (!first) deadline_ = clock_type::now() + milliseconds(ctx_->cfg.header_timeout_ms);
     arm_timer();
+}
+
+bool connection::host_route(const std::string& method, const std::string& path) {
+    auto& r = *req_;
+    const bool health = path == "/healthz" || path == "/v1/healthz";
+    const bool ready = path == "/readyz" || path == "/v1/readyz";
+    const bool metrics = path == "/metrics" && ctx_->cfg.metrics != metrics_access::off;
+    if (!health && !ready && !metrics) return false;
+    r.route_label = health ? "/healthz" : ready ? "/readyz" : "/metrics";
+    if (method != "GET") {
+        answer(405, "Method " + method + " is not allowed on " + path + ".", after_unread_body(), {{"Allow", "GET"}});
+        return true;
+    }
+    if (health) {
+        // Liveness: the process serves. Readiness (below) also asks the plugins.
+        const bool ok = ctx_->live() && !ctx_->stopping;
+        send_host_response(ok ? 200 : 503, {{"Content-Type", "application/json"}},
+                           ok ? R"({"status":"ok"})" : R"({"status":"unavailable"})", after_unread_body());
+    } else if (ready) {
+        const bool up = ctx_->live() && !ctx_->stopping;
+        const std::vector<std::string> waiting = up ? ctx_->not_ready() : std::vector<std::string>{};
+        std::string body;
+        if (up && waiting.empty()) {
+            body = R"({"status":"ready"})";
+        } else {
+            body = R"({"status":"unavailable","not_ready":[)";
+            for (std::size_t i = 0; i < waiting.size(); ++i) body += (i ? ",\"" : "\"") + waiting[i] + "\"";
+            body += "]}";
+        }
+        send_host_response(up && waiting.empty() ? 200 : 503, {{"Content-Type", "application/json"}}, std::move(body),
+                           after_unread_body());
+    } else {
+        if (ctx_->cfg.metrics == metrics_access::token) {
+            const std::string* authorization = r.decoder.head().field("authorization");
+            if (authorization) r.who = ctx_->auth.authenticate(*authorization);
+            if (!r.who) {
+                answer(401, authorization ? "Incorrect API key provided." : "You didn't provide an API key.",
+                       after_unread_body(), {{"WWW-Authenticate", "Bearer"}}, "invalid_request_error", "",
+                       authorization ? "invalid_api_key" : "");
+                return true;
+            }
+        }
+        send_host_response(200, {{"Content-Type", std::string(metrics::registry::content_type)}},
+                           ctx_->metrics.registry.expose(), after_unread_body());
+    }
+    return true;
 }
 
 connection::then connection::after_unread_body() const {
@@ -322,6 +523,12 @@ void connection::on_head() {
     const auto& h = r.decoder.head();
     r.http10 = h.version == 10;
     r.keep_alive = h.keep_alive && !ctx_->stopping;
+    // The client's own id, when it is sane, follows the request from here on (also into the
+    // answers below); the generated one served only a request that never parsed.
+    if (const std::string* id = h.field("x-request-id"); id && acceptable_request_id(*id)) {
+        r.request_id = *id;
+        log::request_scope::switch_to(r.request_id);
+    }
     const std::string_view target = h.target;
     if (target.empty() || target.front() != '/')
         return answer(400, "Malformed HTTP request: the request target must start with '/'.", then::linger);
@@ -333,14 +540,7 @@ void connection::on_head() {
     const std::string& path = r.head.path;
     const bool has_body = h.framing != body_framing::none;
 
-    if (path == "/healthz" || path == "/v1/healthz") {
-        if (method != "GET")
-            return answer(405, "Method " + method + " is not allowed on " + path + ".", after_unread_body(),
-                          {{"Allow", "GET"}});
-        const bool ok = ctx_->ready() && !ctx_->stopping;
-        return send_host_response(ok ? 200 : 503, {{"Content-Type", "application/json"}},
-                                  ok ? R"({"status":"ok"})" : R"({"status":"unavailable"})", after_unread_body());
-    }
+    if (host_route(method, path)) return;
 
     auto found = ctx_->routes.find(method, path);
     if (found.result == router::outcome::not_found)
@@ -350,8 +550,9 @@ void connection::on_head() {
                       {{"Allow", found.allow}});
     const route_target& route = *found.target;
     r.route = &route;
+    r.route_label = route.pattern;
 
-    const principal* who = nullptr;
+    std::shared_ptr<const principal> who;
     if (!(route.flags & AQ_ROUTE_PUBLIC)) {
         const std::string* authorization = h.field("authorization");
         if (!authorization)
@@ -363,13 +564,16 @@ void connection::on_head() {
         if (!who)
             return answer(401, "Incorrect API key provided.", after_unread_body(), {{"WWW-Authenticate", "Bearer"}},
                           "invalid_request_error", "", "invalid_api_key");
+        r.who = who;
         r.ticket = ctx_->principals.try_enter(who->token_name);
-        if (!r.ticket)
+        if (!r.ticket) {
+            ctx_->metrics.refused_requests.counter({"principal_limit"}).add(1);
             return answer(429,
                           "Too many concurrent requests for this API key: at most " +
                               std::to_string(ctx_->principals.limit()) +
                               " at once. Retry when one of them has finished.",
                           after_unread_body(), {{"retry-after", "1"}}, "rate_limit_error", "", "rate_limit_exceeded");
+        }
     }
 
     const std::uint64_t max_body = route.max_body_bytes;
@@ -384,9 +588,11 @@ void connection::on_head() {
                       after_unread_body());
     }
     // Refused before the body is read when the handlers are already behind.
-    if (ctx_->pool.saturated())
+    if (ctx_->pool.saturated()) {
+        ctx_->metrics.refused_requests.counter({"queue_full"}).add(1);
         return answer(503, "The server is busy. Retry later.", after_unread_body(), {{"retry-after", "1"}}, "",
                       "", "overloaded");
+    }
 
     r.head.request_id = r.request_id;
     r.head.who = who;
@@ -398,9 +604,11 @@ void connection::on_head() {
 
     if (!has_body) return dispatch();
     r.spool = std::make_unique<body_spool>(ctx_->cfg.spool_dir, ctx_->cfg.spool_memory_bytes, ctx_->spool);
-    if (h.framing == body_framing::length && !r.spool->reserve_total(h.content_length))
+    if (h.framing == body_framing::length && !r.spool->reserve_total(h.content_length)) {
+        ctx_->metrics.refused_requests.counter({"spool_full"}).add(1);
         return answer(503, "The server is receiving too many request bodies at once. Retry later.",
                       after_unread_body(), {{"retry-after", "1"}}, "", "", "overloaded");
+    }
     read_ = read_state::body;
     r.activity = r.rate_mark = clock_type::now();
     // Only a request that will be handled gets "100 Continue"; refusals above answered with the
@@ -431,9 +639,11 @@ void connection::on_body_bytes() {
             log::error("http", std::string(e.what()) + " (request " + r.request_id + ")");
             return answer(500, "The server could not store the request body.", then::linger);
         }
-        if (!stored)
+        if (!stored) {
+            ctx_->metrics.refused_requests.counter({"spool_full"}).add(1);
             return answer(503, "The server is receiving too many request bodies at once. Retry later.", then::linger,
                           {{"retry-after", "1"}}, "", "", "overloaded");
+        }
     }
     if (r.decoder.current() == request_decoder::state::complete) dispatch();
 }
@@ -447,10 +657,14 @@ void connection::dispatch() {
     const aq_handler_fn handler = r.route->handler;
     void* handler_ctx = r.route->ctx;
     if (!ctx_->pool.try_post([ex = r.ex, handler, handler_ctx] {
+            // Plugin lines written from the handler (and from the source it may leave behind,
+            // whose first piece is read right after it returns) carry the request's id.
+            log::request_scope scope(ex->head().request_id);
             handler(handler_ctx, ex.get());
             ex->handler_returned();
         })) {
         r.ex.reset();  // gives back the principal's place and the spool
+        ctx_->metrics.refused_requests.counter({"queue_full"}).add(1);
         return answer(503, "The server is busy. Retry later.", r.keep_alive ? then::next_request : then::linger,
                       {{"retry-after", "1"}}, "", "", "overloaded");
     }
@@ -464,12 +678,19 @@ void connection::dispatch() {
 bool connection::send_interim() {
     // 25 bytes into an idle socket's send buffer: one non-blocking send, no write state. A send
     // buffer too full to take them means the client reads nothing; it is closed.
-    const ssize_t n = ::send(socket_.native_handle(), continue_response.data(), continue_response.size(),
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t n;
+    if (tls_) {
+        std::size_t written = 0;
+        const auto how = tls_->write(continue_response.data(), continue_response.size(), written);
+        n = how == tls_session::outcome::done ? static_cast<ssize_t>(written) : -1;
+    } else {
+        n = ::send(socket_.native_handle(), continue_response.data(), continue_response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
     if (n != static_cast<ssize_t>(continue_response.size())) {
         close();
         return false;
     }
+    req_->bytes_out += continue_response.size();
     return true;
 }
 
@@ -499,6 +720,7 @@ void connection::write_item(exchange::outbound item) {
     auto& r = *req_;
     switch (item.kind) {
     case exchange::outbound::complete: {
+        r.status = item.status;
         response_head h;
         h.status = item.status;
         h.headers = &item.headers;
@@ -515,6 +737,7 @@ void connection::write_item(exchange::outbound item) {
     }
     case exchange::outbound::head:
     case exchange::outbound::file: {
+        r.status = item.status;
         response_head h;
         h.status = item.status;
         h.headers = &item.headers;
@@ -570,6 +793,18 @@ void connection::start_write(bool last) {
     write_ = write_state::sending;
     r.activity = r.rate_mark = clock_type::now();
     arm_timer();
+    if (tls_) {
+        // A small body goes into the head's TLS record instead of a record of its own.
+        if (r.out_data.size() <= 16 * 1024) {
+            r.out_head += r.out_data;
+            r.out_head += r.out_tail;
+            r.out_data.clear();
+            r.out_tail = {};
+        }
+        r.out_sent = 0;
+        write_last_ = last;
+        return write_tls();
+    }
     const std::array<asio::const_buffer, 3> buffers = {asio::buffer(r.out_head), asio::buffer(r.out_data),
                                                        asio::buffer(r.out_tail.data(), r.out_tail.size())};
     asio::async_write(socket_, buffers, [self = shared_from_this(), last](boost::system::error_code ec, std::size_t n) {
@@ -582,6 +817,7 @@ void connection::on_written(boost::system::error_code ec, std::size_t n, bool la
     if (ec) return peer_gone(ec);
     auto& r = *req_;
     const auto now = clock_type::now();
+    r.bytes_out += n;
     r.rate.moved(n);
     if (r.ex && !r.rate.waited(now - r.rate_mark)) return cut_slow("response body");
     std::string().swap(r.out_data);
@@ -613,6 +849,40 @@ void connection::on_written(boost::system::error_code ec, std::size_t n, bool la
 
 void connection::send_file() {
     auto& r = *req_;
+    if (tls_) {
+        // sendfile(2) cannot encrypt: the file goes through the session in pieces, each read
+        // when the previous one is written (one piece in memory at a time).
+        if (r.file_left == 0) {
+            r.file.reset();
+            write_ = write_state::done;
+            arm_timer();
+            return pump();
+        }
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(r.file_left, tls_file_piece_bytes));
+        r.out_head.clear();
+        r.out_tail = {};
+        r.out_data.resize(want);
+        std::size_t got = 0;
+        while (got < want) {
+            const ssize_t n = ::pread(r.file.get(), r.out_data.data() + got, want - got,
+                                      static_cast<off_t>(r.file_offset + got));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                log::error("http", peer() + ": the file of request " + r.request_id +
+                                       " could not be read to its declared length; connection closed");
+                return close();
+            }
+            got += static_cast<std::size_t>(n);
+        }
+        r.file_offset += want;
+        r.file_left -= want;
+        write_ = write_state::sending;
+        r.activity = r.rate_mark = clock_type::now();
+        arm_timer();
+        r.out_sent = 0;
+        write_last_ = false;
+        return write_tls();
+    }
     std::uint64_t sent = 0;
     while (r.file_left > 0) {
         off_t offset = static_cast<off_t>(r.file_offset);
@@ -621,6 +891,7 @@ void connection::send_file() {
         if (n > 0) {
             r.file_offset += static_cast<std::uint64_t>(n);
             r.file_left -= static_cast<std::uint64_t>(n);
+            r.bytes_out += static_cast<std::uint64_t>(n);
             r.rate.moved(static_cast<std::uint64_t>(n));
             sent += static_cast<std::uint64_t>(n);
             if (sent >= file_bytes_per_turn && r.file_left > 0) {
@@ -677,6 +948,7 @@ void connection::send_host_response(int status, header_list headers, std::string
     if (read_ != read_state::closed) read_ = read_state::stopped;
     if (ctx_->stopping && (next == then::next_request || next == then::drain)) next = then::linger;
     r.after_answer = next;
+    r.status = status;
     response_head h;
     h.status = status;
     h.headers = &headers;
@@ -721,6 +993,7 @@ void connection::next_request() {
 
 void connection::linger_close() {
     req_.reset();
+    if (tls_) tls_->close_notify();
     boost::system::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return close();
@@ -773,6 +1046,7 @@ connection::time_point connection::next_deadline() const {
         return d;
     }
     switch (read_) {
+    case read_state::handshake:
     case read_state::fresh:
     case read_state::idle:
     case read_state::head:
@@ -825,11 +1099,12 @@ void connection::on_timer(boost::system::error_code ec) {
         return arm_timer();
     }
     switch (read_) {
+    case read_state::handshake:
     case read_state::fresh:
     case read_state::idle:
     case read_state::head:
     case read_state::lingering:
-        return close();  // header, idle or linger time is up
+        return close();  // handshake, header, idle or linger time is up
     case read_state::body: {
         auto& r = *req_;
         if (r.rate.enabled()) {

@@ -3,7 +3,7 @@
 // The read side and the write side each have an explicit state (as in Beast's advanced server
 // example, where reading and writing are separate loops over one stream):
 //
-//   read:  fresh -> head -> body -> stopped      (a request's bytes; then the handler's turn)
+//   read:  [handshake ->] fresh -> head -> body -> stopped   (TLS first; a request's bytes; the handler's turn)
 //          idle (keep-alive, no request) -> head ...
 //          draining (an early answer's unread body), lingering (closing gracefully), closed
 //   write: idle -> sending / sending_file -> idle ... -> done (response written) -> idle
@@ -21,6 +21,10 @@
 // the first request), idle_timeout_ms between requests, body_timeout_ms as the longest silence
 // while a body moves in either direction, plus the minimum transfer rate (transfer_rate).
 //
+// TLS (tls.hpp): a connection from the TLS listener has a tls_session on its socket; reads,
+// writes, the interim 100 Continue and the linger go through it, and a file body is read and
+// written through it in pieces (sendfile cannot encrypt). Everything else is the same.
+//
 // Every completion handler runs inside a guard: an exception closes this connection and is
 // logged; it never reaches the io_context (where it would end the I/O thread).
 #pragma once
@@ -28,6 +32,7 @@
 #include "admission.hpp"
 #include "body_spool.hpp"
 #include "exchange.hpp"
+#include "http_server.hpp"
 #include "listener.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -49,17 +54,23 @@ class router;
 class authenticator;
 class worker_pool;
 class connection;
+class tls_context;
+class tls_contexts;
+class tls_session;
 
 // What every connection of one server shares. Owned by the http_server; outlives connections.
 struct connection_context {
-    connection_context(const config& c, const router& r, const authenticator& a, worker_pool& p,
-                       std::function<bool()> rd);
+    explicit connection_context(server_parts parts);
 
     const config& cfg;
     const router& routes;
     const authenticator& auth;
     worker_pool& pool;
-    std::function<bool()> ready;  // answers /healthz
+    host_metrics& metrics;
+    access_log& access;
+    std::function<bool()> live;                          // answers /healthz
+    std::function<std::vector<std::string>()> not_ready; // answers /readyz
+    const tls_contexts* tls;                             // null: no TLS listener
     admission principals;
     spool_budget spool;
     std::atomic<bool> stopping{false};
@@ -77,7 +88,9 @@ struct connection_context {
 
 class connection : public std::enable_shared_from_this<connection>, public exchange::owner {
 public:
-    connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<connection_context> ctx, connection_slot slot);
+    // `tls`: the context of the TLS listener this connection came from; null for plain HTTP.
+    connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<connection_context> ctx, connection_slot slot,
+               std::shared_ptr<const tls_context> tls = nullptr);
     ~connection() override;
 
     void start();
@@ -93,7 +106,7 @@ public:
     void forget_request();
 
 private:
-    enum class read_state { fresh, idle, head, body, stopped, draining, lingering, closed };
+    enum class read_state { handshake, fresh, idle, head, body, stopped, draining, lingering, closed };
     enum class write_state { idle, sending, sending_file, done, closed };
     // What follows a response the host composed itself.
     enum class then { next_request, drain, linger, close };
@@ -103,6 +116,14 @@ private:
 
     template <class Fn>
     void guarded(Fn&& fn) noexcept;
+
+    // ---- TLS ---------------------------------------------------------------------------------
+    void handshake();
+    void refuse_plain_http();
+    // Waits until the socket is readable or writable, then runs `next` (on the strand).
+    template <class Next>
+    void when_ready(boost::asio::socket_base::wait_type what, Next next);
+    void write_tls();
 
     // ---- read side ---------------------------------------------------------------------------
     bool reading() const;
@@ -141,6 +162,8 @@ private:
     void on_timer(boost::system::error_code ec);
     void cut_slow(const char* what);
     std::string peer() const;
+    // /healthz, /readyz and /metrics: answered by the host itself. False for any other path.
+    bool host_route(const std::string& method, const std::string& path);
 
     boost::asio::ip::tcp::socket socket_;
     boost::asio::steady_timer timer_;
@@ -151,7 +174,11 @@ private:
     time_point deadline_{};              // header, idle or linger deadline (the read states that have one)
     std::unique_ptr<request_state> req_;  // only while a request is in progress
     std::string pending_;                 // bytes of the next request that came early (pipelining)
+    std::string client_;                  // the peer's address, for the access log
     bool read_waiting_ = false;           // an async wait for readability is outstanding
+    bool write_last_ = false;             // TLS: the write in progress ends the response
+    std::shared_ptr<const tls_context> tls_context_;  // TLS connections: until the handshake begins
+    std::unique_ptr<tls_session> tls_;                // TLS connections: the session on socket_
 };
 
 }  // namespace aqd

@@ -36,8 +36,9 @@ exchange::~exchange() {
 void exchange::wake_owner() { owner_->wake(); }
 
 void exchange::log_problem(std::string_view what) const {
-    log::error("http", "plugin " + head_.plugin + ": " + std::string(what) + " (" + head_.method + " " + head_.path +
-                           ", request " + head_.request_id + ")");
+    // The request's id is on the line already: this runs on the handler's thread or a source's
+    // reader, both inside the request's log::request_scope.
+    log::error("http", "plugin " + head_.plugin + ": " + std::string(what) + " (" + head_.method + " " + head_.path + ")");
 }
 
 // ---- body ------------------------------------------------------------------------------------
@@ -315,7 +316,11 @@ bool exchange::pop(outbound& item) {
         if (pull_later) pulling_ = true;
     }
     room_.notify_one();
-    if (pull_later) pool_.post([self = shared_from_this()] { self->pull(); });
+    if (pull_later)
+        pool_.post([self = shared_from_this()] {
+            log::request_scope scope(self->head_.request_id);
+            self->pull();
+        });
     return true;
 }
 

@@ -57,7 +57,7 @@ public:
         std::string request_id;
         header_list headers;
         header_list params;
-        const principal* who = nullptr;
+        std::shared_ptr<const principal> who;  // held: a reload cannot take it from a running request
         std::int64_t content_length = 0;  // -1: chunked
         std::string plugin;               // the route's plugin, for log lines
     };

@@ -2,7 +2,9 @@
 
 #include "ascii.hpp"
 #include "exchange.hpp"
+#include "host_metrics.hpp"
 #include "log.hpp"
+#include "readiness.hpp"
 #include "response_rules.hpp"
 #include "router.hpp"
 #include "scheduler.hpp"
@@ -100,8 +102,18 @@ aq_status host_register_job(aq_host* h, const aq_job* job) {
     try {
         auto run = job->run;
         void* ctx = job->ctx;
-        h->context->jobs.add(h->plugin + "." + std::string(sv(job->name)), std::chrono::milliseconds(job->interval_ms),
-                             std::chrono::milliseconds(job->jitter_ms), [run, ctx] { run(ctx); });
+        // The job's series are looked up once; each run then costs two atomic updates.
+        host_metrics& m = h->context->metrics;
+        const std::string name(sv(job->name));
+        metrics::counter_series* runs = &m.job_runs.counter({h->plugin, name});
+        metrics::histogram_series* took = &m.job_duration.histogram({h->plugin, name});
+        h->context->jobs.add(h->plugin + "." + name, std::chrono::milliseconds(job->interval_ms),
+                             std::chrono::milliseconds(job->jitter_ms), [run, ctx, runs, took] {
+                                 const auto started = std::chrono::steady_clock::now();
+                                 run(ctx);
+                                 runs->add(1);
+                                 took->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+                             });
         return AQ_OK;
     } catch (...) {
         return AQ_ERR_INTERNAL;
@@ -255,6 +267,71 @@ aq_status req_respond_file(aq_request* r, int status, const aq_header* headers, 
     }
 }
 
+// ---- ABI 1.2: metrics and readiness ------------------------------------------------------------
+
+aq_status host_register_metric(aq_host* h, const aq_metric_def* def, aq_metric** out) {
+    if (!h->registering) return AQ_ERR_STATE;
+    if (!AQ_HAS_FIELD(def, aq_metric_def, bucket_count) || !out || def->kind > AQ_METRIC_HISTOGRAM ||
+        (def->label_count && !def->label_names) || (def->bucket_count && !def->buckets))
+        return AQ_ERR_INVALID;
+    try {
+        std::vector<std::string> labels;
+        for (std::size_t i = 0; i < def->label_count; ++i) labels.emplace_back(sv(def->label_names[i]));
+        std::vector<double> buckets(def->buckets, def->buckets + def->bucket_count);
+        const auto k = static_cast<metrics::kind>(def->kind);
+        *out = &h->context->metrics.registry.add(k, sv(def->name), sv(def->help), std::move(labels), std::move(buckets));
+        return AQ_OK;
+    } catch (const metrics::metric_error& e) {
+        h->error = e.what();
+        log::error(h->plugin, e.what());
+        return e.reason == metrics::metric_error::exists ? AQ_ERR_EXISTS : AQ_ERR_INVALID;
+    } catch (...) {
+        return AQ_ERR_INTERNAL;
+    }
+}
+
+aq_metric_series* host_metric_series(aq_metric* m, const aq_str* values, size_t count) {
+    if (!m || (count && !values)) return nullptr;
+    try {
+        std::vector<std::string_view> v;
+        v.reserve(count);
+        for (std::size_t i = 0; i < count; ++i) v.push_back(sv(values[i]));
+        return static_cast<metrics::family*>(m)->at(v);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+// The kind is checked on every update: a plugin that mixes up its handles is ignored, not UB.
+template <class Series, metrics::kind K>
+Series* as(aq_metric_series* s) noexcept {
+    auto* base = static_cast<metrics::series*>(s);
+    return base && base->type() == K ? static_cast<Series*>(base) : nullptr;
+}
+
+void host_counter_add(aq_metric_series* s, uint64_t n) {
+    if (auto* c = as<metrics::counter_series, metrics::kind::counter>(s)) c->add(n);
+}
+void host_gauge_set(aq_metric_series* s, int64_t v) {
+    if (auto* g = as<metrics::gauge_series, metrics::kind::gauge>(s)) g->set(v);
+}
+void host_gauge_add(aq_metric_series* s, int64_t d) {
+    if (auto* g = as<metrics::gauge_series, metrics::kind::gauge>(s)) g->add(d);
+}
+void host_histogram_observe(aq_metric_series* s, double v) {
+    if (auto* hs = as<metrics::histogram_series, metrics::kind::histogram>(s)) hs->observe(v);
+}
+
+aq_status host_register_readiness(aq_host* h, aq_readiness_fn fn, void* ctx) {
+    if (!h->registering) return AQ_ERR_STATE;
+    if (!fn) return AQ_ERR_INVALID;
+    try {
+        return h->context->checks.add(h->plugin, fn, ctx) ? AQ_OK : AQ_ERR_EXISTS;
+    } catch (...) {
+        return AQ_ERR_INTERNAL;
+    }
+}
+
 }  // namespace
 
 void bind_host_api(aq_host& host) {
@@ -287,6 +364,13 @@ void bind_host_api(aq_host& host) {
     a.end_response = &req_end;
     a.respond_source = &req_respond_source;
     a.respond_file = &req_respond_file;
+    a.register_metric = &host_register_metric;
+    a.metric_series = &host_metric_series;
+    a.counter_add = &host_counter_add;
+    a.gauge_set = &host_gauge_set;
+    a.gauge_add = &host_gauge_add;
+    a.histogram_observe = &host_histogram_observe;
+    a.register_readiness = &host_register_readiness;
 }
 
 }  // namespace aqd

@@ -14,6 +14,8 @@ namespace aqd {
 class router;
 class scheduler;
 class service_registry;
+class readiness;
+struct host_metrics;
 
 // What the table's functions reach. Owned by the gateway, outlives every plugin.
 struct host_context {
@@ -21,6 +23,8 @@ struct host_context {
     scheduler& jobs;
     service_registry& services;
     std::atomic<bool>& stopping;
+    host_metrics& metrics;  // the registry plugins add to, and the job metrics
+    readiness& checks;
 };
 
 }  // namespace aqd

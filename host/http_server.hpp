@@ -12,28 +12,49 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace aqd {
 
 struct config;
+struct host_metrics;
 class router;
 class authenticator;
 class worker_pool;
+class access_log;
+class tls_contexts;
+
+// What the server uses of the rest of the host. Everything outlives the server.
+struct server_parts {
+    const config& cfg;
+    const router& routes;
+    const authenticator& auth;  // its tokens may be replaced while the server runs
+    worker_pool& pool;
+    host_metrics& metrics;      // counted into; its registry answers /metrics
+    access_log& access;
+    std::function<bool()> live;                          // /healthz: initialised and not stopping
+    std::function<std::vector<std::string>()> not_ready; // /readyz: the plugins not ready now
+    const tls_contexts* tls = nullptr;                   // the TLS listener's contexts; null: no TLS
+};
 
 class http_server {
 public:
-    // `ready` answers /healthz: true when the host and every plugin are ready.
-    http_server(const config& cfg, const router& routes, const authenticator& auth, worker_pool& pool,
-                std::function<bool()> ready);
+    // Registers the server's sampled metrics (open connections, requests in flight, queue
+    // depth, spool bytes) with parts.metrics.
+    explicit http_server(server_parts parts);
     // Destroy only after the worker pool stopped: the last requests are let go here.
     ~http_server();
 
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;
 
-    // Binds (throws std::system_error on failure) and starts the I/O threads. Returns the bound
-    // address as "ADDR:PORT", with the real port when the config said 0.
-    std::string start();
+    // Binds the plain listener and, with TLS, the TLS one (throws std::system_error on failure)
+    // and starts the I/O threads. Returns the bound addresses as "ADDR:PORT", with the real port
+    // when the config said 0; `tls` is empty without TLS.
+    struct addresses {
+        std::string plain, tls;
+    };
+    addresses start();
 
     // Stops accepting; idle connections are closed; responses in flight end with
     // Connection: close.

@@ -1,6 +1,7 @@
 #include "listener.hpp"
 
 #include "config.hpp"
+#include "host_metrics.hpp"
 #include "log.hpp"
 #include "response_head.hpp"
 
@@ -30,6 +31,8 @@ struct connection_slot::counts {
     // Only addresses with open connections have an entry.
     std::unordered_map<address_key, std::uint32_t, key_hash> per_ip;
 };
+
+std::shared_ptr<connection_slot::counts> connection_slot::make_counts() { return std::make_shared<counts>(); }
 
 connection_slot::connection_slot(connection_slot&& o) noexcept : counts_(std::move(o.counts_)), key_(o.key_) {}
 
@@ -83,16 +86,22 @@ void listener::throttled_log::note(std::string_view what) {
     suppressed = 0;
 }
 
-listener::listener(asio::io_context& ioc, const config& cfg, on_connection fn)
-    : ioc_(ioc), cfg_(cfg), on_connection_(std::move(fn)), strand_(asio::make_strand(ioc)), acceptor_(strand_),
-      pause_(strand_), counts_(std::make_shared<connection_slot::counts>()) {}
+listener::listener(asio::io_context& ioc, const config& cfg, std::string address, std::uint16_t port,
+                   std::shared_ptr<connection_slot::counts> counts, bool tls, host_metrics& metrics, on_connection fn)
+    : ioc_(ioc), cfg_(cfg), address_(std::move(address)), port_(port), tls_(tls), metrics_(metrics),
+      on_connection_(std::move(fn)), strand_(asio::make_strand(ioc)), acceptor_(strand_), pause_(strand_),
+      counts_(std::move(counts)) {}
 
 std::string listener::open() {
-    tcp::endpoint endpoint(asio::ip::make_address(cfg_.listen_address), cfg_.listen_port);
-    acceptor_.open(endpoint.protocol());
-    acceptor_.set_option(asio::socket_base::reuse_address(true));
-    acceptor_.bind(endpoint);
-    acceptor_.listen(asio::socket_base::max_listen_connections);
+    try {
+        tcp::endpoint endpoint(asio::ip::make_address(address_), port_);
+        acceptor_.open(endpoint.protocol());
+        acceptor_.set_option(asio::socket_base::reuse_address(true));
+        acceptor_.bind(endpoint);
+        acceptor_.listen(asio::socket_base::max_listen_connections);
+    } catch (const boost::system::system_error& e) {
+        throw std::system_error(e.code(), address_ + ":" + std::to_string(port_));
+    }
     auto bound = acceptor_.local_endpoint();
     std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string();
     return host + ":" + std::to_string(bound.port());
@@ -135,6 +144,7 @@ void listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
     if (stopped_ || ec == asio::error::operation_aborted) return;
     if (ec) {
         if (out_of_resources(ec)) {
+            metrics_.refused_connections.counter({"no_descriptors"}).add(1);
             fd_log_.note("accept failed: " + ec.message() + "; pausing accepts for " +
                          std::to_string(accept_pause.count()) + " ms each time until descriptors free up");
             pause_.expires_after(accept_pause);
@@ -174,11 +184,13 @@ void listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
     }
     switch (v) {
     case verdict::too_many:
+        metrics_.refused_connections.counter({"max_connections"}).add(1);
         limit_log_.note("refused a connection: max_connections (" + std::to_string(cfg_.max_connections) +
                         ") are open");
         refuse(socket, "The server has too many open connections. Retry later.");
         break;
     case verdict::too_many_from_ip:
+        metrics_.refused_connections.counter({"max_connections_per_ip"}).add(1);
         per_ip_log_.note("refused a connection from " + peer.address().to_string() + ": max_connections_per_ip (" +
                          std::to_string(cfg_.max_connections_per_ip) + ") are open");
         refuse(socket, "Too many open connections from your address. Retry later.");
@@ -191,19 +203,16 @@ void listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
 }
 
 void listener::refuse(tcp::socket& socket, std::string_view message) {
+    boost::system::error_code ec;
+    if (tls_) {
+        socket.close(ec);
+        return;
+    }
     static const header_list headers = {{"Content-Type", "application/json"}, {"retry-after", "1"}};
-    const std::string body = aq::error_envelope(message, "server_error", "", "overloaded");
-    response_head head;
-    head.status = 503;
-    head.headers = &headers;
-    head.length = body.size();
-    head.keep_alive = false;
-    const std::string id = aq::random_id("req_", 24);
-    head.request_id = id;
-    const std::string bytes = head.serialize() + body;
+    const std::string bytes =
+        closing_answer(503, headers, aq::error_envelope(message, "server_error", "", "overloaded"));
     // One attempt, never a wait: a fresh socket's send buffer takes a few hundred bytes.
     (void)::send(socket.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    boost::system::error_code ec;
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);
 }

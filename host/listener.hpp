@@ -1,8 +1,10 @@
-// The listening socket: accepts connections, enforces max_connections and
-// max_connections_per_ip, and survives descriptor exhaustion.
+// A listening socket (the plain one, and the TLS one when configured): accepts connections,
+// enforces max_connections and max_connections_per_ip (counted over both listeners together),
+// and survives descriptor exhaustion.
 //
 // Over a limit, a new connection gets a ready-made 503 (one non-blocking send) and is closed at
-// once: no parser, no timer, no strand. When accept fails for lack of descriptors (EMFILE,
+// once: no parser, no timer, no strand. On the TLS listener it is closed without a word: plain
+// bytes would mean nothing to a client expecting a handshake. When accept fails for lack of descriptors (EMFILE,
 // ENFILE) or kernel memory, retrying at once would spin: the pending connection stays in the
 // backlog, so the listening socket stays readable and every retry fails again (the old host
 // burned a core and wrote 700,000 log lines in a few seconds). Instead the listener pauses
@@ -27,6 +29,7 @@
 namespace aqd {
 
 struct config;
+struct host_metrics;
 
 // A connection's place under the connection limits; released when the socket closes.
 class connection_slot {
@@ -41,6 +44,8 @@ public:
 
     using address_key = std::array<unsigned char, 16>;  // IPv4 as v4-mapped IPv6
     struct counts;
+    // The counts a server's listeners share.
+    static std::shared_ptr<counts> make_counts();
 
 private:
     friend class listener;
@@ -56,9 +61,13 @@ public:
     static constexpr std::chrono::milliseconds accept_pause{100};
     static constexpr std::chrono::seconds log_interval{10};
 
-    listener(boost::asio::io_context& ioc, const config& cfg, on_connection fn);
+    // Listens on address:port; the limits come from cfg. `tls`: over a limit, close without a
+    // plain 503.
+    listener(boost::asio::io_context& ioc, const config& cfg, std::string address, std::uint16_t port,
+             std::shared_ptr<connection_slot::counts> counts, bool tls, host_metrics& metrics, on_connection fn);
 
-    // Binds and listens; returns "ADDR:PORT" with the real port. Throws std::system_error.
+    // Binds and listens; returns "ADDR:PORT" with the real port. Throws std::system_error whose
+    // message starts with ADDR:PORT.
     std::string open();
     void start();
     // Closes the listening socket (from any thread). Connections already accepted stay.
@@ -80,6 +89,10 @@ private:
 
     boost::asio::io_context& ioc_;
     const config& cfg_;
+    const std::string address_;
+    const std::uint16_t port_;
+    const bool tls_;
+    host_metrics& metrics_;
     on_connection on_connection_;
     boost::asio::strand<boost::asio::io_context::executor_type> strand_;
     boost::asio::ip::tcp::acceptor acceptor_;

@@ -1,9 +1,11 @@
 // aqueductd: the gateway host.
 //
-//   aqueductd --config FILE     serve until SIGTERM or SIGINT
-//   aqueductd hash-token        read a token on stdin, print its SHA-256 for the config's tokens
+//   aqueductd --config FILE       serve until SIGTERM or SIGINT (SIGHUP reloads, SIGUSR1 reopens logs)
+//   aqueductd check-config FILE   validate a config, print it as it would be in force (secrets redacted)
+//   aqueductd hash-token          read a token on stdin, print its SHA-256 for the config's tokens
 //   aqueductd --version
 #include "auth.hpp"
+#include "check_config.hpp"
 #include "config.hpp"
 #include "gateway.hpp"
 #include "log.hpp"
@@ -23,6 +25,7 @@ namespace {
 
 constexpr const char* usage =
     "usage: aqueductd --config FILE\n"
+    "       aqueductd check-config FILE\n"
     "       aqueductd hash-token < token-file\n"
     "       aqueductd --version\n";
 
@@ -68,6 +71,13 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "hash-token" && argc == 2) return hash_token();
+        if (arg == "check-config" && i == 1) {
+            if (argc != 3) {
+                std::cerr << usage;
+                return 2;
+            }
+            return aqd::check_config(argv[2], std::cout, std::cerr);
+        }
         if (arg == "--version") {
             std::cout << "aqueductd 0.1.0 (plugin ABI " << AQ_ABI_MAJOR << "." << AQ_ABI_MINOR << ")\n";
             return 0;
@@ -96,13 +106,11 @@ int main(int argc, char** argv) {
     // 47 MiB. A fixed threshold maps such buffers directly and gives them back when freed.
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
-    // Block termination signals before any thread exists, so every thread inherits the mask and
-    // the gateway receives them with sigwait on the main thread. A peer closing a socket must not
+    // Block the gateway's signals (termination, reload, log reopening) before any thread exists,
+    // so every thread inherits the mask and the gateway receives them with sigwait on the main
+    // thread. A peer closing a socket must not
     // kill the process either.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
+    const sigset_t signals = aqd::gateway_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
@@ -117,5 +125,5 @@ int main(int argc, char** argv) {
     aqd::log::parse_level(cfg.log_level, level);
     aqd::log::set_level(level);
     raise_open_file_limit(cfg);
-    return aqd::run_gateway(cfg);
+    return aqd::run_gateway(cfg, config_path);
 }

@@ -2,6 +2,8 @@
 
 #include "ascii.hpp"
 
+#include <aqueduct/plugin.hpp>
+
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -35,13 +37,6 @@ void for_each_element(std::string_view list, Fn fn) {
 constexpr std::string_view malformed = "Malformed HTTP request: ";
 constexpr std::string_view bad_chunked = "Malformed chunked request body: ";
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 bool bws(char c) { return c == ' ' || c == '\t'; }
 
 // qdtext and the octets a quoted-pair may escape (RFC 9110 §5.6.4).
@@ -56,9 +51,9 @@ bool quotable(unsigned char c) { return c == '\t' || c == ' ' || (c >= 0x21 && c
 bool parse_chunk_line(std::string_view s, std::uint64_t& size) {
     std::size_t i = 0;
     std::uint64_t v = 0;
-    for (; i < s.size() && hex_digit(s[i]) >= 0; ++i) {
+    for (; i < s.size() && aq::hex_value(s[i]) >= 0; ++i) {
         if (v > (UINT64_MAX >> 4)) return false;
-        v = v * 16 + static_cast<std::uint64_t>(hex_digit(s[i]));
+        v = v * 16 + static_cast<std::uint64_t>(aq::hex_value(s[i]));
     }
     if (i == 0) return false;
     auto skip_bws = [&](std::size_t j) {

@@ -1,6 +1,7 @@
 #include "response_head.hpp"
 
 #include "http_date.hpp"
+#include "request_id.hpp"
 
 namespace aqd {
 
@@ -92,6 +93,19 @@ std::string response_head::serialize() const {
     else if (http10)
         out += "Connection: keep-alive\r\n";
     out += "\r\n";
+    return out;
+}
+
+std::string closing_answer(int status, const header_list& headers, std::string_view body) {
+    response_head head;
+    head.status = status;
+    head.headers = &headers;
+    head.length = body.size();
+    head.keep_alive = false;
+    const std::string id = make_request_id();
+    head.request_id = id;
+    std::string out = head.serialize();
+    out += body;
     return out;
 }
 

@@ -34,6 +34,11 @@ struct response_head {
     std::string serialize() const;
 };
 
+// A whole answer after which the connection closes: the head (with a fresh request id) and
+// `body`. For refusals written with one non-blocking send where no request state exists: over a
+// connection limit, or plain HTTP on the TLS port.
+std::string closing_answer(int status, const header_list& headers, std::string_view body);
+
 // The standard reason phrase, or "" for a code without one (the reason phrase is optional).
 std::string_view reason_phrase(int status);
 

@@ -1,5 +1,7 @@
 #include "router.hpp"
 
+#include <aqueduct/plugin.hpp>
+
 #include <algorithm>
 #include <optional>
 #include <set>
@@ -28,13 +30,6 @@ std::vector<std::string_view> split(std::string_view path) {
     }
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 // Percent-decoding of a path segment. '+' stays '+': form encoding does not apply to paths.
 std::optional<std::string> percent_decode(std::string_view in) {
     std::string out;
@@ -45,8 +40,8 @@ std::optional<std::string> percent_decode(std::string_view in) {
             continue;
         }
         if (i + 2 >= in.size()) return std::nullopt;  // truncated escape
-        const int hi = hex_value(in[i + 1]);
-        const int lo = hex_value(in[i + 2]);
+        const int hi = aq::hex_value(in[i + 1]);
+        const int lo = aq::hex_value(in[i + 2]);
         if (hi < 0 || lo < 0) return std::nullopt;
         out += static_cast<char>(hi << 4 | lo);
         i += 2;
@@ -100,6 +95,7 @@ void router::add(std::string_view method, std::string_view pattern, route_target
         }
     }
     r.target = std::move(target);
+    r.target.pattern = std::string(pattern);
     routes_.push_back(std::move(r));
 }
 

@@ -22,7 +22,8 @@ struct route_target {
     void* ctx = nullptr;
     std::uint64_t max_body_bytes = 0;
     std::uint32_t flags = 0;
-    std::string plugin;  // who registered it, for logs
+    std::string plugin;   // who registered it, for logs
+    std::string pattern;  // as registered ("/files/{file_id}"), for metrics and the access log
     // The answer to a body over max_body_bytes (aq_route's body_limit_*); 0: 413, generic.
     int limit_status = 0;
     std::string limit_message;

@@ -38,6 +38,11 @@ bool worker_pool::saturated() const {
     return stopping_ || (max_queued_ && tasks_.size() >= max_queued_);
 }
 
+std::size_t worker_pool::queued() const {
+    std::lock_guard lock(mutex_);
+    return tasks_.size();
+}
+
 void worker_pool::stop() {
     {
         std::lock_guard lock(mutex_);

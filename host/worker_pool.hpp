@@ -39,6 +39,8 @@ public:
     // True when try_post would refuse now (checked before a body is read; a race only means
     // the refusal comes after the body instead).
     bool saturated() const;
+    // Tasks waiting for a thread now (metrics).
+    std::size_t queued() const;
 
     // Runs what is queued, then joins the threads. Idempotent.
     void stop();

@@ -8,11 +8,13 @@
 #include "heartbeat.hpp"
 #include "housekeeper.hpp"
 #include "line_queue.hpp"
+#include "metrics.hpp"
 #include "routes.hpp"
 #include "runner.hpp"
 #include "schema.hpp"
 
 #include "sql/pool.hpp"
+#include "sql/pool_metrics.hpp"
 
 #include <aqueduct/plugin.hpp>
 #include <aqueduct/services/files.h>
@@ -27,6 +29,7 @@ namespace {
 // runner (its upstream client), the housekeeper, the heartbeat and last the pool.
 struct plugin_state {
     batches::config cfg;
+    std::unique_ptr<batches::batch_metrics> metrics;
     std::unique_ptr<aq::sql::pool> pool;
     std::unique_ptr<batches::batch_table> batches;
     std::unique_ptr<batches::line_queue> lines;
@@ -53,7 +56,11 @@ aq_status init(aq::host& host, void** ctx) {
         if (reachable) host.info("batches: the database is reachable again");
         else host.warn("batches: the database is unreachable: " + detail);
     };
+    aq::sql::count_pool_waits(host, "aqueduct_batches", po);
     state->pool = std::make_unique<aq::sql::pool>(state->cfg.database, std::move(po));
+    // /readyz: a round trip to the database (never waiting for a session the runner holds).
+    host.readiness([pool = state->pool.get()] { return pool->ready_now(); });
+    state->metrics = std::make_unique<batches::batch_metrics>(host, state->cfg);
     if (auto m = batches::migrate_schema(*state->pool, state->cfg.legacy_team_owners); m.users || m.teams)
         host.info("batches: owners migrated to owner keys: " + std::to_string(m.users) + " user name(s), " +
                   std::to_string(m.teams) + " team name(s) (legacy_team_owners)");
@@ -63,12 +70,20 @@ aq_status init(aq::host& host, void** ctx) {
     state->beat = std::make_unique<batches::heartbeat>(host, state->cfg, me, state->halted);
     state->keeper = std::make_unique<batches::housekeeper>(host, state->cfg, *state->batches, *state->lines, *files,
                                                            *state->beat);
-    state->run = std::make_unique<batches::runner>(host, state->cfg, *state->batches, *state->lines, state->halted, me);
+    state->run = std::make_unique<batches::runner>(host, state->cfg, *state->batches, *state->lines, state->halted, me,
+                                                   state->metrics.get());
     batches::register_routes(host, state->cfg, *state->batches, state->halted, *files);
     batches::runner* r = state->run.get();
     batches::housekeeper* k = state->keeper.get();
     host.job("runner", state->cfg.poll_interval_ms, 0, [r] { r->run(); });
     host.job("housekeeping", state->cfg.poll_interval_ms, 0, [k] { k->run(); });
+    // The batches-by-status gauge; a database that is away leaves the last counts.
+    host.job("batch-counts", 1000, 100, [m = state->metrics.get(), pool = state->pool.get()] {
+        try {
+            m->refresh_status_counts(*pool);
+        } catch (const std::exception&) {
+        }
+    });
     host.info("batches: host " + me + ", " + std::to_string(state->cfg.upstreams.size()) + " upstream(s)");
     *ctx = state.release();
     return AQ_OK;

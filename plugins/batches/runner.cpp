@@ -72,8 +72,8 @@ std::string body_json(const std::string& body, int status) {
 }  // namespace
 
 runner::runner(aq::host host, const config& cfg, batch_table& batches, line_queue& lines,
-               const halted_batches& halted, std::string me)
-    : host_(host), cfg_(cfg), batches_(batches), lines_(lines), halted_(halted), me_(std::move(me)),
+               const halted_batches& halted, std::string me, const batch_metrics* metrics)
+    : host_(host), cfg_(cfg), batches_(batches), lines_(lines), halted_(halted), me_(std::move(me)), metrics_(metrics),
       paused_until_(cfg.upstreams.size(), 0), client_(cfg.upstreams) {}
 
 runner::~runner() = default;
@@ -192,18 +192,26 @@ void runner::send(claimed_line line) {
     std::size_t index = up ? static_cast<std::size_t>(up - cfg_.upstreams.data()) : 0;
     std::string path = line.endpoint.starts_with("/v1/") ? line.endpoint.substr(3) : line.endpoint;
     std::string body = line.body;
-    // Asked when a connection slot is free, on the client's I/O thread.
-    start_check check = [&halted = halted_, batch_id = line.batch_id, expires_at = line.expires_at]() -> const char* {
+    // Asked when a connection slot is free, on the client's I/O thread; right before the request
+    // is sent, so it also marks the start of the upstream's latency.
+    auto sent_at = std::make_shared<std::chrono::steady_clock::time_point>();
+    start_check check = [&halted = halted_, batch_id = line.batch_id, expires_at = line.expires_at,
+                         sent_at]() -> const char* {
         if (halted.contains(batch_id)) return batch_cancelled.code;
         if (now_s() >= expires_at) return batch_expired.code;
+        *sent_at = std::chrono::steady_clock::now();
         return nullptr;
     };
+    // Every attempt has an id of its own, sent as x-request-id; the result records the
+    // upstream's own id when it answers with one, else this one.
+    std::string request_id = aq::random_id("req_");
     ++in_flight_;
-    client_.send(index, std::move(path), std::move(body), std::move(check),
-                 [this, line = std::move(line)](upstream_reply reply) mutable {
+    client_.send(index, std::move(path), std::move(body), request_id, std::move(check),
+                 [this, line = std::move(line), index, sent_at, request_id](upstream_reply reply) mutable {
+                     if (metrics_) metrics_->upstream_reply(index, reply, std::chrono::steady_clock::now() - *sent_at);
                      {
                          std::lock_guard lock(mu_);
-                         done_.push_back(completion{std::move(line), std::move(reply)});
+                         done_.push_back(completion{std::move(line), std::move(reply), std::move(request_id)});
                      }
                      cv_.notify_one();
                  });
@@ -281,7 +289,7 @@ line_outcome runner::outcome_of(const completion& c, long long t) {
         return o;
     }
     r.req_id = aq::random_id("batch_req_");
-    r.request_id = rep.request_id.empty() ? aq::random_id("req_") : printable(rep.request_id, 200);
+    r.request_id = rep.request_id.empty() ? c.sent_request_id : printable(rep.request_id, 200);
     return o;
 }
 
@@ -291,6 +299,15 @@ std::size_t runner::record(std::vector<completion>& done) {
     outcomes.reserve(done.size());
     for (const auto& c : done) outcomes.push_back(outcome_of(c, t));
     lines_.record(me_, outcomes);  // a reply whose lease was lost is dropped there
+    if (metrics_) {
+        std::vector<std::size_t> upstreams;
+        upstreams.reserve(done.size());
+        for (const auto& c : done) {
+            const upstream_config* up = cfg_.upstream_for(c.line.model);
+            upstreams.push_back(up ? static_cast<std::size_t>(up - cfg_.upstreams.data()) : SIZE_MAX);
+        }
+        metrics_->lines_recorded(outcomes, upstreams);
+    }
     return done.size();
 }
 

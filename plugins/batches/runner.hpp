@@ -22,6 +22,7 @@
 #include "config.hpp"
 #include "halted_batches.hpp"
 #include "line_queue.hpp"
+#include "metrics.hpp"
 #include "upstream.hpp"
 
 #include <aqueduct/plugin.hpp>
@@ -35,9 +36,10 @@ namespace batches {
 
 class runner {
 public:
-    // `me`: this host's lease identity (the heartbeat renews what it claims).
+    // `me`: this host's lease identity (the heartbeat renews what it claims). `metrics`: where
+    // replies and recorded outcomes are counted (null: nowhere, for tests of the runner alone).
     runner(aq::host host, const config& cfg, batch_table& batches, line_queue& lines, const halted_batches& halted,
-           std::string me);
+           std::string me, const batch_metrics* metrics = nullptr);
     ~runner();
 
     // The job body. Thread: the scheduler's (never two at once).
@@ -47,6 +49,7 @@ private:
     struct completion {
         claimed_line line;
         upstream_reply reply;
+        std::string sent_request_id;  // the x-request-id the attempt was sent with
     };
 
     std::size_t dispatch(std::size_t capacity);
@@ -61,6 +64,7 @@ private:
     line_queue& lines_;
     const halted_batches& halted_;
     std::string me_;
+    const batch_metrics* metrics_;
     long long claim_seq_ = 0;
     std::size_t rr_ = 0;
     std::size_t in_flight_ = 0;  // job thread only

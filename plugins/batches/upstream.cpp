@@ -37,7 +37,7 @@ struct connection {
 };
 
 struct job {
-    std::string path, body;
+    std::string path, body, request_id;
     start_check check;
     std::function<void(upstream_reply)> done;
 };
@@ -189,6 +189,7 @@ struct upstream_client::impl {
                 req.set(http::field::content_type, "application/json");
                 req.set(http::field::accept, "application/json");
                 if (!e.cfg.api_key.empty()) req.set(http::field::authorization, "Bearer " + e.cfg.api_key);
+                if (!j.request_id.empty()) req.set("x-request-id", j.request_id);
                 req.keep_alive(true);
                 req.body() = j.body;
                 req.prepare_payload();
@@ -245,11 +246,12 @@ upstream_client::upstream_client(const std::vector<upstream_config>& upstreams)
 
 upstream_client::~upstream_client() = default;
 
-void upstream_client::send(std::size_t upstream, std::string path, std::string body, start_check check,
-                           std::function<void(upstream_reply)> done) {
+void upstream_client::send(std::size_t upstream, std::string path, std::string body, std::string request_id,
+                           start_check check, std::function<void(upstream_reply)> done) {
     endpoint& e = *impl_->endpoints.at(upstream);
     ++e.load;
-    net::post(impl_->io, [this, &e, j = job{std::move(path), std::move(body), std::move(check), std::move(done)}]() mutable {
+    net::post(impl_->io, [this, &e, j = job{std::move(path), std::move(body), std::move(request_id), std::move(check),
+                                            std::move(done)}]() mutable {
         e.queue.push_back(std::move(j));
         impl_->pump(e);
     });

@@ -51,9 +51,10 @@ public:
     // Sends `body` (JSON) as POST base_url + path of upstream number `upstream` (config order),
     // once `check` allows it: a request waits in the upstream's queue until a connection slot
     // is free, and whether it should still go is only known then (its batch may have been
-    // cancelled meanwhile). `done` runs exactly once on the client's I/O thread, unless the
-    // client is destroyed first. Thread: any.
-    void send(std::size_t upstream, std::string path, std::string body, start_check check,
+    // cancelled meanwhile). `request_id` goes out as x-request-id (empty: none), so the
+    // upstream's logs can be matched with the batch output. `done` runs exactly once on the
+    // client's I/O thread, unless the client is destroyed first. Thread: any.
+    void send(std::size_t upstream, std::string path, std::string body, std::string request_id, start_check check,
               std::function<void(upstream_reply)> done);
 
     // Requests handed to `upstream` and not yet answered (queued or in flight). Thread: any.

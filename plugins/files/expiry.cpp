@@ -4,11 +4,12 @@
 
 namespace aq::files {
 
-void register_expiry(aq::host& host, const config& cfg, store& files) {
+void register_expiry(aq::host& host, const config& cfg, store& files, const files_metrics& metrics) {
     const std::uint32_t interval_ms = cfg.expiry_interval_seconds * 1000;
     // Jitter spreads several hosts' runs apart.
-    host.job("purge-expired-files", interval_ms, interval_ms / 10, [host, &cfg, &files] {
+    host.job("purge-expired-files", interval_ms, interval_ms / 10, [host, &cfg, &files, &metrics] {
         std::size_t total = 0;
+        bool completed = true;
         try {
             while (!host.stopping()) {
                 std::size_t n = files.purge_expired(cfg.expiry_batch_size);
@@ -17,7 +18,9 @@ void register_expiry(aq::host& host, const config& cfg, store& files) {
             }
         } catch (const sql::unavailable&) {
             // The pool logged that the database is gone; the next run tries again.
+            completed = false;
         }
+        metrics.purge_run(completed, total);
         if (total) host.info("purged " + std::to_string(total) + " expired file(s) and abandoned write(s)");
         try {
             if (std::size_t aborted = files.sweep_uploads())

@@ -9,12 +9,13 @@
 #pragma once
 
 #include "config.hpp"
+#include "metrics.hpp"
 #include "store.hpp"
 
 #include <aqueduct/plugin.hpp>
 
 namespace aq::files {
 
-void register_expiry(aq::host& host, const config& cfg, store& files);
+void register_expiry(aq::host& host, const config& cfg, store& files, const files_metrics& metrics);
 
 }  // namespace aq::files

@@ -7,12 +7,14 @@
 #include "config.hpp"
 #include "content_stores.hpp"
 #include "expiry.hpp"
+#include "metrics.hpp"
 #include "routes.hpp"
 #include "service.hpp"
 #include "store.hpp"
 #include "test_pause.hpp"
 
 #include "sql/pool.hpp"
+#include "sql/pool_metrics.hpp"
 
 #include <aqueduct/plugin.hpp>
 
@@ -20,6 +22,7 @@ namespace {
 
 struct files_plugin {
     aq::files::config cfg;
+    std::unique_ptr<aq::files::files_metrics> metrics;
     std::unique_ptr<aq::sql::pool> pool;
     std::unique_ptr<aq::files::content_stores> stores;
     std::unique_ptr<aq::files::store> files;
@@ -38,7 +41,11 @@ aq_status init(aq::host& host, void** ctx) {
         if (reachable) host.info("files: the database is reachable again");
         else host.warn("files: the database is unreachable, requests get 503 until it is back: " + detail);
     };
+    aq::sql::count_pool_waits(host, "aqueduct_files", po);
     p->pool = std::make_unique<aq::sql::pool>(p->cfg.database, std::move(po));
+    // /readyz: a round trip to the database (never waiting for a session a request holds).
+    host.readiness([pool = p->pool.get()] { return pool->ready_now(); });
+    p->metrics = std::make_unique<aq::files::files_metrics>(host);
     p->stores = std::make_unique<aq::files::content_stores>(p->cfg, *p->pool,
                                                             [host](const std::string& line) { host.warn(line); });
     aq::files::store::options so;
@@ -55,8 +62,8 @@ aq_status init(aq::host& host, void** ctx) {
     if (std::size_t n = p->files->abandoned_at_start())
         host.info("files: " + std::to_string(n) + " write(s) left unfinished by an earlier run; the purge removes them");
     p->service = std::make_unique<aq::files::service>(host, p->cfg, *p->files);
-    aq::files::register_routes(host, p->cfg, *p->files);
-    aq::files::register_expiry(host, p->cfg, *p->files);
+    aq::files::register_routes(host, p->cfg, *p->files, *p->metrics);
+    aq::files::register_expiry(host, p->cfg, *p->files, *p->metrics);
     host.provide(AQ_FILES_SERVICE_NAME, AQ_FILES_SERVICE_VERSION, p->service->table());
     std::string where = p->cfg.store;
     if (p->cfg.store == "filesystem") where += " (" + p->cfg.filesystem.path + ")";

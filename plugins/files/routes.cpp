@@ -81,7 +81,7 @@ aq::handler answering_unavailable(Fn fn) {
 
 }  // namespace
 
-void register_routes(aq::host& host, const config& cfg, store& files) {
+void register_routes(aq::host& host, const config& cfg, store& files, const files_metrics& metrics) {
     // DELETE and GET take no body, but the Python SDK sends "Content-Type: application/json"
     // with an empty body on DELETE: a small limit tolerates a stray body.
     constexpr std::uint64_t small_body = 64 * 1024;
@@ -91,7 +91,9 @@ void register_routes(aq::host& host, const config& cfg, store& files) {
     aq::body_limit upload_limit{cfg.max_file_bytes + multipart_overhead_bytes, 400,
                                 too_large_message(cfg), "file"};
     host.route("POST", "/files", std::move(upload_limit),
-               answering_unavailable([&cfg, &files](aq::request& req) { upload(req, cfg, files); }));
+               answering_unavailable([&cfg, &files, &metrics](aq::request& req) {
+                   metrics.count_upload([&] { return upload(req, cfg, files); });
+               }));
     host.route("GET", "/files", 0, answering_unavailable([&files](aq::request& req) { list(req, files); }));
     host.route("GET", "/files/{file_id}", 0,
                answering_unavailable([&files](aq::request& req) { retrieve(req, files); }));

@@ -3,13 +3,14 @@
 #pragma once
 
 #include "config.hpp"
+#include "metrics.hpp"
 #include "store.hpp"
 
 #include <aqueduct/plugin.hpp>
 
 namespace aq::files {
 
-void register_routes(aq::host& host, const config& cfg, store& files);
+void register_routes(aq::host& host, const config& cfg, store& files, const files_metrics& metrics);
 
 // GET /files: purpose, limit (1..10000, default 10000), order (asc|desc, default desc), after.
 void list(aq::request& req, store& files);

@@ -30,7 +30,7 @@ public:
                 [this] { end(); }};
     }
 
-    void respond(aq::request& req) {
+    std::uint64_t respond(aq::request& req) {
         if (!file_seen_) bad_request("Missing required parameter: 'file'.", "file");
         if (!purpose_) bad_request("Missing required parameter: 'purpose'.", "purpose");
         std::int64_t lifetime = cfg_.default_expiry_seconds;
@@ -63,6 +63,7 @@ public:
         }
         writer_.reset();
         req.respond_json(200, r.to_json());
+        return r.bytes;
     }
 
 private:
@@ -193,7 +194,7 @@ std::string filename_problem(std::string_view filename) {
     return {};
 }
 
-void upload(aq::request& req, const config& cfg, store& files) {
+std::uint64_t upload(aq::request& req, const config& cfg, store& files) {
     auto content_type = req.header("Content-Type");
     std::optional<std::string> boundary = content_type ? multipart::boundary_of(*content_type) : std::nullopt;
     if (!boundary)
@@ -209,7 +210,7 @@ void upload(aq::request& req, const config& cfg, store& files) {
     } catch (const multipart::error& e) {
         bad_request(e.what());
     }
-    session.respond(req);
+    return session.respond(req);
 }
 
 }  // namespace aq::files

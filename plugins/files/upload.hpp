@@ -20,7 +20,8 @@ namespace aq::files {
 // the other fields; the file part itself is held to max_file_bytes exactly.
 constexpr std::uint64_t multipart_overhead_bytes = 1 << 20;
 
-void upload(aq::request& req, const config& cfg, store& files);
+// Returns the bytes of the file stored.
+std::uint64_t upload(aq::request& req, const config& cfg, store& files);
 
 // "File is too large: the limit is N bytes." — one wording for every place that refuses one.
 std::string too_large_message(const config& cfg);

@@ -282,21 +282,31 @@ session_lease pool::lease_streaming() {
 
 session_lease pool::wait_for(bool streaming) {
     std::unique_lock lk(mu_);
-    const auto deadline = std::chrono::steady_clock::now() + options_.wait;
-    std::optional<std::size_t> index;
     auto take = [&] {
         return streaming && streaming_in_use_ >= options_.streaming ? std::nullopt : take_free(streaming);
     };
-    while (!(index = take())) {
-        if (freed_.wait_until(lk, deadline) == std::cv_status::timeout) {
-            if ((index = take())) break;
-            throw unavailable(unavailable::reason::busy,
-                              "no database session became free within " + std::to_string(options_.wait.count()) +
-                                  " ms",
-                              1);
+    std::optional<std::size_t> index = take();
+    if (!index) {
+        // A wait: how long and how it ended go to on_wait (the plugins' pool metrics), outside
+        // the lock.
+        const auto began = std::chrono::steady_clock::now();
+        const auto deadline = began + options_.wait;
+        while (!(index = take())) {
+            if (freed_.wait_until(lk, deadline) == std::cv_status::timeout) {
+                if ((index = take())) break;
+                lk.unlock();
+                if (options_.on_wait) options_.on_wait(std::chrono::steady_clock::now() - began, false);
+                throw unavailable(unavailable::reason::busy,
+                                  "no database session became free within " + std::to_string(options_.wait.count()) +
+                                      " ms",
+                                  1);
+            }
         }
+        lk.unlock();
+        if (options_.on_wait) options_.on_wait(std::chrono::steady_clock::now() - began, true);
+    } else {
+        lk.unlock();
     }
-    lk.unlock();
     return ready(*index);
 }
 
@@ -389,6 +399,27 @@ void pool::learn(bool reachable, const std::string& detail) noexcept {
 bool pool::probe() noexcept {
     try {
         return run([](soci::session& s) {
+            int one = 0;
+            s << "select 1", soci::into(one);
+            return one == 1;
+        });
+    } catch (...) {
+        return false;
+    }
+}
+
+bool pool::ready_now() noexcept {
+    std::optional<std::size_t> index;
+    {
+        std::lock_guard lk(mu_);
+        index = take_free(false);
+    }
+    // Every session in use: the work on them says more than a round trip could, and waiting
+    // for one would make a busy gateway look unready.
+    if (!index) return healthy();
+    try {
+        session_lease l = ready(*index);  // returns the slot whatever happens
+        return l.run([](soci::session& s) {
             int one = 0;
             s << "select 1", soci::into(one);
             return one == 1;

@@ -27,7 +27,8 @@
 // waits.
 //
 // healthy() is the last thing the pool learned (a connect, a session found broken or alive when
-// returned): cheap, for readiness. probe() asks the server.
+// returned): cheap. probe() asks the server. ready_now() is for readiness checks: it asks the
+// server on a free session and never waits for one.
 #pragma once
 
 #include "sql/unavailable.hpp"
@@ -69,6 +70,9 @@ struct pool_options {
     std::chrono::milliseconds reconnect_max{5000};
     // Told when the database becomes unreachable (with the cause) and reachable again.
     std::function<void(bool reachable, const std::string& detail)> on_change;
+    // Told when a lease had to wait for a free session: how long, and whether it got one (false:
+    // it gave up after `wait`). For the plugins' pool metrics; never called under the pool's lock.
+    std::function<void(std::chrono::steady_clock::duration waited, bool leased)> on_wait;
 };
 
 class pool;
@@ -144,6 +148,9 @@ public:
     bool healthy() const noexcept { return healthy_.load(); }
     // A round trip ("select 1") on a pooled session; false when it fails or none is free.
     bool probe() noexcept;
+    // For readiness: a round trip on a session that is free right now; with none free (every
+    // session busy with work) the last thing learned, healthy(). False while reconnecting.
+    bool ready_now() noexcept;
 
 private:
     friend class session_lease;

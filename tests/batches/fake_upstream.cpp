@@ -44,6 +44,7 @@ struct fake_upstream::impl {
     std::map<std::string, fake_rule> rules;
     std::string api_key;
     std::map<std::string, int> counts;
+    std::map<std::string, std::vector<std::string>> request_ids;  // x-request-id received, per key
     std::vector<std::string> order;
     std::vector<double> times;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -237,6 +238,7 @@ struct fake_upstream::impl {
             n = ++counts[key];
             ++total;
             if (order.size() < 1000000) {
+                request_ids[key].emplace_back(req["x-request-id"]);
                 order.push_back(key);
                 times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
             }
@@ -334,10 +336,16 @@ void fake_upstream::clear_rules() {
 void fake_upstream::reset_counts() {
     std::lock_guard lock(impl_->mu);
     impl_->counts.clear();
+    impl_->request_ids.clear();
     impl_->order.clear();
     impl_->times.clear();
     impl_->total = 0;
     impl_->max_active = 0;
+}
+std::vector<std::string> fake_upstream::request_ids(const std::string& key) const {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->request_ids.find(key);
+    return it == impl_->request_ids.end() ? std::vector<std::string>{} : it->second;
 }
 std::map<std::string, int> fake_upstream::counts() const {
     std::lock_guard lock(impl_->mu);

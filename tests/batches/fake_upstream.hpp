@@ -59,6 +59,8 @@ public:
     // Requests received per key (counted when the request is read, before any answer).
     std::map<std::string, int> counts() const;
     int count(const std::string& key) const;
+    // The x-request-id header of each request with `key`, in arrival order ("" when absent).
+    std::vector<std::string> request_ids(const std::string& key) const;
     long long total() const;
     // Keys in the order their requests arrived.
     std::vector<std::string> order() const;

@@ -44,7 +44,7 @@ export async function startProcess(command, args, env, pattern, dir) {
   const fd = openSync(logPath, 'a');
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
   const m = await waitForLine(child, logPath, pattern, 20000);
-  return { child, port: Number(m[1]), log: () => readFileSync(logPath, 'utf8') };
+  return { child, port: Number(m[1]), logPath, log: () => readFileSync(logPath, 'utf8') };
 }
 
 const hmac = (key, text) => createHmac('sha256', key).update(text).digest();
@@ -92,7 +92,9 @@ export async function storeSettings() {
   };
 }
 
-export async function startGateway({ plugins = { files: { enabled: true } }, database } = {}) {
+// `tls`: the config's "tls" section (the gateway then listens on both ports; tlsPort is the
+// one from "listening on https://").
+export async function startGateway({ plugins = { files: { enabled: true } }, database, tls } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'aq-conformance-'));
   if (plugins.files) plugins = { ...plugins, files: { ...plugins.files, ...await storeSettings() } };
   const tokens = { alice: randomToken(), bob: randomToken(), carol: randomToken() };
@@ -106,6 +108,7 @@ export async function startGateway({ plugins = { files: { enabled: true } }, dat
       { name: 'research-key', user: 'carol', team: 'research', sha256: sha256(tokens.carol) },
     ],
     plugins,
+    ...(tls ? { tls } : {}),
   };
   const configPath = join(dir, 'aqueduct.json');
   writeFileSync(configPath, JSON.stringify(config, null, 2));
@@ -116,8 +119,9 @@ export async function startGateway({ plugins = { files: { enabled: true } }, dat
   if (plugins.files && !proc.log().includes(`new files in the ${store} `))
     throw new Error(`the gateway does not use the ${store} store:\n${proc.log()}`);
   const baseURL = `http://127.0.0.1:${proc.port}`;
+  const tlsPort = tls ? Number((await waitForLine(proc.child, proc.logPath, /listening on https:\/\/127\.0\.0\.1:(\d+)/, 20000))[1]) : 0;
   return {
-    dir, tokens, baseURL, port: proc.port, log: proc.log,
+    dir, tokens, baseURL, port: proc.port, tlsPort, log: proc.log,
     async stop() {
       if (proc.child.exitCode === null) {
         const exited = new Promise((resolve) => proc.child.once('exit', resolve));

@@ -31,7 +31,7 @@ BOOST_AUTO_TEST_CASE(plugin_of_another_abi_major_is_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(plugin_of_a_newer_abi_minor_is_refused) {
-    refused_naming("bad_abi_minor", "abi_minor is 99, host supports up to 1");
+    refused_naming("bad_abi_minor", "abi_minor is 99, host supports up to 2");
 }
 
 BOOST_AUTO_TEST_CASE(plugin_whose_init_fails_stops_startup_with_its_reason) {
@@ -65,7 +65,7 @@ BOOST_AUTO_TEST_CASE(plugin_built_against_abi_1_0_loads_and_serves) {
     c.default_headers["Authorization"] = gw.bearer("alice");
     auto hello = c.get("/v10/hello");
     BOOST_TEST(hello.status == 200);
-    BOOST_TEST(hello.body == R"({"abi":"1.0","host_minor":1,"table_covers_1_0":true})");
+    BOOST_TEST(hello.body == R"({"abi":"1.0","host_minor":2,"table_covers_1_0":true})");
     std::string body(300000, '\0');
     for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 31);
     auto echo = c.post("/v10/echo", body);
@@ -80,4 +80,22 @@ BOOST_AUTO_TEST_CASE(plugin_built_against_abi_1_0_loads_and_serves) {
     auto again = c.send(chunked);
     BOOST_TEST(again.status == 200);
     BOOST_TEST((again.body == body));
+}
+
+BOOST_AUTO_TEST_CASE(plugin_built_against_abi_1_1_loads_and_serves) {
+    // abi11plug was compiled against the frozen 1.1 header: minor 1, a pulled response.
+    aqt::gateway gw(enabling("abi11plug"));
+    aqt::http::client c(gw.port());
+    c.default_headers["Authorization"] = gw.bearer("alice");
+    auto hello = c.get("/v11/hello");
+    BOOST_TEST(hello.status == 200);
+    BOOST_TEST(hello.body == R"({"abi":"1.1","host_minor":2,"table_covers_1_1":true})");
+    std::string digits;
+    for (int i = 0; i < 10000; ++i) digits.push_back(static_cast<char>('0' + i % 10));
+    for (int round = 0; round < 2; ++round) {
+        auto pulled = c.get("/v11/pulled");
+        BOOST_TEST(pulled.status == 200);
+        BOOST_TEST(pulled.header("content-length") == "10000");
+        BOOST_TEST((pulled.body == digits));
+    }
 }

@@ -244,3 +244,68 @@ BOOST_AUTO_TEST_CASE(a_server_that_is_down_fails_fast_with_backoff_and_is_used_a
     BOOST_TEST(seen.front() == false);
     BOOST_TEST(seen.back() == true);
 }
+
+BOOST_AUTO_TEST_CASE(on_wait_is_told_of_every_lease_that_waited_and_how_it_ended) {
+    temp_dir d;
+    struct waited {
+        std::chrono::steady_clock::duration time;
+        bool leased;
+    };
+    std::mutex mu;
+    std::vector<waited> waits;
+    // One session; a lease waits at most `wait`.
+    auto counted = [&](std::chrono::milliseconds wait) {
+        auto o = options(1, 0, wait);
+        o.on_wait = [&](std::chrono::steady_clock::duration t, bool leased) {
+            std::lock_guard lock(mu);
+            waits.push_back({t, leased});
+        };
+        return o;
+    };
+    {
+        aq::sql::pool pool("sqlite:" + (d.path / "a").string(), counted(200ms));
+        { auto free_at_once = pool.lease(); }  // a free session: no wait, no call
+        BOOST_TEST(waits.empty());
+        auto held = pool.lease();
+        BOOST_CHECK_THROW(pool.lease(), unavailable);  // waits 200 ms, then gives up
+    }
+    {
+        aq::sql::pool pool("sqlite:" + (d.path / "b").string(), counted(60000ms));
+        auto held = pool.lease();
+        std::thread giver([&] {
+            std::this_thread::sleep_for(100ms);
+            held.reset();
+        });
+        auto got = pool.lease();  // waits until the giver returns the session
+        giver.join();
+    }
+    std::lock_guard lock(mu);
+    BOOST_TEST_REQUIRE(waits.size() == 2u);
+    BOOST_TEST(waits[0].leased == false);
+    BOOST_TEST((waits[0].time >= 200ms));
+    BOOST_TEST(waits[1].leased == true);
+    BOOST_TEST((waits[1].time >= 100ms));
+}
+
+BOOST_AUTO_TEST_CASE(ready_now_asks_a_free_session_and_never_waits_for_a_busy_one) {
+    aqt::postgres_server server;
+    aq::sql::pool pool(server.url(), options(1, 0, 60000ms));
+    BOOST_TEST(pool.ready_now());
+    {
+        auto busy = pool.lease();
+        const auto asked = std::chrono::steady_clock::now();
+        BOOST_TEST(pool.ready_now());  // every session at work: the last thing learned, at once
+        // Not a timing assertion on a loaded machine: waiting would take the whole 60 s.
+        BOOST_TEST((std::chrono::steady_clock::now() - asked < 30s));
+    }
+    server.stop();
+    BOOST_TEST(!pool.ready_now());
+    BOOST_TEST(!pool.ready_now());  // within the backoff: at once, still not ready
+    server.start();
+    bool back = false;
+    for (int i = 0; i < 100 && !back; ++i) {
+        back = pool.ready_now();
+        if (!back) std::this_thread::sleep_for(100ms);
+    }
+    BOOST_TEST(back);
+}

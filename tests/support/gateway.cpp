@@ -31,6 +31,7 @@ namespace aqt {
 namespace {
 
 constexpr std::string_view listening_marker = "listening on http://";
+constexpr std::string_view tls_listening_marker = "listening on https://";
 
 std::string read_file(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
@@ -108,6 +109,7 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
 }
 
 struct spawn_io {
+    fs::path program;        // empty: aqueductd
     fs::path output;         // stdout + stderr go here
     int stdin_fd = -1;       // -1: /dev/null
     fs::path cwd;
@@ -139,9 +141,10 @@ pid_t spawn_with_limit(std::vector<char*>& argv, std::vector<char*>& envp, const
 
 pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env_extra,
             const spawn_io& io) {
+    const std::string program = io.program.empty() ? aqueductd_path().string() : io.program.string();
     if (io.max_open_files > 0) {
         std::vector<std::string> argv_store = args;
-        argv_store.insert(argv_store.begin(), aqueductd_path().string());
+        argv_store.insert(argv_store.begin(), program);
         auto argv = c_strings(argv_store);
         auto env_store = environment_with(env_extra);
         auto envp = c_strings(env_store);
@@ -158,24 +161,28 @@ pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, st
     if (!io.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, io.cwd.c_str());
 
     std::vector<std::string> argv_store = args;
-    argv_store.insert(argv_store.begin(), aqueductd_path().string());
+    argv_store.insert(argv_store.begin(), program);
     auto argv = c_strings(argv_store);
     auto env_store = environment_with(env_extra);
     auto envp = c_strings(env_store);
 
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    // A bare name is looked up in PATH (promtool, openssl, curl, node).
+    const bool in_path = program.find('/') == std::string::npos;
+    int rc = in_path ? ::posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data())
+                     : ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0)
         throw std::runtime_error("posix_spawn " + argv_store[0] + ": " + std::strerror(rc));
     return pid;
 }
 
-// Port from the first "listening on http://ADDR:PORT" line; 0 when not there yet.
-unsigned short parse_port(std::string_view log) {
-    auto at = log.find(listening_marker);
+// Port from the first "listening on http://ADDR:PORT" line (or the https:// one); 0 when not
+// there yet.
+unsigned short parse_port(std::string_view log, std::string_view marker = listening_marker) {
+    auto at = log.find(marker);
     if (at == std::string_view::npos) return 0;
-    std::string_view rest = log.substr(at + listening_marker.size());
+    std::string_view rest = log.substr(at + marker.size());
     auto end = rest.find_first_of(" \t\r\n/");
     if (end == std::string_view::npos) return 0;  // line not complete yet
     std::string_view addr = rest.substr(0, end);
@@ -319,13 +326,20 @@ void gateway::start() {
     log_path_ = dir_ / ("aqueductd." + std::to_string(runs_) + ".log");
     port_ = 0;
     pid_ = spawn({"--config", config_path_.string()}, options_.env,
-                 spawn_io{log_path_, -1, options_.working_dir.empty() ? dir_ : options_.working_dir,
+                 spawn_io{{}, log_path_, -1, options_.working_dir.empty() ? dir_ : options_.working_dir,
                           options_.max_open_files});
     auto deadline = clock_type::now() + options_.startup_timeout;
+    const bool tls = config_.contains("tls");
     for (;;) {
-        if (unsigned short p = parse_port(read_file(log_path_))) {
-            port_ = p;
-            return;
+        const std::string text = read_file(log_path_);
+        if (unsigned short p = parse_port(text)) {
+            // With TLS the https line follows the http one.
+            const unsigned short t = tls ? parse_port(text, tls_listening_marker) : 0;
+            if (!tls || t) {
+                port_ = p;
+                tls_port_ = t;
+                return;
+            }
         }
         exit_status st;
         if (try_reap(pid_, st)) {
@@ -418,7 +432,7 @@ startup_failure expect_startup_failure(gateway_options options) {
     fs::path config_path = dir / "aqueduct.json";
     write_file(config_path, config_text(options, cfg));
     fs::path log_path = dir / "aqueductd.log";
-    pid_t pid = spawn({"--config", config_path.string()}, options.env, spawn_io{log_path, -1, options.working_dir.empty() ? dir : options.working_dir});
+    pid_t pid = spawn({"--config", config_path.string()}, options.env, spawn_io{{}, log_path, -1, options.working_dir.empty() ? dir : options.working_dir});
     auto deadline = clock_type::now() + options.startup_timeout;
     for (;;) {
         exit_status st;
@@ -437,6 +451,12 @@ startup_failure expect_startup_failure(gateway_options options) {
 
 command_result run_aqueductd(const std::vector<std::string>& args, std::string_view stdin_data,
                              std::chrono::milliseconds timeout) {
+    return run_program(aqueductd_path(), args, stdin_data, timeout);
+}
+
+command_result run_program(const std::filesystem::path& program, const std::vector<std::string>& args,
+                           std::string_view stdin_data, std::chrono::milliseconds timeout,
+                           const std::map<std::string, std::string>& env) {
     fs::path dir = make_temp_dir("aqt-run");
     struct cleanup {
         fs::path d;
@@ -449,7 +469,7 @@ command_result run_aqueductd(const std::vector<std::string>& args, std::string_v
     if (in_fd < 0) throw std::runtime_error("open " + in_path.string());
     pid_t pid;
     try {
-        pid = spawn(args, {}, spawn_io{out_path, in_fd, dir});
+        pid = spawn(args, env, spawn_io{program, out_path, in_fd, dir});
     } catch (...) {
         ::close(in_fd);
         throw;
@@ -459,7 +479,8 @@ command_result run_aqueductd(const std::vector<std::string>& args, std::string_v
     if (!reap_within(pid, timeout, st)) {
         ::kill(pid, SIGKILL);
         reap_within(pid, 5s, st);
-        throw std::runtime_error("aqueductd did not exit within " + std::to_string(timeout.count()) + " ms");
+        throw std::runtime_error(program.filename().string() + " did not exit within " + std::to_string(timeout.count()) +
+                                 " ms");
     }
     return command_result{st, read_file(out_path)};
 }

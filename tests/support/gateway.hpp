@@ -74,6 +74,8 @@ public:
     gateway& operator=(const gateway&) = delete;
 
     unsigned short port() const noexcept { return port_; }
+    // The TLS listener's port, when the config has "tls" (from "listening on https://").
+    unsigned short tls_port() const noexcept { return tls_port_; }
     pid_t pid() const noexcept { return pid_; }
     bool running() const noexcept { return pid_ > 0; }
     std::string base_url() const;  // "http://127.0.0.1:PORT"
@@ -111,7 +113,7 @@ private:
     std::filesystem::path dir_, config_path_, log_path_;
     int runs_ = 0;
     pid_t pid_ = -1;
-    unsigned short port_ = 0;
+    unsigned short port_ = 0, tls_port_ = 0;
     exit_status last_status_;
 };
 
@@ -127,6 +129,11 @@ struct command_result {
 };
 command_result run_aqueductd(const std::vector<std::string>& args, std::string_view stdin_data = {},
                              std::chrono::milliseconds timeout = 20s);
+// The same for any program (promtool, openssl, curl, node): `program` is a path, or a name
+// looked up in PATH when it has no '/'. `env` is added to the test's environment.
+command_result run_program(const std::filesystem::path& program, const std::vector<std::string>& args,
+                           std::string_view stdin_data = {}, std::chrono::milliseconds timeout = 20s,
+                           const std::map<std::string, std::string>& env = {});
 
 // The path of the aqueductd binary and of the directory holding the test fixture plugins.
 std::filesystem::path aqueductd_path();

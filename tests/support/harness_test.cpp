@@ -40,7 +40,7 @@ BOOST_AUTO_TEST_CASE(generated_tokens_authenticate_as_their_principals) {
 BOOST_AUTO_TEST_CASE(config_holds_only_token_hashes) {
     aqt::gateway gw;
     auto& tokens = gw.config().at("tokens").as_array();
-    BOOST_TEST(tokens.size() == 4u);
+    BOOST_TEST(tokens.size() == 4u);  // alice, bob, carol, research-user
     for (auto& t : tokens) {
         std::string name(t.at("name").as_string());
         BOOST_TEST(std::string(t.at("sha256").as_string()) == aqt::sha256_hex(gw.token(name)));

@@ -1,5 +1,9 @@
 #include "raw_connection.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <arpa/inet.h>
 #include <cctype>
 #include <optional>
@@ -25,6 +29,30 @@ const char* to_string(ending e) noexcept {
     }
     return "?";
 }
+
+struct connection::tls_state {
+    SSL_CTX* ctx = nullptr;
+    SSL* ssl = nullptr;
+    ~tls_state() {
+        if (ssl) SSL_free(ssl);
+        if (ctx) SSL_CTX_free(ctx);
+    }
+};
+
+namespace {
+
+std::string openssl_reason() {
+    std::string out;
+    while (unsigned long e = ERR_get_error()) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof buf);
+        out += out.empty() ? "" : "; ";
+        out += buf;
+    }
+    return out;
+}
+
+}  // namespace
 
 connection::connection(unsigned short port) : connection(port, connection_options{}) {}
 
@@ -54,13 +82,64 @@ connection::connection(unsigned short port, const connection_options& options) {
         ::close(fd_);
         throw std::runtime_error("connect 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(err));
     }
+    if (options.tls_ca_file.empty()) return;
+    // A blocking handshake that verifies the chain and the name, as curl does.
+    tls_ = std::make_unique<tls_state>();
+    ERR_clear_error();
+    const auto fail = [&](const std::string& what) {
+        const std::string why = what + ": " + openssl_reason();
+        tls_.reset();
+        ::close(fd_);
+        fd_ = -1;
+        throw std::runtime_error(why);
+    };
+    tls_->ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_->ctx) fail("SSL_CTX_new");
+    if (options.tls_max_version) SSL_CTX_set_max_proto_version(tls_->ctx, options.tls_max_version);
+    if (SSL_CTX_load_verify_locations(tls_->ctx, options.tls_ca_file.c_str(), nullptr) != 1) fail("load CA");
+    SSL_CTX_set_verify(tls_->ctx, SSL_VERIFY_PEER, nullptr);
+    tls_->ssl = SSL_new(tls_->ctx);
+    if (!tls_->ssl || SSL_set_fd(tls_->ssl, fd_) != 1) fail("SSL_new");
+    SSL_set_tlsext_host_name(tls_->ssl, options.tls_server_name.c_str());
+    if (options.tls_server_name.find_first_not_of("0123456789.") == std::string::npos)
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tls_->ssl), options.tls_server_name.c_str());
+    else
+        SSL_set1_host(tls_->ssl, options.tls_server_name.c_str());
+    if (SSL_connect(tls_->ssl) != 1) fail("TLS handshake with 127.0.0.1:" + std::to_string(port));
 }
 
 connection::~connection() {
+    tls_.reset();
     if (fd_ >= 0) ::close(fd_);
 }
 
+std::string connection::peer_serial() const {
+    if (!tls_) return {};
+    X509* cert = SSL_get1_peer_certificate(tls_->ssl);
+    if (!cert) return {};
+    std::string out;
+    if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
+        if (char* hex = BN_bn2hex(bn)) {
+            out = hex;
+            OPENSSL_free(hex);
+        }
+        BN_free(bn);
+    }
+    X509_free(cert);
+    return out;
+}
+
+std::string connection::tls_version() const { return tls_ ? SSL_get_version(tls_->ssl) : ""; }
+
 bool connection::send(std::string_view bytes) {
+    if (tls_) {
+        while (!bytes.empty()) {
+            std::size_t n = 0;
+            if (SSL_write_ex(tls_->ssl, bytes.data(), bytes.size(), &n) != 1) return false;
+            bytes.remove_prefix(n);
+        }
+        return true;
+    }
     while (!bytes.empty()) {
         ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
         if (n < 0) {
@@ -79,11 +158,26 @@ ending connection::fill(clock_type::time_point deadline) {
     for (;;) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
         if (left.count() <= 0) return ending::timeout;
-        pollfd p{fd_, POLLIN, 0};
-        int r = ::poll(&p, 1, static_cast<int>(left.count()));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return ending::timeout;
+        // Bytes OpenSSL has decrypted already do not make the socket readable.
+        if (!tls_ || SSL_pending(tls_->ssl) == 0) {
+            pollfd p{fd_, POLLIN, 0};
+            int r = ::poll(&p, 1, static_cast<int>(left.count()));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) return ending::timeout;
+        }
         char buf[65536];
+        if (tls_) {
+            std::size_t got = 0;
+            ERR_clear_error();
+            if (SSL_read_ex(tls_->ssl, buf, sizeof buf, &got) == 1) {
+                pending_.append(buf, got);
+                return ending::data;
+            }
+            const int err = SSL_get_error(tls_->ssl, 0);
+            if (err == SSL_ERROR_WANT_READ) continue;
+            eof_ = true;
+            return err == SSL_ERROR_ZERO_RETURN ? ending::closed : ending::reset;
+        }
         ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
         if (n > 0) {
             pending_.append(buf, static_cast<std::size_t>(n));

@@ -1,10 +1,13 @@
 // A plain TCP connection for what a well-behaved client never sends: malformed request lines,
 // partial headers, bodies that stop halfway. Reads return what arrived and how reading ended.
+// With connection_options::tls_ca_file it speaks TLS (OpenSSL, verifying the server's
+// certificate against that CA and the name), for the TLS listener's tests.
 #pragma once
 
 #include "http_client.hpp"
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +32,11 @@ struct read_result {
 struct connection_options {
     int receive_buffer = 0;    // SO_RCVBUF, so a client that stops reading stalls the server soon
     std::string source_address;  // bind to this local address first (e.g. "127.0.0.2")
+    // TLS: the CA file the server's certificate must chain to (empty: plain TCP), the name it
+    // must carry (and SNI), and the highest version offered (0: the library's; 0x0303: TLS 1.2).
+    std::string tls_ca_file{};
+    std::string tls_server_name = "localhost";
+    int tls_max_version = 0;
 };
 
 class connection {
@@ -57,8 +65,15 @@ public:
     const std::string& pending() const noexcept { return pending_; }
     int fd() const noexcept { return fd_; }
 
+    // TLS connections: the serial number of the server's certificate (uppercase hex) and the
+    // protocol version ("TLSv1.3").
+    std::string peer_serial() const;
+    std::string tls_version() const;
+
 private:
     ending fill(std::chrono::steady_clock::time_point deadline);
+    struct tls_state;
+    std::unique_ptr<tls_state> tls_;
 
     int fd_ = -1;
     std::string pending_;

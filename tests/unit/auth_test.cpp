@@ -27,13 +27,13 @@ BOOST_AUTO_TEST_CASE(sha256_hex_matches_known_vectors) {
 
 BOOST_AUTO_TEST_CASE(matching_token_yields_its_principal) {
     const authenticator auth = two_tokens();
-    const aqd::principal* p = auth.authenticate("Bearer sk-alice");
+    auto p = auth.authenticate("Bearer sk-alice");
     BOOST_REQUIRE(p != nullptr);
     BOOST_TEST(p->token_name == "alice-laptop");
     BOOST_TEST(p->user == "alice");
     BOOST_TEST(p->team == "");
 
-    const aqd::principal* ci = auth.authenticate("Bearer sk-ci");
+    auto ci = auth.authenticate("Bearer sk-ci");
     BOOST_REQUIRE(ci != nullptr);
     BOOST_TEST(ci->token_name == "ci");
     BOOST_TEST(ci->user == "ci-bot");
@@ -43,7 +43,7 @@ BOOST_AUTO_TEST_CASE(matching_token_yields_its_principal) {
 BOOST_AUTO_TEST_CASE(scheme_is_case_insensitive_and_spaces_may_repeat) {
     const authenticator auth = two_tokens();
     for (const char* header : {"bearer sk-alice", "BEARER sk-alice", "BeArEr sk-alice", "Bearer   sk-alice"}) {
-        const aqd::principal* p = auth.authenticate(header);
+        auto p = auth.authenticate(header);
         BOOST_TEST((p != nullptr && p->user == "alice"), header);
     }
 }
@@ -63,12 +63,34 @@ BOOST_AUTO_TEST_CASE(no_tokens_configured_rejects_everything) {
 
 BOOST_AUTO_TEST_CASE(principal_outlives_the_call) {
     const authenticator auth = two_tokens();
-    const aqd::principal* first = auth.authenticate("Bearer sk-ci");
-    const aqd::principal* second = auth.authenticate("Bearer sk-ci");
+    auto first = auth.authenticate("Bearer sk-ci");
+    auto second = auth.authenticate("Bearer sk-ci");
     BOOST_TEST(first == second);
 }
 
 BOOST_AUTO_TEST_CASE(malformed_digest_is_refused_at_construction) {
     BOOST_CHECK_THROW(authenticator({token_config{"t", "u", "", "abc"}}), std::invalid_argument);
     BOOST_CHECK_THROW(authenticator({token_config{"t", "u", "", std::string(64, 'G')}}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(replaced_tokens_take_effect_at_once_and_earlier_principals_live_on) {
+    authenticator auth = two_tokens();
+    auto before = auth.authenticate("Bearer sk-alice");
+    BOOST_REQUIRE(before);
+    auth.replace({token_config{"dave-laptop", "dave", "", sha256_hex("sk-dave")}});
+    BOOST_TEST(auth.size() == 1u);
+    BOOST_TEST(auth.authenticate("Bearer sk-alice") == nullptr);
+    auto dave = auth.authenticate("Bearer sk-dave");
+    BOOST_REQUIRE(dave);
+    BOOST_TEST(dave->user == "dave");
+    // A request that authenticated before the reload still holds a whole principal.
+    BOOST_TEST(before->token_name == "alice-laptop");
+    BOOST_TEST(before->user == "alice");
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_replacement_changes_nothing) {
+    authenticator auth = two_tokens();
+    BOOST_CHECK_THROW(auth.replace({token_config{"t", "u", "", "abc"}}), std::invalid_argument);
+    BOOST_TEST(auth.size() == 2u);
+    BOOST_TEST(auth.authenticate("Bearer sk-alice") != nullptr);
 }

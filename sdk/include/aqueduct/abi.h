@@ -29,9 +29,11 @@
  *  - "any": any thread, including threads the plugin created itself.
  *
  * Versions. 1.0: the first contract. 1.1 appended aq_body_source and two aq_host_api slots,
- * respond_source and respond_file; a plugin built against 1.0 loads unchanged. A plugin that
- * uses a 1.1 slot checks AQ_HAS_FIELD(api, aq_host_api, respond_file) first (a 1.1 plugin is
- * refused by a 1.0 host, so the check only matters for plugins that declare minor 0).
+ * respond_source and respond_file. 1.2 appended metrics (aq_metric_def and the register_metric,
+ * metric_series, counter_add, gauge_set, gauge_add and histogram_observe slots) and readiness
+ * (register_readiness). A plugin built against an older minor loads unchanged. A plugin that
+ * uses a newer slot checks AQ_HAS_FIELD(api, aq_host_api, <slot>) first (a plugin is refused by
+ * a host of an older minor, so the check only matters for plugins that declare an older minor).
  */
 #ifndef AQUEDUCT_ABI_H
 #define AQUEDUCT_ABI_H
@@ -45,7 +47,7 @@ extern "C" {
 #endif
 
 #define AQ_ABI_MAJOR 1
-#define AQ_ABI_MINOR 1
+#define AQ_ABI_MINOR 2
 
 /* The name of the single symbol a plugin exports. */
 #define AQ_PLUGIN_ENTRY_SYMBOL "aq_plugin_entry_v1"
@@ -170,6 +172,44 @@ typedef struct aq_job {
     void* ctx;
 } aq_job;
 
+/* ABI 1.2. Metrics a plugin publishes at GET /metrics (Prometheus text format 0.0.4), next to
+ * the host's own. A family (aq_metric) has one name, one kind and fixed label names; each
+ * combination of label values is a series (aq_metric_series), looked up once and then updated
+ * from any thread with one relaxed atomic operation. Both live until the process exits. */
+typedef struct aq_metric aq_metric;
+typedef struct aq_metric_series aq_metric_series;
+
+typedef enum aq_metric_kind {
+    AQ_METRIC_COUNTER = 0,   /* a count that only goes up (uint64); the name ends in _total     */
+    AQ_METRIC_GAUGE = 1,     /* a value that goes up and down (int64)                          */
+    AQ_METRIC_HISTOGRAM = 2  /* observations (double) counted into fixed buckets, with their sum */
+} aq_metric_kind;
+
+typedef struct aq_metric_def {
+    size_t struct_size;
+    uint32_t kind;            /* aq_metric_kind                                                 */
+    /* [a-z_][a-z0-9_]*, at most 128 bytes, unique among the host's and every plugin's metrics
+     * (prefix it: aqueduct_<plugin>_...). A counter's name ends in _total, no other kind's does;
+     * no name ends in _bucket, _count or _sum (a histogram's series use those). */
+    aq_str name;
+    aq_str help;              /* the # HELP line: not empty, valid UTF-8, copied               */
+    /* [a-z_][a-z0-9_]*, distinct, not starting with "__", not "le" (a histogram's bucket label);
+     * at most 8. May be NULL when label_count is 0. */
+    const aq_str* label_names;
+    size_t label_count;
+    /* Histograms: 1 to 64 finite upper bounds, strictly increasing; +Inf is always added. Other
+     * kinds: none (NULL, 0). */
+    const double* buckets;
+    size_t bucket_count;
+} aq_metric_def;
+
+/* ABI 1.2. Whether a plugin can serve now (its database answers, for one): GET /readyz answers
+ * 200 only while every plugin that registered one says true. Called on a thread of the host's
+ * own about every readiness_interval_ms (config), never twice at once; it may block briefly (a
+ * database ping with a short timeout), but a call that has not returned after three intervals
+ * counts as "not ready". Never called before init returned or after shutdown began. */
+typedef bool (*aq_readiness_fn)(void* ctx);
+
 /*
  * The host's functions, handed to a plugin's init. The table and the aq_host it points to stay
  * valid until the process exits; a plugin keeps the pointer. Slots are only appended.
@@ -287,6 +327,39 @@ typedef struct aq_host_api {
      * ends (an unlinked file is fine). Thread: handler. */
     aq_status (*respond_file)(aq_request* req, int status, const aq_header* headers,
                               size_t header_count, int fd, uint64_t offset, uint64_t length);
+
+    /* ---- ABI 1.2: metrics ------------------------------------------------------------------ */
+
+    /* Registers a metric family (see aq_metric_def); *metric receives it. A family without
+     * labels has its one series from the start (exported as 0). The host copies the definition.
+     * AQ_ERR_INVALID for a definition that breaks the rules (the reason is logged and kept as
+     * the error), AQ_ERR_EXISTS for a name already taken, AQ_ERR_STATE after init.
+     * Thread: main, during init. */
+    aq_status (*register_metric)(aq_host* host, const aq_metric_def* def, aq_metric** metric);
+
+    /* The series of `metric` for these label values, in the order of its label names (each
+     * valid UTF-8, at most 256 bytes): created at the first call, the same pointer afterwards.
+     * Takes a lock, so look a series up once (at init, or the first time a value is seen) and
+     * keep it. NULL when the count differs from the family's label count or a value is invalid.
+     * Past 10000 series in one family it returns a series that is exported nowhere (and logs
+     * that once), so a runaway label cannot exhaust memory. Thread: any. */
+    aq_metric_series* (*metric_series)(aq_metric* metric, const aq_str* label_values, size_t count);
+
+    /* Updates, for the hot path: no lock and no allocation. counter_add and the gauge functions
+     * are one relaxed atomic operation; histogram_observe is one atomic add to its bucket and
+     * one to the sum (a NaN is ignored). A NULL series, or one of another kind, is ignored.
+     * Thread: any. */
+    void (*counter_add)(aq_metric_series* series, uint64_t amount);
+    void (*gauge_set)(aq_metric_series* series, int64_t value);
+    void (*gauge_add)(aq_metric_series* series, int64_t delta);
+    void (*histogram_observe)(aq_metric_series* series, double value);
+
+    /* ---- ABI 1.2: readiness ---------------------------------------------------------------- */
+
+    /* Registers the plugin's readiness check (see aq_readiness_fn); at most one per plugin.
+     * A plugin without one counts as ready once its init returned. AQ_ERR_EXISTS for a second
+     * one, AQ_ERR_INVALID for NULL, AQ_ERR_STATE after init. Thread: main, during init. */
+    aq_status (*register_readiness)(aq_host* host, aq_readiness_fn ready, void* ctx);
 } aq_host_api;
 
 /*

@@ -24,10 +24,12 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -186,6 +188,94 @@ struct body_limit {
     std::string param;
 };
 
+// ---- metrics (ABI 1.2) ---------------------------------------------------------------------------
+//
+// A plugin registers its metric families in init and keeps series for the label values it uses;
+// updating a series is one relaxed atomic operation in the host, from any thread:
+//
+//   aq::counter_family uploads = host.counter_family("aqueduct_files_uploads_total", "Uploads.", {"outcome"});
+//   aq::counter stored = uploads.with({"stored"});   // once (a lock in the host), then:
+//   stored.inc();                                    // on the hot path
+//   aq::histogram latency = host.histogram("aqueduct_upstream_latency_seconds", "Latency.", {0.1, 1, 10});
+//   latency.observe(0.25);
+//
+// Default-constructed series are inert (their updates do nothing), as are all series from a host
+// without metrics.
+
+class counter {
+public:
+    counter() = default;
+    counter(const aq_host_api* api, aq_metric_series* s) noexcept : api_(api), s_(s) {}
+    void add(std::uint64_t n) const noexcept {
+        if (s_) api_->counter_add(s_, n);
+    }
+    void inc() const noexcept { add(1); }
+
+private:
+    const aq_host_api* api_ = nullptr;
+    aq_metric_series* s_ = nullptr;
+};
+
+class gauge {
+public:
+    gauge() = default;
+    gauge(const aq_host_api* api, aq_metric_series* s) noexcept : api_(api), s_(s) {}
+    void set(std::int64_t v) const noexcept {
+        if (s_) api_->gauge_set(s_, v);
+    }
+    void add(std::int64_t d) const noexcept {
+        if (s_) api_->gauge_add(s_, d);
+    }
+    void inc() const noexcept { add(1); }
+    void dec() const noexcept { add(-1); }
+
+private:
+    const aq_host_api* api_ = nullptr;
+    aq_metric_series* s_ = nullptr;
+};
+
+class histogram {
+public:
+    histogram() = default;
+    histogram(const aq_host_api* api, aq_metric_series* s) noexcept : api_(api), s_(s) {}
+    void observe(double v) const noexcept {
+        if (s_) api_->histogram_observe(s_, v);
+    }
+
+private:
+    const aq_host_api* api_ = nullptr;
+    aq_metric_series* s_ = nullptr;
+};
+
+// A family with label names; with() returns the series for one combination of values.
+template <class Series>
+class metric_family {
+public:
+    metric_family() = default;
+    metric_family(const aq_host_api* api, aq_metric* m) noexcept : api_(api), m_(m) {}
+
+    // Takes a lock in the host: look a series up once and keep it. Throws std::invalid_argument
+    // when the host refuses the values (their count differs from the label names', or one is
+    // not UTF-8 or over 256 bytes).
+    Series with(std::initializer_list<std::string_view> values) const {
+        if (!m_) return Series();
+        std::vector<aq_str> v;
+        v.reserve(values.size());
+        for (std::string_view x : values) v.push_back(to_aq(x));
+        aq_metric_series* s = api_->metric_series(m_, v.data(), v.size());
+        if (!s) throw std::invalid_argument("metric series refused by host (label values)");
+        return Series(api_, s);
+    }
+
+private:
+    const aq_host_api* api_ = nullptr;
+    aq_metric* m_ = nullptr;
+};
+
+using counter_family = metric_family<counter>;
+using gauge_family = metric_family<gauge>;
+using histogram_family = metric_family<histogram>;
+
 // A plugin's view of the host: the function table plus typed helpers.
 class host {
 public:
@@ -232,7 +322,57 @@ public:
         return static_cast<const Table*>(api_->get_service(api_->host, to_aq(name), version));
     }
 
+    // Metric families (ABI 1.2), registered during init. Throws std::runtime_error when the host
+    // refuses the definition (it logs which rule was broken: see aq_metric_def). A host without
+    // metrics gives inert series.
+    ::aq::counter counter(std::string_view name, std::string_view help) const {
+        return counter_family(name, help, {}).with({});
+    }
+    ::aq::counter_family counter_family(std::string_view name, std::string_view help,
+                                        std::initializer_list<std::string_view> labels) const {
+        return ::aq::counter_family(api_, register_metric(AQ_METRIC_COUNTER, name, help, labels, {}));
+    }
+    ::aq::gauge gauge(std::string_view name, std::string_view help) const { return gauge_family(name, help, {}).with({}); }
+    ::aq::gauge_family gauge_family(std::string_view name, std::string_view help,
+                                    std::initializer_list<std::string_view> labels) const {
+        return ::aq::gauge_family(api_, register_metric(AQ_METRIC_GAUGE, name, help, labels, {}));
+    }
+    ::aq::histogram histogram(std::string_view name, std::string_view help, std::span<const double> buckets) const {
+        return histogram_family(name, help, {}, buckets).with({});
+    }
+    ::aq::histogram_family histogram_family(std::string_view name, std::string_view help,
+                                            std::initializer_list<std::string_view> labels,
+                                            std::span<const double> buckets) const {
+        return ::aq::histogram_family(api_, register_metric(AQ_METRIC_HISTOGRAM, name, help, labels, buckets));
+    }
+
+    // The plugin's readiness check (ABI 1.2; see aq_readiness_fn): GET /readyz answers 200 only
+    // while it returns true. It runs on a host thread of its own and may block briefly; an
+    // exception counts as "not ready". Registered during init; a host without readiness checks
+    // ignores it.
+    void readiness(std::function<bool()> check);
+
 private:
+    aq_metric* register_metric(aq_metric_kind kind, std::string_view name, std::string_view help,
+                               std::initializer_list<std::string_view> labels, std::span<const double> buckets) const {
+        if (!AQ_HAS_FIELD(api_, aq_host_api, histogram_observe)) return nullptr;
+        std::vector<aq_str> names;
+        for (std::string_view l : labels) names.push_back(to_aq(l));
+        aq_metric_def def{};
+        def.struct_size = sizeof def;
+        def.kind = kind;
+        def.name = to_aq(name);
+        def.help = to_aq(help);
+        def.label_names = names.data();
+        def.label_count = names.size();
+        def.buckets = buckets.data();
+        def.bucket_count = buckets.size();
+        aq_metric* m = nullptr;
+        if (aq_status st = api_->register_metric(api_->host, &def, &m); st != AQ_OK)
+            throw std::runtime_error("metric " + std::string(name) + " refused by host (status " + std::to_string(st) + ")");
+        return m;
+    }
+
     const aq_host_api* api_;
 };
 
@@ -436,6 +576,25 @@ inline void handler_trampoline(void* ctx, aq_request* raw) noexcept {
     }
 }
 
+struct readiness_binding {
+    const aq_host_api* api;
+    std::function<bool()> check;
+
+    static bool call(void* ctx) noexcept {
+        auto* self = static_cast<readiness_binding*>(ctx);
+        try {
+            return self->check();
+        } catch (const std::exception& e) {
+            try {
+                self->api->log(self->api->host, AQ_LOG_WARN, to_aq(std::string("readiness check failed: ") + e.what()));
+            } catch (...) {
+            }
+        } catch (...) {
+        }
+        return false;
+    }
+};
+
 inline void job_trampoline(void* ctx) noexcept {
     auto* binding = static_cast<job_binding*>(ctx);
     host h(binding->api);
@@ -507,6 +666,16 @@ inline void request::respond_file(int status, std::span<const aq_header> headers
         throw std::runtime_error("the host does not support respond_file (ABI 1.1)");
     check(api_->respond_file(req_, status, headers.data(), headers.size(), fd, offset, length));
     answered_ = true;
+}
+
+inline void host::readiness(std::function<bool()> check) {
+    if (!AQ_HAS_FIELD(api_, aq_host_api, register_readiness)) return;
+    // Deliberately leaked, like routes: the host may call it until the process exits.
+    auto* binding = new detail::readiness_binding{api_, std::move(check)};
+    if (aq_status st = api_->register_readiness(api_->host, &detail::readiness_binding::call, binding); st != AQ_OK) {
+        delete binding;
+        throw std::runtime_error("readiness check refused by host (status " + std::to_string(st) + ")");
+    }
 }
 
 inline void host::job(std::string_view name, std::uint32_t interval_ms, std::uint32_t jitter_ms,

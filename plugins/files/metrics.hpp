@@ -1,0 +1,53 @@
+// The files plugin's metrics (registered at init; updates are lock-free in the host):
+//   aqueduct_files_uploads_total{outcome="stored|rejected|unavailable|failed"}
+//   aqueduct_files_stored_bytes_total          bytes of the files uploads stored
+//   aqueduct_files_upload_rejections_total{reason}  validation failures: the error's code
+//       (quota_exceeded, unsupported_media_type), else the parameter it names (file, purpose,
+//       expires_after[seconds], ...), else "multipart" (a malformed body)
+//   aqueduct_files_purge_runs_total{outcome="ok|unavailable"}, aqueduct_files_purged_total (expired
+//       files and abandoned writes)
+// Kept apart from the handlers: routes.cpp and expiry.cpp only wrap their work in these calls.
+#pragma once
+
+#include "sql/unavailable.hpp"
+
+#include <aqueduct/plugin.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace aq::files {
+
+class files_metrics {
+public:
+    explicit files_metrics(const aq::host& host);
+
+    // Runs an upload (fn returns the bytes stored) and counts how it ended; exceptions pass.
+    template <class Fn>
+    void count_upload(Fn&& fn) const {
+        try {
+            stored_bytes_.add(fn());
+            stored_.inc();
+        } catch (const aq::http_error& e) {
+            rejected(e);
+            throw;
+        } catch (const sql::unavailable&) {
+            unavailable_.inc();
+            throw;
+        } catch (...) {
+            failed_.inc();
+            throw;
+        }
+    }
+
+    void purge_run(bool completed, std::size_t purged) const;
+
+private:
+    void rejected(const aq::http_error& e) const;
+
+    aq::counter stored_, rejected_, unavailable_, failed_, stored_bytes_;
+    aq::counter_family rejections_;
+    aq::counter purge_ok_, purge_unavailable_, purged_;
+};
+
+}  // namespace aq::files
