@@ -17,8 +17,10 @@ if(AQUEDUCT_SANITIZE)
   # hidden visibility (the host, and plugins that are dlopened modules) a class can have more
   # than one. It reported Boost's system error category, a static singleton, as "invalid vptr" the
   # first time the listener formatted an EMFILE message.
+  # -gline-tables-only (after the build type's -g, so it wins): reports keep file:line in every
+  # frame, and the build skips full debug info, a large part of compiling Boost-heavy sources.
   add_compile_options(-fsanitize=${AQUEDUCT_SANITIZE} -fno-sanitize=vptr -fno-sanitize-recover=all
-                      -fno-omit-frame-pointer)
+                      -fno-omit-frame-pointer -gline-tables-only)
   add_link_options(-fsanitize=${AQUEDUCT_SANITIZE})
 endif()
 
