@@ -48,7 +48,12 @@ void append_number(std::string& out, double v) {
     char buf[40];
     const auto sci = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
     const std::string_view text(buf, static_cast<std::size_t>(sci.ptr - buf));
-    const int exponent = std::atoi(text.data() + text.find('e') + 1);
+    // The exponent from the view itself: buf holds no terminating NUL, so atoi would read on into
+    // whatever an earlier call left there (a flaky "1.23456e+05" for 123456).
+    std::string_view digits = text.substr(text.find('e') + 1);
+    if (!digits.empty() && digits.front() == '+') digits.remove_prefix(1);
+    int exponent = 0;
+    std::from_chars(digits.data(), digits.data() + digits.size(), exponent);
     if (exponent < -4 || exponent >= 6) {
         out += text;
         return;
