@@ -107,7 +107,9 @@ void upstream_pool::observe(std::size_t upstream, const upstream_reply& reply, b
         return;
     }
     if (++s.failures >= cfg_.failures_before_cooldown)
-        start_cooldown(upstream, now_ms, std::to_string(s.failures) + " failed attempts in a row, the last: " + what);
+        start_cooldown(upstream, now_ms,
+                       std::to_string(s.failures) + (s.failures == 1 ? " failed attempt" : " failed attempts") +
+                           " in a row, the last: " + what);
 }
 
 void upstream_pool::pause(std::size_t upstream, long long until_ms) {

@@ -300,3 +300,28 @@ BOOST_AUTO_TEST_CASE(max_attempts_counts_every_attempt_across_failover) {
     }
     BOOST_TEST(answered_by(alice.content(b.at("output_file_id"))).size() == 10u);
 }
+
+BOOST_AUTO_TEST_CASE(a_model_whose_upstreams_are_all_busy_does_not_hold_up_other_models) {
+    // a serves m1 with max_concurrency 2 and holds every request; b serves m2.
+    pool_env e(2);
+    e.up(0).set_held(true);
+    aqt::gateway gw(e.config({{{"max_concurrency", 2}}, {{"models", json::array{"m2"}}}}));
+    client alice(gw, "alice"), bob(gw, "bob");
+    std::string stuck = alice.create_batch(alice.upload(lines("s", 20)));
+    BOOST_REQUIRE(aqt::wait_until([&] { return e.up(0).total() == 2; }, 60s));
+    // Both owners' m2 batches run to the end while every m1 line a can take is stuck there.
+    std::string other = alice.create_batch(alice.upload(lines("o", 10, "m2")));
+    std::string bobs = bob.create_batch(bob.upload(lines("p", 10, "m2")));
+    for (auto [c, id] : {std::pair{&alice, other}, std::pair{&bob, bobs}}) {
+        auto b = c->wait(id, {"completed", "failed"});
+        BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":10,"completed":10,"failed":0})"));
+    }
+    BOOST_TEST(e.up(1).total() == 20);
+    // a got no more than it can run; 2 more wait for a connection, the other 16 in the database.
+    BOOST_TEST(e.up(0).total() == 2);
+    BOOST_TEST(alice.get(stuck).at("status") == "in_progress");
+    e.up(0).set_held(false);
+    auto b = alice.wait(stuck, {"completed", "failed"});
+    BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":20,"completed":20,"failed":0})"));
+    BOOST_TEST(e.up(0).total() == 20);
+}
