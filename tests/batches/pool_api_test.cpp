@@ -325,3 +325,17 @@ BOOST_AUTO_TEST_CASE(a_model_whose_upstreams_are_all_busy_does_not_hold_up_other
     BOOST_TEST(b.at("request_counts") == json::parse(R"({"total":20,"completed":20,"failed":0})"));
     BOOST_TEST(e.up(0).total() == 20);
 }
+
+BOOST_AUTO_TEST_CASE(aqueductd_refuses_an_alias_named_twice_and_a_models_only_upstream_at_weight_0) {
+    pool_env e(2);
+    auto f = aqt::expect_startup_failure(e.config({{{"models", json::array{"m1", json::object{{"m1", "Qwen"}}}}}}));
+    BOOST_TEST(!f.status.success());
+    BOOST_TEST(f.log.find("plugins.batches.upstreams[0].models[1].m1: names the model \"m1\" twice on this upstream") !=
+                   std::string::npos,
+               f.log);
+    f = aqt::expect_startup_failure(e.config({{}, {{"models", json::array{"m2"}}, {"weight", 0}}}));
+    BOOST_TEST(!f.status.success());
+    BOOST_TEST(f.log.find("plugins.batches.upstreams[1].weight: 0 on every upstream serving the model \"m2\": its lines "
+                          "could never be sent") != std::string::npos,
+               f.log);
+}
