@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <limits>
 #include <stdexcept>
@@ -13,16 +14,17 @@ namespace batches {
 
 namespace json = boost::json;
 
-bool upstream_config::serves(std::string_view model) const {
+std::optional<std::string_view> upstream_config::upstream_model(std::string_view model) const {
+    if (auto it = aliases.find(model); it != aliases.end()) return std::string_view(it->second);
     for (const auto& m : models)
-        if (m == "*" || m == model) return true;
-    return false;
+        if (m == "*" || m == model) return model;
+    return std::nullopt;
 }
 
-const upstream_config* config::upstream_for(std::string_view model) const {
+bool config::served(std::string_view model) const {
     for (const auto& u : upstreams)
-        if (u.serves(model)) return &u;
-    return nullptr;
+        if (u.weight > 0 && u.upstream_model(model)) return true;
+    return false;
 }
 
 namespace {
@@ -46,6 +48,64 @@ std::string get_string(const json::value& v, const std::string& key) {
     return std::string(v.as_string());
 }
 
+// `models`: names ("*": every model) and alias objects {"public name": "upstream's name", ...}.
+// A public name given twice on one upstream is refused, also when both say the same: one of
+// them is a mistake the operator should see, and two different targets would be a coin toss.
+void parse_models(const json::value& v, const std::string& key, upstream_config& u) {
+    if (!v.is_array()) fail(key, "expected an array of model names, \"*\" or {\"public name\": \"upstream name\"}");
+    std::set<std::string, std::less<>> seen;
+    auto name_once = [&](std::string_view name, const std::string& where) {
+        if (!seen.emplace(name).second) fail(where, "names the model \"" + std::string(name) + "\" twice on this upstream");
+    };
+    std::size_t j = 0;
+    for (const auto& m : v.as_array()) {
+        std::string where = key + "[" + std::to_string(j++) + "]";
+        if (m.is_string()) {
+            if (m.as_string().empty()) fail(where, "expected a non-empty model name");
+            name_once(m.as_string(), where);
+            u.models.emplace_back(m.as_string());
+        } else if (m.is_object()) {
+            if (m.as_object().empty()) fail(where, "expected at least one alias {\"public name\": \"upstream name\"}");
+            for (const auto& [pub, target] : m.as_object()) {
+                std::string at = where + "." + std::string(pub);
+                if (pub.empty() || pub == "*") fail(at, "an alias needs a public model name (not \"*\")");
+                if (!target.is_string() || target.as_string().empty())
+                    fail(at, "expected the upstream's model name (a non-empty string)");
+                name_once(pub, at);
+                u.aliases.emplace(std::string(pub), std::string(target.as_string()));
+            }
+        } else {
+            fail(where, "expected a model name or {\"public name\": \"upstream name\"}");
+        }
+    }
+}
+
+// Every model some upstream names (and "*", for the models no one names) must keep an
+// upstream with a weight above 0: otherwise its batches would be accepted and never run.
+void check_weights(const std::vector<upstream_config>& ups) {
+    std::set<std::string, std::less<>> names;
+    for (const auto& u : ups) {
+        names.insert(u.models.begin(), u.models.end());
+        for (const auto& [pub, target] : u.aliases) names.insert(pub);
+    }
+    for (const auto& name : names) {
+        const upstream_config* zero = nullptr;
+        std::size_t zero_index = 0;
+        bool weighted = false;
+        for (std::size_t i = 0; i < ups.size(); ++i) {
+            bool serves = name == "*" ? std::find(ups[i].models.begin(), ups[i].models.end(), "*") != ups[i].models.end()
+                                      : ups[i].upstream_model(name).has_value();
+            if (!serves) continue;
+            if (ups[i].weight > 0) weighted = true;
+            else if (!zero) zero = &ups[i], zero_index = i;
+        }
+        if (!weighted && zero)
+            fail("upstreams[" + std::to_string(zero_index) + "].weight",
+                 "0 on every upstream serving " + (name == "*" ? std::string("\"*\"") : "the model \"" + name + "\"") +
+                     ": its lines could never be sent");
+    }
+}
+
 upstream_config parse_upstream(const json::value& v, const std::string& key) {
     if (!v.is_object()) fail(key, "expected an object");
     upstream_config u;
@@ -57,17 +117,14 @@ upstream_config parse_upstream(const json::value& v, const std::string& key) {
         else if (k == "api_key") u.api_key = get_string(val, sub);
         else if (k == "models") {
             has_models = true;
-            if (!val.is_array()) fail(sub, "expected an array of model names or \"*\"");
-            for (const auto& m : val.as_array()) {
-                if (!m.is_string() || m.as_string().empty()) fail(sub, "expected non-empty strings");
-                u.models.emplace_back(m.as_string());
-            }
+            parse_models(val, sub, u);
         } else if (k == "max_concurrency") u.max_concurrency = static_cast<unsigned>(get_uint(val, sub, 1, 100000));
         else if (k == "timeout_seconds") u.timeout_seconds = static_cast<unsigned>(get_uint(val, sub, 1, 86400));
+        else if (k == "weight") u.weight = static_cast<unsigned>(get_uint(val, sub, 0, 1000));
         else fail(sub, "unknown key");
     }
     if (u.name.empty()) fail(key + ".name", "required");
-    if (!has_models || u.models.empty()) fail(key + ".models", "required: model names or \"*\"");
+    if (!has_models || (u.models.empty() && u.aliases.empty())) fail(key + ".models", "required: model names or \"*\"");
     while (!u.base_url.empty() && u.base_url.back() == '/') u.base_url.pop_back();
     bool http = u.base_url.starts_with("http://"), https = u.base_url.starts_with("https://");
     if (!http && !https) fail(key + ".base_url", "must start with http:// or https://");
@@ -116,6 +173,10 @@ config parse_config(const json::object& section) {
             c.results_retention_seconds = static_cast<long long>(get_uint(v, key, 0, 10 * 365 * 86400ull));
         else if (key == "batch_retention_seconds")
             c.batch_retention_seconds = static_cast<long long>(get_uint(v, key, 1, 10 * 365 * 86400ull));
+        else if (key == "failures_before_cooldown")
+            c.failures_before_cooldown = static_cast<unsigned>(get_uint(v, key, 1, 1000));
+        else if (key == "cooldown_initial_ms") c.cooldown_initial_ms = static_cast<unsigned>(get_uint(v, key, 1, 3'600'000));
+        else if (key == "cooldown_max_ms") c.cooldown_max_ms = static_cast<unsigned>(get_uint(v, key, 1, 3'600'000));
         else if (key == "pool_size") c.pool_size = static_cast<unsigned>(get_uint(v, key, 2, 1024));
         else if (key == "session_wait_ms") c.session_wait_ms = static_cast<unsigned>(get_uint(v, key, 1, 600000));
         else if (key == "legacy_team_owners") {
@@ -136,6 +197,8 @@ config parse_config(const json::object& section) {
     }
     if (!has_upstreams || c.upstreams.empty()) fail("upstreams", "at least one upstream is required");
     if (c.backoff_max_ms < c.backoff_initial_ms) fail("backoff_max_ms", "must be >= backoff_initial_ms");
+    if (c.cooldown_max_ms < c.cooldown_initial_ms) fail("cooldown_max_ms", "must be >= cooldown_initial_ms");
+    check_weights(c.upstreams);
     if (c.results_retention_seconds > c.batch_retention_seconds)
         fail("results_retention_seconds", "must be <= batch_retention_seconds (a batch's lines go with it)");
     return c;

@@ -8,6 +8,7 @@
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -20,11 +21,19 @@ struct upstream_config {
     std::string name;
     std::string base_url;             // "http(s)://host[:port]/.../v1", no trailing slash
     std::string api_key;              // empty: no Authorization header
-    std::vector<std::string> models;  // "*" serves every model
+    // What `models` lists: public names served under the same name ("*": every model), and
+    // aliases, public name -> the upstream's own name (an entry {"gpt-4o-mini": "Qwen/..."}).
+    // A public name appears once per upstream, in one of the two.
+    std::vector<std::string> models;
+    std::map<std::string, std::string, std::less<>> aliases;
     unsigned max_concurrency = 64;
     unsigned timeout_seconds = 600;
+    // Share of the model's lines relative to the other upstreams serving it (upstream_pool.hpp
+    // has the rule); 0: takes no lines (drained).
+    unsigned weight = 1;
 
-    bool serves(std::string_view model) const;
+    // The name the upstream knows public `model` by, or nullopt when it does not serve it.
+    std::optional<std::string_view> upstream_model(std::string_view model) const;
 };
 
 struct config {
@@ -63,9 +72,15 @@ struct config {
     std::set<std::string, std::less<>> legacy_team_owners;
     // What completion_window "24h" means in seconds; shorter only for tests of expiry.
     long long completion_window_seconds = 24 * 3600;
+    // Health (upstream_pool.hpp): this many failed attempts in a row (no answer, or 5xx) take
+    // an upstream out of rotation for cooldown_initial_ms, doubled at each failed probe up to
+    // cooldown_max_ms.
+    unsigned failures_before_cooldown = 3;
+    unsigned cooldown_initial_ms = 1000;
+    unsigned cooldown_max_ms = 60'000;
 
-    // The upstream that serves `model` (the first in config order), or nullptr.
-    const upstream_config* upstream_for(std::string_view model) const;
+    // Whether an upstream with a weight above 0 serves `model` (batch creation's model check).
+    bool served(std::string_view model) const;
 };
 
 // Throws std::invalid_argument naming the offending key.

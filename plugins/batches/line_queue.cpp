@@ -152,7 +152,7 @@ std::size_t line_queue::record(const std::string& me, std::span<const line_outco
         // Prepared once per group, bound to these variables: each execute() only changes their
         // values (one round trip per line on PostgreSQL).
         std::string batch_id, req_id, request_id, response_body, error_code, error_message;
-        long long line_no = 0, claim_seq = 0, next_ms = 0;
+        long long line_no = 0, claim_seq = 0, next_ms = 0, refund = 0;
         int status_code = 0;
         usage_counts u;
         soci::statement done =
@@ -168,11 +168,11 @@ std::size_t line_queue::record(const std::string& me, std::span<const line_outco
              soci::use(line_no), soci::use(me), soci::use(claim_seq));
         soci::statement retry =
             (sql.prepare << "UPDATE batch_requests SET state = 'pending', lease_owner = '', lease_until = 0,"
-                             " next_attempt_at = :next, error_message = :em"
+                             " next_attempt_at = :next, error_message = :em, attempts = attempts - :refund"
                              " WHERE batch_id = :b AND line_no = :n AND state = 'running' AND lease_owner = :me"
                              " AND claim_seq = :seq",
-             soci::use(next_ms), soci::use(error_message), soci::use(batch_id), soci::use(line_no), soci::use(me),
-             soci::use(claim_seq));
+             soci::use(next_ms), soci::use(error_message), soci::use(refund), soci::use(batch_id), soci::use(line_no),
+             soci::use(me), soci::use(claim_seq));
 
         struct delta {
             long long completed = 0, failed = 0;
@@ -188,6 +188,7 @@ std::size_t line_queue::record(const std::string& me, std::span<const line_outco
             if (o.retry) {
                 next_ms = o.next_ms;
                 error_message = o.last_error;
+                refund = o.unsent ? 1 : 0;
             } else {
                 const result_row& r = o.result;
                 req_id = r.req_id;

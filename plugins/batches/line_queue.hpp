@@ -64,6 +64,7 @@ struct line_outcome {
     bool retry = false;          // true: back to pending until next_ms
     long long next_ms = 0;       // retry
     std::string last_error;      // retry
+    bool unsent = false;         // retry: the line was never sent; the claim's attempt is given back
     result_row result;           // !retry: the final result (line_no and custom_id are filled in)
     usage_counts usage;          // !retry
     bool success = false;        // !retry: counts as completed, else failed

@@ -23,8 +23,14 @@ batch_metrics::batch_metrics(const aq::host& host, const config& cfg) {
     auto retries = host.counter_family("aqueduct_batches_upstream_retries_total",
                                        "Lines scheduled for another try after an upstream's answer or failure.",
                                        {"upstream"});
-    for (const auto& up : cfg.upstreams)
-        upstreams_.push_back({up.name, latency.with({up.name}), retries.with({up.name})});
+    auto rotation = host.gauge_family("aqueduct_batches_upstream_in_rotation",
+                                      "1 while the upstream is in rotation on this host, 0 while it cools down "
+                                      "or is being probed.",
+                                      {"upstream"});
+    for (const auto& up : cfg.upstreams) {
+        upstreams_.push_back({up.name, latency.with({up.name}), retries.with({up.name}), rotation.with({up.name})});
+        upstreams_.back().in_rotation.set(1);
+    }
     requests_ = host.counter_family("aqueduct_batches_upstream_requests_total",
                                     "Requests sent upstream, by HTTP status or the failure without one.",
                                     {"upstream", "status"});
@@ -78,6 +84,10 @@ void batch_metrics::lines_recorded(const std::vector<line_outcome>& outcomes,
             failed_.inc();
         }
     }
+}
+
+void batch_metrics::upstream_in_rotation(std::size_t upstream, bool in) const {
+    if (upstream < upstreams_.size()) upstreams_[upstream].in_rotation.set(in ? 1 : 0);
 }
 
 void batch_metrics::refresh_status_counts(aq::sql::pool& pool) {

@@ -7,6 +7,8 @@
 //       or, without an answer, timeout | connection_error | invalid_response
 //   aqueduct_batches_upstream_latency_seconds{upstream}        from send to the complete answer
 //   aqueduct_batches_upstream_retries_total{upstream}          lines scheduled for another try
+//   aqueduct_batches_upstream_in_rotation{upstream}            1 while the upstream is in
+//       rotation on this host, 0 while it cools down or is being probed (upstream_pool.hpp)
 // plus the pool's (sql/pool_metrics.hpp). The runner reports each recorded group through
 // lines_recorded(); nothing else in the plugin knows about metrics.
 #pragma once
@@ -37,6 +39,8 @@ public:
                         std::chrono::steady_clock::duration latency) const;
     // Outcomes just recorded, with the upstream index of each line (SIZE_MAX: none).
     void lines_recorded(const std::vector<line_outcome>& outcomes, const std::vector<std::size_t>& upstreams) const;
+    // The upstream went out of rotation (false) or came back (true). Thread: the runner's.
+    void upstream_in_rotation(std::size_t upstream, bool in) const;
     // Counts batches by status in the database. Thread: the batch-counts job.
     void refresh_status_counts(aq::sql::pool& pool);
 
@@ -45,6 +49,7 @@ private:
         std::string name;
         aq::histogram latency;
         aq::counter retries;
+        aq::gauge in_rotation;
     };
     std::vector<per_upstream> upstreams_;
     aq::counter_family requests_;

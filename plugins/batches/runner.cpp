@@ -1,5 +1,6 @@
 #include "runner.hpp"
 
+#include "model_rewrite.hpp"
 #include "retry_after.hpp"
 #include "wall_clock.hpp"
 
@@ -16,6 +17,14 @@ namespace batches {
 namespace json = boost::json;
 
 namespace {
+
+// Not sent, because every upstream of the line's model was out of rotation when its turn came:
+// the attempt is given back. (Also the code of a line whose model no upstream serves any more.)
+constexpr const char* no_upstream = "no_upstream_in_rotation";
+constexpr const char* model_gone = "model_not_found";
+constexpr std::size_t max_failed_on = 100'000;
+
+std::string line_key(const claimed_line& l) { return l.batch_id + " " + std::to_string(l.line_no); }
 
 long long as_count(const json::value* v) {
     if (!v) return 0;
@@ -74,7 +83,7 @@ std::string body_json(const std::string& body, int status) {
 runner::runner(aq::host host, const config& cfg, batch_table& batches, line_queue& lines,
                const halted_batches& halted, std::string me, const batch_metrics* metrics)
     : host_(host), cfg_(cfg), batches_(batches), lines_(lines), halted_(halted), me_(std::move(me)), metrics_(metrics),
-      paused_until_(cfg.upstreams.size(), 0), client_(cfg.upstreams) {}
+      pool_(host, cfg, [this](std::size_t i) { return client_.load(i); }, metrics), client_(cfg.upstreams) {}
 
 runner::~runner() = default;
 
@@ -158,21 +167,15 @@ std::size_t runner::dispatch(std::size_t capacity) {
     while (sent < capacity && !owners.empty()) {
         for (auto it = owners.begin(); it != owners.end() && sent < capacity;) {
             batch_work& b = it->front();
-            const upstream_config* up = cfg_.upstream_for(b.model);
-            std::size_t index = up ? static_cast<std::size_t>(up - cfg_.upstreams.data()) : 0;
             std::size_t want = std::min(chunk, capacity - sent);
             std::size_t got = 0;
             // An upstream takes at most 2 x max_concurrency lines (running + waiting for a
             // connection): the rest stay unclaimed in the database, where a cancel, an expiry or
             // another host can still reach them. The ones waiting are checked once more right
-            // before they are sent (see send()).
-            std::size_t room = 0;
-            if (up && paused_until_[index] <= t) {
-                std::size_t queued = client_.load(index), bound = 2 * static_cast<std::size_t>(up->max_concurrency);
-                room = queued < bound ? bound - queued : 0;
-            }
-            if (up) want = std::min(want, room);
-            if (!up || want > 0) {
+            // before they are sent (see send()). A model no upstream serves any more (the config
+            // changed) is claimed all the same: its lines fail with model_not_found.
+            if (cfg_.served(b.model)) want = std::min(want, pool_.room(b.model, t));
+            if (want > 0) {
                 auto lines = lines_.claim(b, static_cast<int>(want), me_, ++claim_seq_, t, t + lease_ms);
                 got = lines.size();
                 for (auto& l : lines) send(std::move(l));
@@ -188,10 +191,26 @@ std::size_t runner::dispatch(std::size_t capacity) {
 }
 
 void runner::send(claimed_line line) {
-    const upstream_config* up = cfg_.upstream_for(line.model);
-    std::size_t index = up ? static_cast<std::size_t>(up - cfg_.upstreams.data()) : 0;
+    std::size_t avoid = upstream_pool::none;
+    if (!failed_on_.empty())
+        if (auto it = failed_on_.find(line_key(line)); it != failed_on_.end()) {
+            avoid = it->second;
+            failed_on_.erase(it);
+        }
+    auto choice = pool_.pick(line.model, now_ms(), avoid);
+    ++in_flight_;
+    if (!choice) {
+        upstream_reply r;
+        r.started = false;
+        r.error_code = cfg_.served(line.model) ? no_upstream : model_gone;
+        std::lock_guard lock(mu_);
+        done_.push_back(completion{std::move(line), std::move(r), {}});
+        return;
+    }
+    std::size_t index = choice->index;
     std::string path = line.endpoint.starts_with("/v1/") ? line.endpoint.substr(3) : line.endpoint;
-    std::string body = line.body;
+    // An alias: the upstream gets its own name for the model, every other byte as stored.
+    std::string body = choice->model == line.model ? line.body : with_model(line.body, choice->model);
     // Asked when a connection slot is free, on the client's I/O thread; right before the request
     // is sent, so it also marks the start of the upstream's latency.
     auto sent_at = std::make_shared<std::chrono::steady_clock::time_point>();
@@ -205,13 +224,14 @@ void runner::send(claimed_line line) {
     // Every attempt has an id of its own, sent as x-request-id; the result records the
     // upstream's own id when it answers with one, else this one.
     std::string request_id = aq::random_id("req_");
-    ++in_flight_;
     client_.send(index, std::move(path), std::move(body), request_id, std::move(check),
-                 [this, line = std::move(line), index, sent_at, request_id](upstream_reply reply) mutable {
+                 [this, line = std::move(line), index, probe = choice->probe, sent_at,
+                  request_id](upstream_reply reply) mutable {
                      if (metrics_) metrics_->upstream_reply(index, reply, std::chrono::steady_clock::now() - *sent_at);
                      {
                          std::lock_guard lock(mu_);
-                         done_.push_back(completion{std::move(line), std::move(reply), std::move(request_id)});
+                         done_.push_back(
+                             completion{std::move(line), std::move(reply), std::move(request_id), index, probe});
                      }
                      cv_.notify_one();
                  });
@@ -236,6 +256,22 @@ line_outcome runner::outcome_of(const completion& c, long long t) {
     r.custom_id = c.line.custom_id;
     bool retryable = false;
     long long retry_after = -1;
+    if (!rep.started && rep.error_code == no_upstream) {
+        // Claimed while an upstream could take it, but none could when its turn came: back to
+        // the queue with its attempt given back, for when one is in rotation again.
+        o.retry = true;
+        o.unsent = true;
+        o.next_ms = t + cfg_.poll_interval_ms;
+        o.last_error = "not sent: no upstream of the model in rotation";
+        return o;
+    }
+    if (!rep.started && rep.error_code == model_gone) {
+        r.error_code = model_gone;
+        r.error_message = "No upstream serves the model " + printable(c.line.model, 256) +
+                          " any more (the configuration changed after the batch was created).";
+        r.req_id = aq::random_id("batch_req_");
+        return o;
+    }
     if (!rep.started) {
         // Never sent: its batch was cancelled or ran out of time while it waited for a
         // connection. Anything else (the check itself failed) is tried again later.
@@ -270,11 +306,7 @@ line_outcome runner::outcome_of(const completion& c, long long t) {
         retryable = rep.status == 429 || rep.status >= 500;
         const long long cap_ms = static_cast<long long>(cfg_.max_retry_after_seconds) * 1000;
         retry_after = retry_after_delay_ms(rep.retry_after_ms, rep.retry_after, t / 1000, cap_ms).value_or(-1);
-        if (rep.status == 429 && retry_after > 0)
-            if (const upstream_config* up = cfg_.upstream_for(c.line.model)) {
-                long long& until = paused_until_[static_cast<std::size_t>(up - cfg_.upstreams.data())];
-                until = std::max(until, t + retry_after);
-            }
+        if (rep.status == 429 && retry_after > 0) pool_.pause(c.upstream, t + retry_after);
         r.status_code = rep.status;
         r.response_body = body_json(rep.body, rep.status);
     } else {
@@ -283,6 +315,8 @@ line_outcome runner::outcome_of(const completion& c, long long t) {
         r.error_message = rep.error_message;
     }
     if (retryable && c.line.attempts < static_cast<long long>(cfg_.max_attempts)) {
+        if (failed_on_.size() >= max_failed_on) failed_on_.clear();
+        failed_on_[line_key(c.line)] = c.upstream;
         o.retry = true;
         o.next_ms = t + backoff_ms(c.line.attempts, retry_after);
         o.last_error = printable(r.status_code ? "HTTP " + std::to_string(r.status_code) : r.error_message);
@@ -295,6 +329,11 @@ line_outcome runner::outcome_of(const completion& c, long long t) {
 
 std::size_t runner::record(std::vector<completion>& done) {
     long long t = now_ms();
+    for (auto& c : done)
+        if (!c.observed) {
+            if (c.upstream != upstream_pool::none) pool_.observe(c.upstream, c.reply, c.probe, t);
+            c.observed = true;
+        }
     std::vector<line_outcome> outcomes;
     outcomes.reserve(done.size());
     for (const auto& c : done) outcomes.push_back(outcome_of(c, t));
@@ -302,10 +341,7 @@ std::size_t runner::record(std::vector<completion>& done) {
     if (metrics_) {
         std::vector<std::size_t> upstreams;
         upstreams.reserve(done.size());
-        for (const auto& c : done) {
-            const upstream_config* up = cfg_.upstream_for(c.line.model);
-            upstreams.push_back(up ? static_cast<std::size_t>(up - cfg_.upstreams.data()) : SIZE_MAX);
-        }
+        for (const auto& c : done) upstreams.push_back(c.upstream == upstream_pool::none ? SIZE_MAX : c.upstream);
         metrics_->lines_recorded(outcomes, upstreams);
     }
     return done.size();

@@ -1,8 +1,10 @@
 // The batch runner: the plugin's job that sends lines upstream and records their results.
 //
 // Each run claims runnable lines with leases (fair round-robin across owners, then across each
-// owner's batches; only lines of `in_progress` batches), sends them through the upstream client
-// (bounded globally by max_in_flight and per upstream by max_concurrency), records every result
+// owner's batches; only lines of `in_progress` batches; a batch whose model's upstreams have no
+// room is passed over, so it never holds up batches of other models), sends each to the upstream
+// the pool picks for its model (upstream_pool.hpp: weights, load, health, aliases; bounded
+// globally by max_in_flight and per upstream by max_concurrency), records every result
 // durably as it arrives (one transaction per drained group of results; a result whose lease was
 // lost is dropped, so each line is recorded exactly once), and schedules retries with
 // exponential backoff, jitter and a capped retry-after (a 429's retry-after also pauses new
@@ -24,12 +26,14 @@
 #include "line_queue.hpp"
 #include "metrics.hpp"
 #include "upstream.hpp"
+#include "upstream_pool.hpp"
 
 #include <aqueduct/plugin.hpp>
 
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace batches {
@@ -50,6 +54,9 @@ private:
         claimed_line line;
         upstream_reply reply;
         std::string sent_request_id;  // the x-request-id the attempt was sent with
+        std::size_t upstream = upstream_pool::none;  // none: not sent (no upstream could take it)
+        bool probe = false;
+        bool observed = false;  // the pool has seen it (a failed recording keeps it for later)
     };
 
     std::size_t dispatch(std::size_t capacity);
@@ -68,9 +75,13 @@ private:
     long long claim_seq_ = 0;
     std::size_t rr_ = 0;
     std::size_t in_flight_ = 0;  // job thread only
-    // Per upstream: no new lines before this time (ms), set by a 429 with retry-after, since
-    // an upstream's rate limit is usually for the whole key, not for one line. Job thread only.
-    std::vector<long long> paused_until_;
+    // Which upstream, health and pauses (a 429's retry-after pauses the upstream, since its
+    // rate limit is usually for the whole key, not for one line). Job thread only.
+    upstream_pool pool_;
+    // The upstream each line waiting for a retry last failed on ("batch_id line_no"), so the
+    // retry goes elsewhere when it can. Job thread only; an entry goes when the line is sent
+    // again, and the map is cleared at max_failed_on entries (lines another host took).
+    std::unordered_map<std::string, std::size_t> failed_on_;
 
     std::mutex mu_;
     std::condition_variable cv_;

@@ -37,7 +37,7 @@ aq::batch_line::options line_rules_for(const config& cfg, const std::string& end
     o.limit.max_line_bytes = cfg.max_line_bytes;
     o.limit.max_requests = cfg.max_requests_per_batch;
     o.rules.endpoint = endpoint;
-    o.rules.model_known = [&cfg](std::string_view model) { return cfg.upstream_for(model) != nullptr; };
+    o.rules.model_known = [&cfg](std::string_view model) { return cfg.served(model); };
     o.max_problems = max_errors;
     o.scratch_dir = cfg.scratch_dir;
     return o;

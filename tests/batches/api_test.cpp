@@ -6,6 +6,7 @@
 #define BOOST_TEST_MODULE batches_api
 #include <boost/test/unit_test.hpp>
 
+#include "batch_client.hpp"
 #include "batch_input.hpp"
 #include "fake_upstream.hpp"
 #include "rule_cases.hpp"
@@ -79,60 +80,7 @@ struct env {
     }
 };
 
-struct client {
-    aqt::http::client http;
-    client(aqt::gateway& gw, const std::string& who) : http(gw.port()) {
-        http.default_headers["Authorization"] = gw.bearer(who);
-    }
-
-    std::string upload(const std::string& content, const std::string& purpose = "batch") {
-        aqt::multipart form;
-        form.field("purpose", purpose).file("file", "input.jsonl", content);
-        auto r = http.request("POST", "/v1/files", {{"Content-Type", form.content_type()}}, form.body());
-        BOOST_REQUIRE_MESSAGE(r.status == 200, "upload: " + std::to_string(r.status) + " " + r.body);
-        return std::string(r.json().at("id").as_string());
-    }
-
-    aqt::http::response create(json::object body) {
-        return http.request("POST", "/v1/batches", {{"Content-Type", "application/json"}}, json::serialize(body));
-    }
-
-    std::string create_batch(const std::string& file_id, json::object extra = {}) {
-        json::object body{{"input_file_id", file_id}, {"endpoint", "/v1/chat/completions"}, {"completion_window", "24h"}};
-        for (auto& [k, v] : extra) body[k] = v;
-        auto r = create(body);
-        BOOST_REQUIRE_MESSAGE(r.status == 200, "create: " + std::to_string(r.status) + " " + r.body);
-        return std::string(r.json().at("id").as_string());
-    }
-
-    aqt::http::response cancel(const std::string& batch_id) {
-        return http.request("POST", "/v1/batches/" + batch_id + "/cancel", {{"Content-Type", "application/json"}});
-    }
-
-    json::object get(const std::string& batch_id) {
-        auto r = http.get("/v1/batches/" + batch_id);
-        BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
-        return r.json().as_object();
-    }
-
-    json::object wait(const std::string& batch_id, std::set<std::string> statuses, std::chrono::seconds timeout = 60s) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            auto b = get(batch_id);
-            if (statuses.count(std::string(b.at("status").as_string()))) return b;
-            if (std::chrono::steady_clock::now() > deadline)
-                BOOST_FAIL("batch " + batch_id + " stayed " + std::string(b.at("status").as_string()));
-            std::this_thread::sleep_for(50ms);
-        }
-    }
-
-    std::string content(const json::value& file_id) {
-        if (file_id.is_null()) return {};
-        auto r = http.get("/v1/files/" + std::string(file_id.as_string()) + "/content");
-        BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
-        return r.body;
-    }
-};
+using client = aqt::batch_client;
 
 void expect_error(const aqt::http::response& r, int status, const char* param) {
     BOOST_TEST(r.status == status, r.body);

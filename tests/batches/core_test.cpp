@@ -32,6 +32,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -72,9 +73,14 @@ struct env {
             for (auto& [k, v] : u->as_object()) upstream[k] = v;
             overrides.erase("upstream");
         }
+        json::array upstreams{upstream};
+        if (auto* more = overrides.if_contains("more_upstreams")) {  // after `up`, as given
+            for (auto& u : more->as_array()) upstreams.push_back(u);
+            overrides.erase("more_upstreams");
+        }
         std::string database = use_postgres() ? aqt::postgres_url() : "sqlite:" + (dir / "batches.db").string();
         json::object c{{"database", database},
-                       {"upstreams", json::array{upstream}},
+                       {"upstreams", upstreams},
                        {"backoff_initial_ms", 10},
                        {"backoff_max_ms", 100},
                        {"poll_interval_ms", 20},
@@ -941,6 +947,64 @@ BOOST_AUTO_TEST_CASE(a_host_never_claims_its_own_lines_again_after_their_lease_l
     auto b = e.run(a, "alice", id);
     BOOST_TEST(b.completed == 6);
     for (auto& [key, n] : e.up.counts()) BOOST_TEST(n == 1, key << " was sent " << n << " times");
+}
+
+BOOST_AUTO_TEST_CASE(a_line_whose_model_no_upstream_serves_any_more_fails_with_model_not_found) {
+    env e;
+    std::string id = e.create("alice", line("a") + line("b"));
+    e.validate("alice", id);
+    e.cfg.upstreams[0].models = {"m9"};  // the config changed after the batch was accepted
+    host_parts r(e);
+    auto b = e.run(r, "alice", id);
+    BOOST_TEST(b.status == "completed");
+    BOOST_TEST(b.failed == 2);
+    BOOST_TEST(e.up.total() == 0);
+    auto err = split_lines(e.content(b.error_file_id));
+    BOOST_REQUIRE_EQUAL(err.size(), 2u);
+    for (const auto& l : err) {
+        auto v = json::parse(l);
+        BOOST_TEST(v.at("response").is_null());
+        BOOST_TEST(v.at("error").at("code") == "model_not_found");
+        BOOST_TEST(v.at("error").at("message") ==
+                   "No upstream serves the model m1 any more (the configuration changed after the batch was created).");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_line_claimed_while_its_upstreams_are_out_gets_its_attempt_back) {
+    // A batch of m1 (served by `up`) with one m2 line, whose only upstream answers 500: after
+    // one failure it is out for 1 s, while the line's retry comes within 100 ms and is claimed
+    // (the batch's m1 has room) but cannot be sent. Only real sends count: 2 attempts in all.
+    aqt::fake_upstream sick;
+    sick.set_error_rate(1.0, 500);
+    env e(json::object{{"upstream", json::object{{"models", json::array{"m1"}}}},
+                       {"more_upstreams", json::array{{{"name", "sick"}, {"base_url", sick.base_url()},
+                                                       {"models", json::array{"m2"}}, {"timeout_seconds", 2}}}},
+                       {"max_attempts", 2},
+                       {"failures_before_cooldown", 1},
+                       {"cooldown_initial_ms", 1000},
+                       {"cooldown_max_ms", 1000},
+                       {"results_retention_seconds", 3600}});
+    host_parts r(e);
+    std::string id = e.create("alice", line("x0", "m1") + line("y0", "m2") + line("x1", "m1"));
+    auto b = e.run(r, "alice", id);
+    BOOST_TEST(b.completed == 2);
+    BOOST_TEST(b.failed == 1);
+    BOOST_TEST(sick.count("y0") == 2);
+    BOOST_TEST(e.up.count("y0") == 0);
+    long long attempts = 0;
+    *e.pool->lease() << "SELECT attempts FROM batch_requests WHERE batch_id = :b AND custom_id = 'y0'",
+        soci::into(attempts), soci::use(id);
+    BOOST_TEST(attempts == 2);
+    auto err = split_lines(e.content(b.error_file_id));
+    BOOST_REQUIRE_EQUAL(err.size(), 1u);
+    BOOST_TEST(json::parse(err[0]).at("response").at("status_code") == 500);
+    auto log = e.fh.log();
+    BOOST_TEST(std::count(log.begin(), log.end(),
+                          "batches: upstream sick out of rotation for 1000 ms (1 failed attempt in a row, the last: "
+                          "HTTP 500); a probe follows") == 1);
+    BOOST_TEST(std::count(log.begin(), log.end(),
+                          "batches: upstream sick out of rotation for 1000 ms (the probe failed: HTTP 500); a probe "
+                          "follows") == 1);
 }
 
 // Pages of the SQLite database a connection has read (page cache hits and misses), so far.

@@ -183,7 +183,7 @@ private:
     int next_ = 0;
 };
 
-// A host table with what the runner uses outside requests: log and stopping.
+// A host table with what the runner uses outside requests: log (kept) and stopping.
 class fake_host {
 public:
     fake_host() {
@@ -191,14 +191,25 @@ public:
         api_.abi_major = AQ_ABI_MAJOR;
         api_.abi_minor = AQ_ABI_MINOR;
         api_.host = reinterpret_cast<aq_host*>(this);
-        api_.log = [](aq_host*, aq_log_level, aq_str) {};
+        api_.log = [](aq_host* h, aq_log_level, aq_str m) {
+            auto* self = reinterpret_cast<fake_host*>(h);
+            std::lock_guard lock(self->mu_);
+            self->log_.emplace_back(m.data, m.len);
+        };
         api_.stopping = [](aq_host* h) { return reinterpret_cast<fake_host*>(h)->stop.load(); };
     }
     aq::host host() const { return aq::host(&api_); }
     std::atomic<bool> stop{false};
+    // Every message logged so far, in order.
+    std::vector<std::string> log() const {
+        std::lock_guard lock(mu_);
+        return log_;
+    }
 
 private:
     aq_host_api api_{};
+    mutable std::mutex mu_;
+    std::vector<std::string> log_;
 };
 
 }  // namespace aqt

@@ -45,6 +45,10 @@ struct fake_upstream::impl {
     std::string api_key;
     std::map<std::string, int> counts;
     std::map<std::string, std::vector<std::string>> request_ids;  // x-request-id received, per key
+    std::map<std::string, std::vector<std::string>> bodies;       // keep_bodies: raw bodies, per key
+    bool keep_bodies = false;
+    bool held = false;
+    std::string name;
     std::vector<std::string> order;
     std::vector<double> times;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -67,9 +71,13 @@ struct fake_upstream::impl {
         accept_thread = std::thread([this] { accept_loop(); });
     }
 
-    ~impl() {
+    ~impl() { stop(); }
+
+    // Closes the listener and every connection, wakes held and sleeping requests; idempotent.
+    void stop() {
         {
             std::lock_guard lock(mu);
+            if (stopping) return;
             stopping = true;
             for (auto& s : sockets) {
                 boost::system::error_code ec;
@@ -85,6 +93,8 @@ struct fake_upstream::impl {
             all.swap(sessions);
         }
         for (auto& t : all) t.join();
+        boost::system::error_code ec;
+        acceptor.close(ec);
     }
 
     void accept_loop() {
@@ -110,6 +120,13 @@ struct fake_upstream::impl {
                 sockets.erase(sock);
             });
         }
+    }
+
+    // Waits while held; false when the server stopped.
+    bool wait_released() {
+        std::unique_lock lock(mu);
+        stop_cv.wait(lock, [this] { return stopping || !held; });
+        return !stopping;
     }
 
     // Sleeps unless the server stops first; false when it stopped.
@@ -239,6 +256,7 @@ struct fake_upstream::impl {
             ++total;
             if (order.size() < 1000000) {
                 request_ids[key].emplace_back(req["x-request-id"]);
+                if (keep_bodies) bodies[key].push_back(req.body());
                 order.push_back(key);
                 times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
             }
@@ -259,8 +277,14 @@ struct fake_upstream::impl {
                 --self->active;
             }
         } guard{this};
+        if (!wait_released()) return false;
         if (delay.count() > 0 && !sleep(delay)) return false;
-        res.set("x-request-id", "req_" + key + "_" + std::to_string(n));
+        std::string prefix;
+        {
+            std::lock_guard lock(mu);
+            prefix = name.empty() ? "req_" : "req_" + name + "_";
+        }
+        res.set("x-request-id", prefix + key + "_" + std::to_string(n));
         if (apply && rule.mode == "hang") {
             sleep(std::chrono::hours(1));
             return false;
@@ -329,6 +353,27 @@ void fake_upstream::require_api_key(const std::string& key) {
     std::lock_guard lock(impl_->mu);
     impl_->api_key = key;
 }
+void fake_upstream::stop() { impl_->stop(); }
+void fake_upstream::set_name(const std::string& name) {
+    std::lock_guard lock(impl_->mu);
+    impl_->name = name;
+}
+void fake_upstream::set_held(bool held) {
+    {
+        std::lock_guard lock(impl_->mu);
+        impl_->held = held;
+    }
+    impl_->stop_cv.notify_all();
+}
+void fake_upstream::keep_bodies(bool keep) {
+    std::lock_guard lock(impl_->mu);
+    impl_->keep_bodies = keep;
+}
+std::vector<std::string> fake_upstream::bodies(const std::string& key) const {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->bodies.find(key);
+    return it == impl_->bodies.end() ? std::vector<std::string>{} : it->second;
+}
 void fake_upstream::clear_rules() {
     std::lock_guard lock(impl_->mu);
     impl_->rules.clear();
@@ -337,6 +382,7 @@ void fake_upstream::reset_counts() {
     std::lock_guard lock(impl_->mu);
     impl_->counts.clear();
     impl_->request_ids.clear();
+    impl_->bodies.clear();
     impl_->order.clear();
     impl_->times.clear();
     impl_->total = 0;

@@ -7,6 +7,11 @@
 // latency, an HTTP status (429 with retry-after, 5xx, 4xx) for the first N requests, hang,
 // close mid-response, garbage (200 with a non-JSON body), garbage_http (not HTTP at all).
 //
+// For pools of several instances: a name that goes into each answer's x-request-id
+// ("req_NAME_KEY_N"), so an output line shows which instance answered it; a hold that keeps
+// every request waiting (counted, unanswered) until released, so a test can see where lines
+// went before any of them finishes; and the raw request bodies per key.
+//
 // Control over HTTP too (for the standalone program): GET /_counts -> {"total", "counts":
 // {key: n}}; POST /_config with {"latency_ms", "error_rate", "rules": {key: rule}}; POST
 // /_reset clears the counts.
@@ -45,6 +50,10 @@ public:
     fake_upstream(const fake_upstream&) = delete;
     fake_upstream& operator=(const fake_upstream&) = delete;
 
+    // Stops serving as a dead server does: connections close, new ones are refused. The counts
+    // stay readable.
+    void stop();
+
     unsigned short port() const noexcept;
     std::string base_url() const;  // "http(s)://127.0.0.1:PORT/v1"
 
@@ -55,6 +64,14 @@ public:
     // When set, a request without "Authorization: Bearer <key>" gets 401.
     void require_api_key(const std::string& key);
     void reset_counts();
+    // Goes into x-request-id: "req_NAME_KEY_N" instead of "req_KEY_N" (empty: no name).
+    void set_name(const std::string& name);
+    // true: requests wait after being counted until set_held(false) (or the server stops).
+    void set_held(bool held);
+    // Keeps each request's raw body (off by default: the benchmark sends many).
+    void keep_bodies(bool keep);
+    // The raw bodies received with `key`, in arrival order (keep_bodies(true) first).
+    std::vector<std::string> bodies(const std::string& key) const;
 
     // Requests received per key (counted when the request is read, before any answer).
     std::map<std::string, int> counts() const;

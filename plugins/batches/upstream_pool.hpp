@@ -1,0 +1,105 @@
+// The upstreams as pools per model: which upstream gets a line, and which are in rotation.
+//
+// Choice. A line goes to one of the upstreams serving its model (by name, alias or "*") with a
+// weight above 0 that is in rotation, not paused by a 429's retry-after, and holds fewer than
+// 2 x max_concurrency lines (running plus waiting for a connection). Among them the one with the
+// least load relative to its capacity wins:
+//
+//     (load + 1) / (max_concurrency x weight), smallest first; a tie goes to the first in config
+//
+// so with equal max_concurrency, lines in flight split by weight (weights 3 and 1 take turns
+// A A A B A A A B ...: of 40 lines in flight at once, exactly 30 and 10), and a slower replica,
+// whose lines stay in flight longer, gets fewer new ones. A bigger max_concurrency is a bigger
+// capacity by itself; the weight scales it (adaptive concurrency will later put its current cap
+// in place of max_concurrency). The upstream a line last failed on is passed over when another
+// one can take the line, so a retry fails over even before that upstream leaves rotation.
+//
+// Health. An attempt that gets no answer (connection refused or reset, timeout, invalid HTTP) or
+// a 5xx is a failure; any other answer (2xx, 4xx, 429) shows the upstream alive and clears the
+// count. failures_before_cooldown failures in a row take the upstream out of rotation for a
+// cooldown: cooldown_initial_ms, doubled after each failed probe, at most cooldown_max_ms. When
+// the cooldown has passed, the next line for one of its models goes there alone, as the probe
+// (a real line: it spends one of that line's attempts, and a failed probe's line is retried
+// elsewhere like any other). The probe's success puts the upstream back in rotation and resets
+// the cooldown; its failure starts the next, longer, cooldown. Replies to requests sent before
+// the upstream went out do not count either way. While every upstream of a model is out, its
+// lines stay unclaimed in the database: no attempt is spent on them.
+//
+// The state is this host's (each host learns on its own, as it does 429 pauses), kept in one
+// object per upstream that later also carries adaptive caps and rate buckets. Thread: the
+// runner's job thread only (no locks); the load comes from the upstream client, any thread.
+#pragma once
+
+#include "config.hpp"
+#include "metrics.hpp"
+#include "upstream.hpp"
+
+#include <aqueduct/plugin.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace batches {
+
+// Where a line goes: the upstream (config order), the model name it is sent under, and whether
+// it is the probe of an upstream coming back from a cooldown.
+struct upstream_choice {
+    std::size_t index = 0;
+    std::string model;
+    bool probe = false;
+};
+
+class upstream_pool {
+public:
+    static constexpr std::size_t none = static_cast<std::size_t>(-1);
+    // `load(i)`: requests handed to upstream i and not yet answered (upstream_client::load).
+    // `metrics`: where the in-rotation gauge is set (null: nowhere).
+    upstream_pool(aq::host host, const config& cfg, std::function<std::size_t(std::size_t)> load,
+                  const batch_metrics* metrics);
+
+    // How many more lines of `model` its upstreams can take now (0 while all are busy, paused
+    // or out of rotation; a probe due counts as one).
+    std::size_t room(std::string_view model, long long now_ms) const;
+
+    // The upstream for one line of `model`, passing over `avoid` when another can take it.
+    // Beyond every upstream's 2 x max_concurrency (a line of another model in a mixed batch) the
+    // least loaded one in rotation still takes it. nullopt: none is in rotation.
+    std::optional<upstream_choice> pick(std::string_view model, long long now_ms, std::size_t avoid = none);
+
+    // What became of an attempt sent to `upstream` (`probe`: it was the probe).
+    void observe(std::size_t upstream, const upstream_reply& reply, bool probe, long long now_ms);
+
+    // A 429's retry-after: no new lines to `upstream` before `until_ms`.
+    void pause(std::size_t upstream, long long until_ms);
+
+    bool in_rotation(std::size_t upstream) const;
+
+private:
+    enum class health { in_rotation, cooling_down, probing };
+    struct upstream_state {
+        health state = health::in_rotation;
+        unsigned failures = 0;          // in a row, while in rotation
+        unsigned cooldowns = 0;         // since the last success: the next cooldown's doubling
+        long long cooldown_until = 0;   // cooling_down: when a probe may go
+        long long paused_until = 0;     // a 429's retry-after
+    };
+
+    std::size_t bound(std::size_t i) const { return 2 * static_cast<std::size_t>(cfg_.upstreams[i].max_concurrency); }
+    bool takes_lines(std::size_t i, long long now_ms) const;
+    bool probe_due(std::size_t i, long long now_ms) const;
+    // Whether `a` (with `load_a`) is less loaded relative to its capacity than `b`.
+    bool less_loaded(std::size_t a, std::size_t load_a, std::size_t b, std::size_t load_b) const;
+    void start_cooldown(std::size_t i, long long now_ms, const std::string& why);
+
+    aq::host host_;
+    const config& cfg_;
+    std::function<std::size_t(std::size_t)> load_;
+    const batch_metrics* metrics_;
+    std::vector<upstream_state> state_;
+};
+
+}  // namespace batches
