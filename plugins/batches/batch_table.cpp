@@ -1,5 +1,9 @@
 #include "batch_table.hpp"
 
+#include "webhook_outbox.hpp"
+
+#include "sql/transaction.hpp"
+
 #include <soci/soci.h>
 
 namespace batches {
@@ -196,12 +200,26 @@ bool batch_table::activate(const std::string& id, const std::string& me, const s
     });
 }
 
-namespace {
+template <class Update>
+bool batch_table::end_batch(const std::string& id, long long now_s, Update update) {
+    return pool_.run([&](soci::session& sql) -> bool {
+        aq::sql::write_transaction tx(sql, pool_.kind());
+        if (!update(sql)) return false;
+        if (!webhooks_.empty()) {
+            std::string owner, status;
+            sql << "SELECT owner, status FROM batches WHERE id = :id", soci::into(owner), soci::into(status),
+                soci::use(id);
+            webhook_outbox::enqueue(sql, webhooks_, owner, id, status, now_s);
+        }
+        tx.commit();
+        return true;
+    });
+}
 
 // Any status in `from` -> failed with errors.data, under the lease of `me`.
-bool fail(aq::sql::pool& pool, const std::string& id, const std::string& me, const std::string& errors_json,
-          long long now_s, const char* from) {
-    return pool.run([&](soci::session& sql) {
+bool batch_table::fail(const std::string& id, const std::string& me, const std::string& errors_json, long long now_s,
+                       const char* from) {
+    return end_batch(id, now_s, [&](soci::session& sql) {
         return changed_one((sql.prepare << std::string("UPDATE batches SET status = 'failed', failed_at = :t,"
                                                        " ended_at = :t2, errors = :e, lease_owner = '', lease_until = 0"
                                                        " WHERE id = :id AND lease_owner = :me AND status IN ") + from,
@@ -209,17 +227,15 @@ bool fail(aq::sql::pool& pool, const std::string& id, const std::string& me, con
     });
 }
 
-}  // namespace
-
 bool batch_table::fail_validation(const std::string& id, const std::string& me, const std::string& errors_json,
                                   long long now_s) {
     // A cancel that arrived during validation still ends the batch as failed: its input was bad.
-    return fail(pool_, id, me, errors_json, now_s, "('validating', 'cancelling')");
+    return fail(id, me, errors_json, now_s, "('validating', 'cancelling')");
 }
 
 bool batch_table::fail_finalization(const std::string& id, const std::string& me, const std::string& errors_json,
                                     long long now_s) {
-    return fail(pool_, id, me, errors_json, now_s, "('in_progress', 'finalizing', 'cancelling')");
+    return fail(id, me, errors_json, now_s, "('in_progress', 'finalizing', 'cancelling')");
 }
 
 bool batch_table::mark_finalizing(const std::string& id, const std::string& me, long long now_s) {
@@ -235,7 +251,7 @@ bool batch_table::mark_finalizing(const std::string& id, const std::string& me, 
 
 bool batch_table::finish(const std::string& id, const std::string& me, const std::string& output_file_id,
                          const std::string& error_file_id, const std::string& status, long long now_s) {
-    return pool_.run([&](soci::session& sql) -> bool {
+    return end_batch(id, now_s, [&](soci::session& sql) -> bool {
         const char* const fenced = " lease_owner = '', lease_until = 0 WHERE id = :id AND lease_owner = :me"
                                    " AND status IN ('in_progress', 'validating', 'finalizing', 'cancelling')";
         if (status == "completed") {

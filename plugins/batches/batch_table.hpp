@@ -12,9 +12,12 @@
 // query free of indicators.
 #pragma once
 
+#include "config.hpp"
+
 #include "sql/pool.hpp"
 
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -53,7 +56,10 @@ struct batch_work {
 
 class batch_table {
 public:
-    explicit batch_table(aq::sql::pool& pool) : pool_(pool) {}
+    // `webhooks`: the endpoints a terminal status enqueues an event for (webhook_outbox), in
+    // the transaction that writes the status.
+    explicit batch_table(aq::sql::pool& pool, std::vector<webhook_endpoint> webhooks = {})
+        : pool_(pool), webhooks_(std::move(webhooks)) {}
 
     // ---- routes ----
     void insert(const batch_row& b);
@@ -110,7 +116,15 @@ public:
     long long purge_ended(long long cutoff_s, int limit);
 
 private:
+    // Runs `update` (a terminal transition) in a write transaction; when it changed the batch,
+    // enqueues the batch's event there too. True when it changed the batch.
+    bool fail(const std::string& id, const std::string& me, const std::string& errors_json, long long now_s,
+              const char* from);
+    template <class Update>
+    bool end_batch(const std::string& id, long long now_s, Update update);
+
     aq::sql::pool& pool_;
+    std::vector<webhook_endpoint> webhooks_;
 };
 
 }  // namespace batches

@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "webhook_signature.hpp"
+
 #include "sql/legacy_owner.hpp"
 #include "sql/pool.hpp"
 
@@ -7,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 
@@ -19,6 +22,10 @@ std::optional<std::string_view> upstream_config::upstream_model(std::string_view
     for (const auto& m : models)
         if (m == "*" || m == model) return model;
     return std::nullopt;
+}
+
+bool webhook_endpoint::wants(std::string_view owner, std::string_view event_type) const {
+    return (owners.empty() || owners.contains(owner)) && (events.empty() || events.contains(event_type));
 }
 
 bool config::served(std::string_view model) const {
@@ -132,6 +139,62 @@ upstream_config parse_upstream(const json::value& v, const std::string& key) {
     return u;
 }
 
+// The events a batch can end with, as OpenAI names them.
+constexpr std::string_view batch_events[] = {"batch.completed", "batch.failed", "batch.expired", "batch.cancelled"};
+
+std::set<std::string, std::less<>> get_string_set(const json::value& v, const std::string& key,
+                                                  const std::function<bool(std::string_view)>& valid,
+                                                  const char* expected) {
+    if (!v.is_array() || v.as_array().empty()) fail(key, std::string("expected a non-empty array of ") + expected);
+    std::set<std::string, std::less<>> out;
+    for (const auto& item : v.as_array()) {
+        if (!item.is_string() || !valid(item.as_string())) fail(key, std::string("expected ") + expected);
+        if (!out.emplace(item.as_string()).second) fail(key, "\"" + std::string(item.as_string()) + "\" is listed twice");
+    }
+    return out;
+}
+
+webhook_endpoint parse_webhook(const json::value& v, const std::string& key) {
+    if (!v.is_object()) fail(key, "expected an object {url, secret, owners?, events?}");
+    webhook_endpoint w;
+    bool has_secret = false;
+    for (const auto& [k, val] : v.as_object()) {
+        std::string sub = key + "." + std::string(k);
+        if (k == "url") w.url = get_string(val, sub);
+        else if (k == "secret") {
+            has_secret = true;
+            // The message never quotes the value: it is a secret.
+            auto decoded = val.is_string() ? decode_webhook_secret(val.as_string()) : std::nullopt;
+            if (!decoded) fail(sub, "expected \"whsec_\" followed by base64");
+            if (decoded->size() < 16) fail(sub, "the key must be at least 16 bytes (24 base64 characters)");
+            w.key = std::move(*decoded);
+        } else if (k == "owners") {
+            w.owners = get_string_set(val, sub, [](std::string_view o) {
+                auto name = o.starts_with("user:") ? o.substr(5) : o.starts_with("team:") ? o.substr(5) : std::string_view();
+                return !name.empty();
+            }, "owner keys (\"user:NAME\" or \"team:NAME\")");
+        } else if (k == "events") {
+            w.events = get_string_set(val, sub, [](std::string_view e) {
+                return std::find(std::begin(batch_events), std::end(batch_events), e) != std::end(batch_events);
+            }, "event types (batch.completed, batch.failed, batch.expired, batch.cancelled)");
+        } else fail(sub, "unknown key");
+    }
+    bool http = w.url.starts_with("http://"), https = w.url.starts_with("https://");
+    if (!http && !https) fail(key + ".url", "required: an http:// or https:// URL");
+    std::string_view rest = std::string_view(w.url).substr(https ? 8 : 7);
+    std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
+    if (authority.empty() || authority.find('@') != std::string_view::npos)
+        fail(key + ".url", "must name a host (and no user information)");
+    for (char c : w.url)
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#')
+            fail(key + ".url", "must not contain spaces, control characters or a fragment");
+    // The client sends base_url's path as the request target: "http://h?x" is "http://h/?x".
+    if (rest.size() == authority.size() || rest[authority.size()] == '?')
+        w.url.insert(w.url.size() - (rest.size() - authority.size()), "/");
+    if (!has_secret) fail(key + ".secret", "required (\"whsec_\" + base64, usually ${ENV})");
+    return w;
+}
+
 }  // namespace
 
 config parse_config(const json::object& section) {
@@ -179,6 +242,23 @@ config parse_config(const json::object& section) {
         else if (key == "cooldown_max_ms") c.cooldown_max_ms = static_cast<unsigned>(get_uint(v, key, 1, 3'600'000));
         else if (key == "pool_size") c.pool_size = static_cast<unsigned>(get_uint(v, key, 2, 1024));
         else if (key == "session_wait_ms") c.session_wait_ms = static_cast<unsigned>(get_uint(v, key, 1, 600000));
+        else if (key == "webhooks") {
+            if (!v.is_array()) fail(key, "expected an array of {url, secret, owners?, events?}");
+            std::size_t i = 0;
+            for (const auto& w : v.as_array()) {
+                std::string at = key + "[" + std::to_string(i++) + "]";
+                c.webhooks.push_back(parse_webhook(w, at));
+                for (std::size_t j = 0; j + 1 < c.webhooks.size(); ++j)
+                    if (c.webhooks[j].url == c.webhooks.back().url) fail(at + ".url", "the same URL is configured twice");
+            }
+        } else if (key == "webhook_retry_seconds")
+            c.webhook_retry_seconds = static_cast<long long>(get_uint(v, key, 1, 30 * 86400));
+        else if (key == "webhook_backoff_initial_ms")
+            c.webhook_backoff_initial_ms = static_cast<unsigned>(get_uint(v, key, 1, 86'400'000));
+        else if (key == "webhook_backoff_max_ms")
+            c.webhook_backoff_max_ms = static_cast<unsigned>(get_uint(v, key, 1, 86'400'000));
+        else if (key == "webhook_timeout_seconds")
+            c.webhook_timeout_seconds = static_cast<unsigned>(get_uint(v, key, 1, 600));
         else if (key == "legacy_team_owners") {
             try {
                 c.legacy_team_owners = aq::sql::legacy_team_owners_from(v);
@@ -199,6 +279,8 @@ config parse_config(const json::object& section) {
     if (c.backoff_max_ms < c.backoff_initial_ms) fail("backoff_max_ms", "must be >= backoff_initial_ms");
     if (c.cooldown_max_ms < c.cooldown_initial_ms) fail("cooldown_max_ms", "must be >= cooldown_initial_ms");
     check_weights(c.upstreams);
+    if (c.webhook_backoff_max_ms < c.webhook_backoff_initial_ms)
+        fail("webhook_backoff_max_ms", "must be >= webhook_backoff_initial_ms");
     if (c.results_retention_seconds > c.batch_retention_seconds)
         fail("results_retention_seconds", "must be <= batch_retention_seconds (a batch's lines go with it)");
     return c;

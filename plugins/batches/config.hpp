@@ -36,6 +36,17 @@ struct upstream_config {
     std::optional<std::string_view> upstream_model(std::string_view model) const;
 };
 
+// An endpoint the operator configured for batch events (`plugins.batches.webhooks[i]`). Users
+// cannot add one: the gateway never calls a URL a request names.
+struct webhook_endpoint {
+    std::string url;     // http(s)://host[:port]/path[?query]
+    std::string key;     // the secret's bytes ("whsec_" + base64 in config); never logged
+    std::set<std::string, std::less<>> owners;  // owner keys ("user:NAME", "team:NAME"); empty: all
+    std::set<std::string, std::less<>> events;  // "batch.completed" ...; empty: all four
+
+    bool wants(std::string_view owner, std::string_view event_type) const;
+};
+
 struct config {
     std::string database;             // "sqlite:/path" or "postgresql://..." (host-provided)
     std::vector<upstream_config> upstreams;
@@ -70,6 +81,14 @@ struct config {
     // the migration to schema 3 makes them "team:NAME", every other name "user:NAME"
     // (sql/legacy_owner.hpp). Give the files plugin the same list.
     std::set<std::string, std::less<>> legacy_team_owners;
+    // Batch event deliveries: retried with exponential backoff from webhook_backoff_initial_ms
+    // up to webhook_backoff_max_ms between attempts, for webhook_retry_seconds after the event;
+    // each attempt waits webhook_timeout_seconds at most for an answer.
+    std::vector<webhook_endpoint> webhooks;
+    long long webhook_retry_seconds = 24 * 3600;
+    unsigned webhook_backoff_initial_ms = 5000;
+    unsigned webhook_backoff_max_ms = 3'600'000;
+    unsigned webhook_timeout_seconds = 15;
     // What completion_window "24h" means in seconds; shorter only for tests of expiry.
     long long completion_window_seconds = 24 * 3600;
     // Health (upstream_pool.hpp): this many failed attempts in a row (no answer, or 5xx) take

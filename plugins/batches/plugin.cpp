@@ -12,6 +12,8 @@
 #include "routes.hpp"
 #include "runner.hpp"
 #include "schema.hpp"
+#include "webhook_outbox.hpp"
+#include "webhook_sender.hpp"
 
 #include "sql/pool.hpp"
 #include "sql/pool_metrics.hpp"
@@ -37,6 +39,8 @@ struct plugin_state {
     std::unique_ptr<batches::heartbeat> beat;
     std::unique_ptr<batches::housekeeper> keeper;
     std::unique_ptr<batches::runner> run;
+    std::unique_ptr<batches::webhook_outbox> outbox;
+    std::unique_ptr<batches::webhook_sender> sender;
 };
 
 aq_status init(aq::host& host, void** ctx) {
@@ -64,7 +68,7 @@ aq_status init(aq::host& host, void** ctx) {
     if (auto m = batches::migrate_schema(*state->pool, state->cfg.legacy_team_owners); m.users || m.teams)
         host.info("batches: owners migrated to owner keys: " + std::to_string(m.users) + " user name(s), " +
                   std::to_string(m.teams) + " team name(s) (legacy_team_owners)");
-    state->batches = std::make_unique<batches::batch_table>(*state->pool);
+    state->batches = std::make_unique<batches::batch_table>(*state->pool, state->cfg.webhooks);
     state->lines = std::make_unique<batches::line_queue>(*state->pool);
     const std::string me = aq::random_id("host_", 16);
     state->beat = std::make_unique<batches::heartbeat>(host, state->cfg, me, state->halted);
@@ -73,10 +77,15 @@ aq_status init(aq::host& host, void** ctx) {
     state->run = std::make_unique<batches::runner>(host, state->cfg, *state->batches, *state->lines, state->halted, me,
                                                    state->metrics.get());
     batches::register_routes(host, state->cfg, *state->batches, state->halted, *files);
+    state->outbox = std::make_unique<batches::webhook_outbox>(*state->pool);
+    state->sender = std::make_unique<batches::webhook_sender>(host, state->cfg, *state->outbox, me);
     batches::runner* r = state->run.get();
     batches::housekeeper* k = state->keeper.get();
     host.job("runner", state->cfg.poll_interval_ms, 0, [r] { r->run(); });
     host.job("housekeeping", state->cfg.poll_interval_ms, 0, [k] { k->run(); });
+    // Without endpoints the sender only drops what an earlier config left in the outbox.
+    host.job("webhooks", state->cfg.webhooks.empty() ? 60'000 : state->cfg.poll_interval_ms, 0,
+             [s = state->sender.get()] { s->run(); });
     // The batches-by-status gauge; a database that is away leaves the last counts.
     host.job("batch-counts", 1000, 100, [m = state->metrics.get(), pool = state->pool.get()] {
         try {
@@ -84,7 +93,8 @@ aq_status init(aq::host& host, void** ctx) {
         } catch (const std::exception&) {
         }
     });
-    host.info("batches: host " + me + ", " + std::to_string(state->cfg.upstreams.size()) + " upstream(s)");
+    host.info("batches: host " + me + ", " + std::to_string(state->cfg.upstreams.size()) + " upstream(s), " +
+              std::to_string(state->cfg.webhooks.size()) + " webhook endpoint(s)");
     *ctx = state.release();
     return AQ_OK;
 }

@@ -63,6 +63,21 @@ const std::vector<std::string> schema_v4 = {
     "DROP INDEX batch_requests_state",
 };
 
+// The outbox of batch events (webhook_outbox.hpp): one row per event and endpoint URL. Times
+// in milliseconds except created_at (the event's, Unix seconds).
+const std::vector<std::string> schema_v5 = {
+    "CREATE TABLE batch_webhooks ("
+    " event_id TEXT NOT NULL, url TEXT NOT NULL, batch_id TEXT NOT NULL, owner TEXT NOT NULL,"
+    " type TEXT NOT NULL, created_at BIGINT NOT NULL, body TEXT NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'pending', attempts BIGINT NOT NULL DEFAULT 0,"
+    " next_attempt_at BIGINT NOT NULL DEFAULT 0, lease_owner TEXT NOT NULL DEFAULT '',"
+    " lease_until BIGINT NOT NULL DEFAULT 0, last_status INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '', ended_at BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (event_id, url))",
+    "CREATE INDEX batch_webhooks_due ON batch_webhooks (state, next_attempt_at)",
+    "CREATE INDEX batch_webhooks_ended ON batch_webhooks (state, ended_at)",
+};
+
 }  // namespace
 
 std::vector<aq::sql::migration> schema_migrations(const aq::sql::name_set& legacy_teams,
@@ -76,6 +91,7 @@ std::vector<aq::sql::migration> schema_migrations(const aq::sql::name_set& legac
              rewritten = aq::sql::rewrite_legacy_owners(s, "batches", "owner", legacy_teams);
          }},
         {4, schema_v4, schema_v4},
+        {5, schema_v5, schema_v5},
     };
 }
 

@@ -37,7 +37,8 @@ struct connection {
 };
 
 struct job {
-    std::string path, body, request_id;
+    std::string path, body;
+    std::vector<std::pair<std::string, std::string>> headers;  // x-request-id, webhook-signature ...
     start_check check;
     std::function<void(upstream_reply)> done;
 };
@@ -189,7 +190,7 @@ struct upstream_client::impl {
                 req.set(http::field::content_type, "application/json");
                 req.set(http::field::accept, "application/json");
                 if (!e.cfg.api_key.empty()) req.set(http::field::authorization, "Bearer " + e.cfg.api_key);
-                if (!j.request_id.empty()) req.set("x-request-id", j.request_id);
+                for (const auto& [name, value] : j.headers) req.set(name, value);
                 req.keep_alive(true);
                 req.body() = j.body;
                 req.prepare_payload();
@@ -248,9 +249,17 @@ upstream_client::~upstream_client() = default;
 
 void upstream_client::send(std::size_t upstream, std::string path, std::string body, std::string request_id,
                            start_check check, std::function<void(upstream_reply)> done) {
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!request_id.empty()) headers.emplace_back("x-request-id", std::move(request_id));
+    send(upstream, std::move(path), std::move(body), std::move(headers), std::move(check), std::move(done));
+}
+
+void upstream_client::send(std::size_t upstream, std::string path, std::string body,
+                           std::vector<std::pair<std::string, std::string>> headers, start_check check,
+                           std::function<void(upstream_reply)> done) {
     endpoint& e = *impl_->endpoints.at(upstream);
     ++e.load;
-    net::post(impl_->io, [this, &e, j = job{std::move(path), std::move(body), std::move(request_id), std::move(check),
+    net::post(impl_->io, [this, &e, j = job{std::move(path), std::move(body), std::move(headers), std::move(check),
                                             std::move(done)}]() mutable {
         e.queue.push_back(std::move(j));
         impl_->pump(e);

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace batches {
@@ -55,6 +56,11 @@ public:
     // upstream's logs can be matched with the batch output. `done` runs exactly once on the
     // client's I/O thread, unless the client is destroyed first. Thread: any.
     void send(std::size_t upstream, std::string path, std::string body, std::string request_id, start_check check,
+              std::function<void(upstream_reply)> done);
+    // The same, with header fields of the caller's own (a webhook's signature), each sent as
+    // given: `headers` must hold valid field names and values (no CR, LF or NUL).
+    void send(std::size_t upstream, std::string path, std::string body,
+              std::vector<std::pair<std::string, std::string>> headers, start_check check,
               std::function<void(upstream_reply)> done);
 
     // Requests handed to `upstream` and not yet answered (queued or in flight). Thread: any.

@@ -16,8 +16,10 @@
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
 #include "support/postgres.hpp"
+#include "webhook_receiver.hpp"
 
 #include "schema.hpp"
+#include "webhook_signature.hpp"
 #include "sql/migrations.hpp"
 #include "sql/pool.hpp"
 
@@ -880,12 +882,12 @@ BOOST_AUTO_TEST_CASE(bare_owner_names_of_a_version_1_database_become_owner_keys_
         std::this_thread::sleep_for(100ms);
     BOOST_TEST(db_text(e.database, "SELECT custom_id FROM batch_requests").empty());
 
-    // A restart finds the latest schema (4: the work queue index) and rewrites nothing again.
+    // A restart finds the latest schema (5: the webhook outbox) and rewrites nothing again.
     gw.restart();
     for (const auto& r : rows)
         BOOST_TEST(db_text(e.database, "SELECT owner FROM batches WHERE id = '" + r.id + "'") == r.key);
     BOOST_TEST(gw.log().find("owners migrated") == std::string::npos);
-    BOOST_TEST(db_text(e.database, "SELECT CAST(version AS TEXT) FROM aq_schema WHERE component = 'batches'") == "4");
+    BOOST_TEST(db_text(e.database, "SELECT CAST(version AS TEXT) FROM aq_schema WHERE component = 'batches'") == "5");
     if (!dir.empty()) std::filesystem::remove_all(dir);
 }
 
@@ -940,4 +942,126 @@ BOOST_AUTO_TEST_CASE(upload_and_batch_creation_answer_the_shared_rule_table_alik
         }
     }
     BOOST_TEST(created >= 10);
+}
+
+// ---- webhooks (tests/conformance/webhooks.test.mjs verifies them with the Node SDK) ----
+
+const std::string webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=";
+
+json::object webhook_config(const std::string& url) {
+    return {{"webhooks", json::array{{{"url", url}, {"secret", webhook_secret}}}},
+            {"webhook_backoff_initial_ms", 200},
+            {"webhook_backoff_max_ms", 400}};
+}
+
+// The delivery is one batch.<type> event for `batch_id`, signed with webhook_secret.
+void expect_event(const aqt::webhook_delivery& d, const std::string& type, const std::string& batch_id) {
+    BOOST_TEST(d.path == "/hooks");
+    BOOST_TEST(d.content_type == "application/json");
+    auto key = batches::decode_webhook_secret(webhook_secret);
+    BOOST_REQUIRE(key.has_value());
+    BOOST_TEST(d.signature == batches::webhook_signature(*key, d.id, std::stoll(d.timestamp), d.body));
+    auto event = json::parse(d.body).as_object();
+    BOOST_TEST(event.size() == 5u);
+    BOOST_TEST(event.at("id") == json::value(d.id));
+    BOOST_TEST(event.at("object") == "event");
+    BOOST_TEST(event.at("type") == json::value("batch." + type));
+    BOOST_TEST(event.at("data") == json::value({{"id", batch_id}}));
+}
+
+std::vector<aqt::webhook_delivery> wait_deliveries(const aqt::webhook_receiver& r, std::size_t n,
+                                                   std::chrono::seconds timeout = 30s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (r.deliveries().size() < n && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    std::this_thread::sleep_for(500ms);  // and no more than n
+    return r.deliveries();
+}
+
+BOOST_AUTO_TEST_CASE(a_webhook_event_survives_kill9_between_the_terminal_status_and_its_delivery) {
+    env e;
+    unsigned short port = 0;
+    std::string url;
+    {
+        aqt::webhook_receiver gone;  // a port that refuses connections once it is closed
+        port = gone.port();
+        url = gone.url();
+    }
+    aqt::gateway gw(e.config(webhook_config(url)));
+    client alice(gw, "alice");
+    std::string id = alice.create_batch(alice.upload(lines("w", 3)));
+    alice.wait(id, {"completed"});
+    // The event is in the outbox; its first attempt found nobody listening.
+    BOOST_REQUIRE(gw.wait_for_log("(batch.completed, " + id + ") to " + url + ", attempt 1: ", 20s));
+    gw.kill9();
+    BOOST_TEST(db_text(database_of(e, gw), "SELECT state FROM batch_webhooks WHERE batch_id = '" + id + "'") ==
+               "pending");
+    aqt::webhook_receiver back(port);
+    gw.restart();
+    auto got = wait_deliveries(back, 1);
+    BOOST_REQUIRE(got.size() == 1u);
+    expect_event(got[0], "completed", id);
+    BOOST_TEST(got[0].answered == 200);
+    BOOST_REQUIRE(gw.wait_for_log(", delivered", 10s));
+    BOOST_TEST(db_text(database_of(e, gw), "SELECT state FROM batch_webhooks WHERE batch_id = '" + id + "'") ==
+               "delivered");
+}
+
+BOOST_AUTO_TEST_CASE(two_hosts_on_one_postgres_deliver_each_event_exactly_once) {
+    if (!use_postgres()) return;  // needs a database both hosts reach
+    env e;
+    aqt::webhook_receiver receiver;
+    aqt::gateway one(e.config(webhook_config(receiver.url())));
+    aqt::gateway two(e.config(webhook_config(receiver.url())));
+    client a1(one, "alice"), a2(two, "alice");
+    std::set<std::string> ids;
+    for (int i = 0; i < 12; ++i) {
+        client& c = i % 2 ? a2 : a1;
+        ids.insert(c.create_batch(c.upload(lines("x" + std::to_string(i) + "_", 2))));
+    }
+    for (const auto& id : ids) a1.wait(id, {"completed"});
+    auto got = wait_deliveries(receiver, ids.size());
+    std::this_thread::sleep_for(1s);  // both hosts poll every 50 ms: time enough for a duplicate
+    got = receiver.deliveries();
+    BOOST_TEST(got.size() == ids.size());
+    std::set<std::string> events, batches_seen;
+    for (const auto& d : got) {
+        expect_event(d, "completed", std::string(json::parse(d.body).at("data").at("id").as_string()));
+        events.insert(d.id);
+        batches_seen.insert(std::string(json::parse(d.body).at("data").at("id").as_string()));
+    }
+    BOOST_TEST(events.size() == ids.size());
+    BOOST_TEST(batches_seen == ids);
+    // Both hosts delivered some (the outbox is shared, not each host's own).
+    BOOST_TEST(one.log_count(", delivered") + two.log_count(", delivered") == ids.size());
+}
+
+BOOST_AUTO_TEST_CASE(webhook_config_is_refused_naming_the_key_and_never_quoting_the_secret) {
+    env e;
+    auto refused = [&](json::value webhooks, const std::string& key, const std::string& message) {
+        auto f = aqt::expect_startup_failure(e.config({{"webhooks", webhooks}}));
+        BOOST_TEST(!f.status.success());
+        BOOST_TEST(f.log.find("plugins.batches." + key + ": " + message) != std::string::npos, f.log);
+        return f.log;
+    };
+    std::string log = refused(json::array{{{"url", "http://h/x"}, {"secret", "whsec_not base64!"}}}, "webhooks[0].secret",
+                              "expected \"whsec_\" followed by base64");
+    BOOST_TEST(log.find("not base64") == std::string::npos);
+    refused(json::array{{{"url", "http://h/x"}, {"secret", "whsec_c2hvcnQ="}}}, "webhooks[0].secret",
+            "the key must be at least 16 bytes");
+    refused(json::array{{{"url", "http://h/x"}, {"secret", "c2VjcmV0c2VjcmV0c2VjcmV0"}}}, "webhooks[0].secret",
+            "expected \"whsec_\" followed by base64");
+    refused(json::array{{{"url", "ftp://h/x"}, {"secret", webhook_secret}}}, "webhooks[0].url",
+            "required: an http:// or https:// URL");
+    refused(json::array{{{"url", "http://u:p@h/x"}, {"secret", webhook_secret}}}, "webhooks[0].url",
+            "must name a host (and no user information)");
+    refused(json::array{{{"url", "http://h/x"}}}, "webhooks[0].secret", "required");
+    refused(json::array{{{"url", "http://h/x"}, {"secret", webhook_secret}, {"events", json::array{"batch.done"}}}},
+            "webhooks[0].events", "expected event types");
+    refused(json::array{{{"url", "http://h/x"}, {"secret", webhook_secret}, {"owners", json::array{"alice"}}}},
+            "webhooks[0].owners", "expected owner keys");
+    refused(json::array{{{"url", "http://h/x"}, {"secret", webhook_secret}},
+                        {{"url", "http://h/x"}, {"secret", webhook_secret}}},
+            "webhooks[1].url", "the same URL is configured twice");
+    refused(json::array{{{"url", "http://h/x"}, {"secret", webhook_secret}, {"retries", 3}}}, "webhooks[0].retries",
+            "unknown key");
 }

@@ -24,6 +24,7 @@
 #include "schema.hpp"
 #include "validation.hpp"
 #include "wall_clock.hpp"
+#include "webhook_signature.hpp"
 
 #include "sql/pool.hpp"
 
@@ -1057,4 +1058,20 @@ BOOST_AUTO_TEST_CASE(claims_and_cancels_read_pending_lines_only_never_the_lines_
     BOOST_TEST(by_close < 300, "closing 6 unrun lines read " << by_close << " pages");
     BOOST_TEST(q.count(id, now_ms()).not_done == 4);  // the 4 claimed lines, still live
     std::filesystem::remove(e.cfg.database.substr(7));
+}
+
+BOOST_AUTO_TEST_CASE(webhook_signatures_match_the_standard_webhooks_example) {
+    // The example of the Standard Webhooks specification (and of its reference libraries).
+    auto key = batches::decode_webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    BOOST_REQUIRE(key.has_value());
+    BOOST_TEST(key->size() == 24u);
+    BOOST_TEST(batches::webhook_signature(*key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232314})") ==
+               "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    // Padding is not key material; anything but strict base64 after the prefix is refused.
+    BOOST_TEST(*batches::decode_webhook_secret("whsec_YWJj") == "abc");
+    BOOST_TEST(*batches::decode_webhook_secret("whsec_YWI=") == "ab");
+    BOOST_TEST(*batches::decode_webhook_secret("whsec_YQ==") == "a");
+    for (const char* bad : {"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_", "whsec_YWJ", "whsec_YW Jj", "whsec_YWJj\n",
+                            "whsec_Y=Jj", "whsec_YWJ-", "whsec_YWJj===="})
+        BOOST_TEST(!batches::decode_webhook_secret(bad).has_value(), bad);
 }
