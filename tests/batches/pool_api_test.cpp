@@ -357,6 +357,8 @@ BOOST_AUTO_TEST_CASE(an_upstream_refusing_above_20_at_once_settles_the_cap_near_
     pool_env e(1);
     e.up(0).set_latency(5ms);
     e.up(0).set_overload(20, 1ms);
+    // Lines of the first flights can be refused more than once while the cap comes down from 64
+    // (seen: at most 3 attempts for a line); 10 attempts leave room for a loaded machine.
     aqt::gateway gw(e.config({}, {{"max_attempts", 10}}));
     client alice(gw, "alice");
     BOOST_TEST(concurrency_cap(gw, "a") == 64);
