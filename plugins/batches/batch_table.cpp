@@ -169,7 +169,7 @@ std::vector<batch_work> batch_table::finalize_candidates(long long now_s, long l
                                            " FROM batches b WHERE lease_until < :nowms AND (status = 'cancelling'"
                                            " OR status = 'finalizing' OR (status = 'validating' AND expires_at <= :now0)"
                                            " OR (status = 'in_progress' AND (expires_at <= :now OR NOT EXISTS"
-                                           " (SELECT 1 FROM batch_requests r WHERE r.batch_id = b.id AND r.state <> 'done'))))"
+                                           " (SELECT 1 FROM batch_requests r WHERE r.batch_id = b.id AND r.state IN ('pending', 'running')))))"
                                            " ORDER BY created_at, id",
                        w),
              soci::use(now_ms), soci::use(now_s), soci::use(now_s));

@@ -83,26 +83,40 @@ void line_queue::drop_all(const std::string& batch_id) {
 std::vector<claimed_line> line_queue::claim(const batch_work& b, int n, const std::string& me, long long claim_seq,
                                             long long now_ms, long long until_ms) {
     return pool_.run([&](soci::session& sql) -> std::vector<claimed_line> {
-        long long lim = n;
         aq::sql::write_transaction tx(sql, pool_.kind());
-        // The lines are picked in a CTE joined once, ending with sql::dialect's skip_locked() (no
-        // two hosts take the same line on PostgreSQL; on SQLite BEGIN IMMEDIATE already admits
-        // one writer): as `line_no IN (subquery)` PostgreSQL may rescan the subquery per updated
-        // row and, after the first updates, pick further lines.
-        // A running line of `me` is never taken again, even with its lease expired (the database was
-        // out of reach longer than the heartbeat could bridge): this process still has it in
-        // flight or its reply waiting to be recorded.
-        sql << std::string("WITH picked AS (SELECT line_no FROM batch_requests WHERE batch_id = :b1"
-                            " AND ((state = 'pending' AND next_attempt_at <= :n1)"
-                            " OR (state = 'running' AND lease_until < :n2 AND lease_owner <> :me1))"
-                            " AND EXISTS (SELECT 1 FROM batches WHERE id = :b2 AND status = 'in_progress')"
-                            " ORDER BY line_no LIMIT :lim") +
-                    std::string(aq::sql::dialect(pool_.kind()).skip_locked()) +
-                    ") UPDATE batch_requests AS r SET state = 'running', lease_owner = :me, lease_until = :u,"
-                    " claim_seq = :seq, attempts = r.attempts + 1 FROM picked"
-                    " WHERE r.batch_id = :b AND r.line_no = picked.line_no",
-            soci::use(b.id), soci::use(now_ms), soci::use(now_ms), soci::use(me), soci::use(b.id), soci::use(lim),
-            soci::use(me), soci::use(until_ms), soci::use(claim_seq), soci::use(b.id);
+        // Two picks, each a CTE joined once and ending with sql::dialect's skip_locked() (no two
+        // hosts take the same line on PostgreSQL; on SQLite BEGIN IMMEDIATE already admits one
+        // writer): as `line_no IN (subquery)` PostgreSQL may rescan the subquery per updated row
+        // and, after the first updates, pick further lines.
+        // Each pick reads one equality range of batch_requests_queue (batch_id, state, line_no,
+        // next_attempt_at) in line order. One pick with `(state = 'pending' ...) OR (state =
+        // 'running' ...)` walked the primary key instead, through every line already done, and
+        // on SQLite a line's `state` comes after its body, in overflow pages: a claim late in a
+        // 200 MiB batch read most of the batch while holding the write lock.
+        const std::string head = "WITH picked AS (SELECT line_no FROM batch_requests WHERE batch_id = :b1 AND ";
+        const std::string tail = std::string(" AND EXISTS (SELECT 1 FROM batches WHERE id = :b2 AND status = 'in_progress')"
+                                             " ORDER BY line_no LIMIT :lim") +
+                                 std::string(aq::sql::dialect(pool_.kind()).skip_locked()) +
+                                 ") UPDATE batch_requests AS r SET state = 'running', lease_owner = :me, lease_until = :u,"
+                                 " claim_seq = :seq, attempts = r.attempts + 1 FROM picked"
+                                 " WHERE r.batch_id = :b AND r.line_no = picked.line_no";
+        // First the lines whose claim expired: another host (or this process before a restart)
+        // took them and stopped renewing; they are the oldest work. A running line of `me` is
+        // never taken again, even with its lease expired (the database was out of reach longer
+        // than the heartbeat could bridge): this process still has it in flight or its reply
+        // waiting to be recorded.
+        long long lim = n;
+        soci::statement expired =
+            (sql.prepare << head + "state = 'running' AND lease_until < :n AND lease_owner <> :me1" + tail,
+             soci::use(b.id), soci::use(now_ms), soci::use(me), soci::use(b.id), soci::use(lim), soci::use(me),
+             soci::use(until_ms), soci::use(claim_seq), soci::use(b.id));
+        expired.execute(true);
+        lim -= std::min<long long>(lim, expired.get_affected_rows());
+        if (lim > 0) {
+            sql << head + "state = 'pending' AND next_attempt_at <= :n" + tail, soci::use(b.id), soci::use(now_ms),
+                soci::use(b.id), soci::use(lim), soci::use(me), soci::use(until_ms), soci::use(claim_seq),
+                soci::use(b.id);
+        }
         std::vector<claimed_line> out;
         claimed_line l;
         l.batch_id = b.id;
@@ -211,7 +225,7 @@ std::size_t line_queue::record(const std::string& me, std::span<const line_outco
 line_queue::line_counts line_queue::count(const std::string& batch_id, long long now_ms) {
     return pool_.run([&](soci::session& sql) {
         line_counts c;
-        sql << "SELECT COUNT(*) FROM batch_requests WHERE batch_id = :b AND state <> 'done'", soci::into(c.not_done),
+        sql << "SELECT COUNT(*) FROM batch_requests WHERE batch_id = :b AND state IN ('pending', 'running')", soci::into(c.not_done),
             soci::use(batch_id);
         sql << "SELECT COUNT(*) FROM batch_requests WHERE batch_id = :b AND state = 'running' AND lease_until >= :now",
             soci::into(c.live_running), soci::use(batch_id), soci::use(now_ms);
@@ -229,10 +243,15 @@ bool line_queue::close_unrun(const std::string& batch_id, const std::string& me,
             std::vector<long long> nos;
             {
                 long long no = 0;
+                // Two ranges of batch_requests_queue merged in line order, so no slice walks the
+                // lines already done (an OR of the two made SQLite walk the primary key).
                 soci::statement st = (sql.prepare << "SELECT line_no FROM batch_requests WHERE batch_id = :b"
-                                                      " AND state <> 'done' AND NOT (state = 'running' AND lease_until >= :now)"
+                                                      " AND state = 'pending' UNION ALL"
+                                                      " SELECT line_no FROM batch_requests WHERE batch_id = :b2"
+                                                      " AND state = 'running' AND lease_until < :now"
                                                       " ORDER BY line_no LIMIT :n",
-                                      soci::into(no), soci::use(batch_id), soci::use(now_ms), soci::use(slice_rows));
+                                      soci::into(no), soci::use(batch_id), soci::use(batch_id), soci::use(now_ms),
+                                      soci::use(slice_rows));
                 st.execute();
                 while (st.fetch()) nos.push_back(no);
             }

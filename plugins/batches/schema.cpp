@@ -54,6 +54,15 @@ const std::vector<std::string> schema_v2 = {
     "CREATE INDEX batches_ended ON batches (lines_purged, ended_at)",
 };
 
+// The work queue's index: claims, cancels and counts read one (batch, state) range in line
+// order, with next_attempt_at at hand, and never walk the lines already done (whose rows, on
+// SQLite, hold the body before `state`, in overflow pages). It replaces (batch_id, state,
+// next_attempt_at), whose order served no query.
+const std::vector<std::string> schema_v4 = {
+    "CREATE INDEX batch_requests_queue ON batch_requests (batch_id, state, line_no, next_attempt_at)",
+    "DROP INDEX batch_requests_state",
+};
+
 }  // namespace
 
 std::vector<aq::sql::migration> schema_migrations(const aq::sql::name_set& legacy_teams,
@@ -66,6 +75,7 @@ std::vector<aq::sql::migration> schema_migrations(const aq::sql::name_set& legac
         {3, {}, {}, [&legacy_teams, &rewritten](soci::session& s, aq::sql::backend) {
              rewritten = aq::sql::rewrite_legacy_owners(s, "batches", "owner", legacy_teams);
          }},
+        {4, schema_v4, schema_v4},
     };
 }
 

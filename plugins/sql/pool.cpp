@@ -9,8 +9,10 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -117,16 +119,6 @@ void disable_sqlite_memstatus() {
     (void)rc;
 }
 
-void configure_sqlite(soci::session& s) {
-    // WAL lets readers run while one writer writes; NORMAL is durable in WAL mode except for the
-    // last transactions on power loss, never corrupting. busy_timeout makes a second writer wait
-    // instead of failing at once.
-    s << "PRAGMA journal_mode=WAL";
-    s << "PRAGMA busy_timeout=10000";
-    s << "PRAGMA foreign_keys=ON";
-    s << "PRAGMA synchronous=NORMAL";
-}
-
 PGconn* pg_connection(soci::session& s) noexcept {
     // By name, not dynamic_cast: libsoci_postgresql does not export the backend's typeinfo.
     if (s.get_backend_name() != "postgresql" || !s.get_backend()) return nullptr;
@@ -161,6 +153,35 @@ bool usable_returned(soci::session& s) noexcept {
 bool connection_broken(soci::session& s) noexcept {
     PGconn* c = pg_connection(s);
     return c && PQstatus(c) != CONNECTION_OK;
+}
+
+// How long a writer waits for SQLite's write lock before the request gets 503 (busy).
+constexpr auto sqlite_lock_wait = std::chrono::seconds(10);
+
+// SQLite's own busy handler (sqlite3_busy_timeout) sleeps 1, 2, 5, 10 ... then 100 ms between
+// tries: a writer that has waited a while sleeps long, and writers arriving later, trying
+// after 1 or 2 ms, take the lock in between. Under a steady stream of short write transactions
+// (a runner recording results) an early waiter could lose every race until its timeout ran
+// out. Trying every millisecond for the whole wait keeps every waiter's chance the same at each
+// release, whenever it arrived, for the cost of a thousand wake-ups a second while waiting.
+int sqlite_busy_wait(void*, int tries) noexcept {
+    thread_local std::chrono::steady_clock::time_point began;
+    const auto now = std::chrono::steady_clock::now();
+    if (tries == 0) began = now;
+    if (now - began >= sqlite_lock_wait) return 0;  // SQLITE_BUSY: unavailable (busy), 503
+    ::usleep(1000);
+    return 1;
+}
+
+void configure_sqlite(soci::session& s) {
+    // WAL lets readers run while one writer writes; NORMAL is durable in WAL mode except for the
+    // last transactions on power loss, never corrupting.
+    s << "PRAGMA journal_mode=WAL";
+    s << "PRAGMA foreign_keys=ON";
+    s << "PRAGMA synchronous=NORMAL";
+    // A second writer waits for the lock instead of failing at once (replacing the busy timeout
+    // SOCI set from the connect string).
+    if (sqlite_api::sqlite3* db = sqlite_connection(s)) sqlite_api::sqlite3_busy_handler(db, &sqlite_busy_wait, nullptr);
 }
 
 int seconds_until(std::chrono::steady_clock::time_point t) {
