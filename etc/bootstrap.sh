@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what is missing on Debian 12, then configures and builds aqueduct into build/.
 #
-#   bash etc/bootstrap.sh [--with-node] [--sanitize] [--target TARGET]
+#   bash etc/bootstrap.sh [--with-node] [--with-bench] [--sanitize] [--target TARGET]
 #
 # Packages are checked one by one (dpkg-query) and apt runs only when something is missing, so a
 # second run goes straight to an incremental build. --with-node also ensures node and npm (for
-# the conformance tests with the official OpenAI Node SDK). Runs as root (CI) or through sudo.
+# the conformance tests with the official OpenAI Node SDK). --with-bench also installs what the
+# benchmarks use beside the build (README, "Benchmarks"): nginx-light (files_bench's nginx
+# references: WebDAV PUT, sendfile, static files), wrk (many-connection GETs) and linux-perf (where
+# the time goes); CI does not need them. Runs as root (CI) or through sudo.
 # AQUEDUCT_BUILD_DIR overrides the build directory (default: build/ in the repository).
 #
 # --sanitize builds the sanitizer tree instead (tests/sanitize.sh, tests/fuzz.sh): clang-15 with
@@ -35,6 +38,7 @@ targets=()
 while (($#)); do
   case $1 in
     --with-node) with_node=1 ;;
+    --with-bench) packages+=(nginx-light wrk linux-perf) ;;
     --sanitize)
       packages+=(clang-15 libfuzzer-15-dev llvm-15)
       build=${AQUEDUCT_SANITIZE_BUILD_DIR:-$repo/build-sanitize}

@@ -1,5 +1,7 @@
 #include "batch_line/line_rules.hpp"
 
+#include "batch_line/escape_mask.hpp"
+
 #include <boost/json/basic_parser_impl.hpp>
 
 namespace aq::batch_line {
@@ -222,6 +224,7 @@ std::optional<problem> string_rule(const field& f, std::string_view name, std::s
 
 struct line_parser::impl {
     json::basic_parser<line_handler> parser;
+    escape_mask mask;  // what the parser is given: the line with its deep escapes masked
     bool failed = false;
 
     explicit impl(const limits& lim) : parser(line_options(), lim) {}
@@ -235,11 +238,13 @@ line_parser::~line_parser() = default;
 void line_parser::reset() {
     impl_->parser.reset();
     impl_->h().clear();
+    impl_->mask.reset();
     impl_->failed = false;
 }
 
 bool line_parser::write(std::string_view bytes) {
     if (impl_->failed) return false;
+    bytes = impl_->mask.apply(bytes);
     if (!impl_->parser.done()) {
         error_code ec;
         std::size_t used = impl_->parser.write_some(true, bytes.data(), bytes.size(), ec);

@@ -23,8 +23,9 @@
 // Verdicts depend on the bytes only, never on how they were split into pushes, nor on keep_text.
 //
 // Memory: the parser's state, the custom_id set (~14 bytes per request) and, with keep_text,
-// one line (at most max_line_bytes). Speed: memchr framing, an ASCII fast path for UTF-8, and a
-// SAX parser whose handler builds nothing.
+// one line (at most max_line_bytes). Speed: memchr framing, an ASCII fast path for UTF-8, a SAX
+// parser whose handler builds nothing, and the escapes of strings no rule reads masked before it
+// parses them (escape_mask.hpp).
 //
 // Uses. Upload (files): default options; stop at the first problem; describe() words it for the
 // 400 ("Invalid JSON at line 3"). Batch creation (batches): context.endpoint and

@@ -110,22 +110,25 @@ soci::statement prepared(soci::session& s, const std::string& sql, record_row* r
     return st;
 }
 
-std::optional<file_record> find_in(soci::session& s, std::string_view owner, std::string_view id) {
+// The lookup of a visible file by owner and id, kept prepared with its session
+// (sql::session_lease::kept): a metadata GET is mostly this one query, and preparing it each
+// time took a quarter of the gateway's CPU under wrk (perf, files_bench). The statement is
+// bound to these members once.
+struct kept_find {
     record_row row;
-    std::string o(owner), i(id);
-    long long now = unix_now();
-    soci::statement st = prepared(s,
-                                  "select " + std::string(record_columns) + " from files where owner = :o and id = :i and " +
-                                      visible,
-                                  &row, [&](soci::statement& q) {
-                                      q.exchange(soci::use(o));
-                                      q.exchange(soci::use(i));
-                                      q.exchange(soci::use(now));
-                                  });
-    st.execute();
-    if (!st.fetch()) return std::nullopt;
-    return row.take();
-}
+    std::string owner, id;
+    long long now = 0;
+    soci::statement st;
+
+    explicit kept_find(soci::session& s)
+        : st(prepared(s, "select " + std::string(record_columns) + " from files where owner = :o and id = :i and " + visible,
+                      &row, [this](soci::statement& q) {
+                          q.exchange(soci::use(owner));
+                          q.exchange(soci::use(id));
+                          q.exchange(soci::use(now));
+                      })) {}
+};
+constexpr int kept_find_tag = 0;
 
 long long affected(soci::statement& st) { return std::max<long long>(0, st.get_affected_rows()); }
 
@@ -351,7 +354,23 @@ std::unique_ptr<store::reader> store::open(std::string_view owner, std::string_v
 }
 
 std::optional<file_record> store::find(std::string_view owner, std::string_view id) {
-    return pool_.run([&](soci::session& s) { return find_in(s, owner, id); });
+    sql::session_lease lease = pool_.lease();
+    return lease.run([&](soci::session&) -> std::optional<file_record> {
+        auto& q = lease.kept<kept_find>(&kept_find_tag, [](soci::session& s) { return std::make_unique<kept_find>(s); });
+        q.owner.assign(owner);
+        q.id.assign(id);
+        q.now = unix_now();
+        try {
+            q.st.execute();
+            std::optional<file_record> found;
+            if (q.st.fetch()) found = q.row.take();
+            dialect_.end_pass(q.st);
+            return found;
+        } catch (...) {
+            lease.forget(&kept_find_tag);  // a statement that failed halfway is not reused
+            throw;
+        }
+    });
 }
 
 store::list_page store::list(std::string_view owner, const list_query& q) {

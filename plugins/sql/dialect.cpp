@@ -121,6 +121,13 @@ private:
 
 }  // namespace
 
+void dialect::end_pass(soci::statement& st) const noexcept {
+    if (kind_ != backend::sqlite) return;
+    // By name, like the sessions above: SOCI's sqlite3 backend keeps its sqlite3_stmt public.
+    if (auto* b = static_cast<soci::sqlite3_statement_backend*>(st.get_backend()); b && b->stmt_)
+        sqlite_api::sqlite3_reset(b->stmt_);
+}
+
 std::string_view dialect::skip_locked() const noexcept {
     return kind_ == backend::postgresql ? " FOR UPDATE SKIP LOCKED" : "";
 }

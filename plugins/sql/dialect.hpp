@@ -30,6 +30,7 @@
 #include "sql/pool.hpp"
 
 #include <soci/session.h>
+#include <soci/statement.h>
 
 #include <cstdint>
 #include <initializer_list>
@@ -71,6 +72,12 @@ public:
                                      std::initializer_list<param> params) const;
 
     std::string_view blob_type() const noexcept { return kind_ == backend::postgresql ? "bytea" : "blob"; }
+
+    // Ends a pass of a statement kept across leases (session_lease::kept) once its rows are
+    // read. SQLite: sqlite3_reset, because a statement left stepped keeps its read transaction
+    // open, and the session would go on seeing the database as it was then (and hold back WAL
+    // checkpoints). PostgreSQL: nothing (a result arrives whole; no transaction stays open).
+    void end_pass(soci::statement& st) const noexcept;
 
 private:
     backend kind_;

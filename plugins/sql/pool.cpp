@@ -109,6 +109,16 @@ std::string sqlite_connect_string(std::string_view path) {
     return "db=\"" + std::string(path) + "\" timeout=10";
 }
 
+// SQLite keeps allocation statistics (SQLITE_CONFIG_MEMSTATUS, on by default) under one
+// process-wide mutex taken on every allocation: with many workers answering small reads, that
+// mutex is contended (perf of files_bench's metadata GETs). Nothing here reads the statistics.
+// The setting is only accepted before the library initializes, so it is made once, before the
+// first connection; a refusal (the library already initialized elsewhere) changes nothing.
+void disable_sqlite_memstatus() {
+    static const int rc = sqlite_api::sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    (void)rc;
+}
+
 PGconn* pg_connection(soci::session& s) noexcept {
     // By name, not dynamic_cast: libsoci_postgresql does not export the backend's typeinfo.
     if (s.get_backend_name() != "postgresql" || !s.get_backend()) return nullptr;
@@ -227,6 +237,13 @@ void session_lease::reset() noexcept {
     session_ = nullptr;
 }
 
+// The slot is leased to this lease alone: its kept objects are touched without the pool's lock.
+std::shared_ptr<void>& session_lease::kept_slot(const void* tag) { return pool_->slots_[slot_].kept[tag]; }
+
+void session_lease::forget(const void* tag) noexcept {
+    if (pool_) pool_->slots_[slot_].kept.erase(tag);
+}
+
 void session_lease::rethrow_classified() const {
     try {
         throw;
@@ -267,6 +284,7 @@ pool::~pool() = default;
 std::unique_ptr<soci::session> pool::connect() {
     auto s = std::make_unique<soci::session>();
     if (kind_ == backend::sqlite) {
+        disable_sqlite_memstatus();
         s->open(soci::sqlite3, connect_string_);
         configure_sqlite(*s);
     } else {
@@ -345,7 +363,10 @@ session_lease pool::ready(std::size_t index) {
     // slot goes back closed.
     session_lease out(this, index, nullptr);
     std::unique_ptr<soci::session>& s = slots_[index].session;
-    if (s && !usable_idle(*s)) s.reset();  // reopened below; a failure there says why
+    if (s && !usable_idle(*s)) {  // reopened below; a failure there says why
+        slots_[index].kept.clear();
+        s.reset();
+    }
     if (!s) {
         {
             std::lock_guard lk(mu_);
@@ -387,12 +408,14 @@ session_lease pool::ready(std::size_t index) {
 
 void pool::release(std::size_t index) noexcept {
     std::unique_ptr<soci::session> dropped;
+    std::map<const void*, std::shared_ptr<void>> dropped_kept;  // destroyed first: declared last
     bool broken = false, alive = false;
     {
         std::lock_guard lk(mu_);
         slot& sl = slots_[index];
         if (sl.session && !usable_returned(*sl.session)) {
             broken = connection_broken(*sl.session);
+            dropped_kept.swap(sl.kept);
             dropped = std::move(sl.session);
         }
         alive = sl.session != nullptr;
@@ -405,7 +428,7 @@ void pool::release(std::size_t index) noexcept {
     freed_.notify_all();
     if (broken) learn(false, "a connection broke during a request");
     else if (alive) learn(true, {});
-    // `dropped` closes here, outside the lock.
+    // `dropped_kept`, then `dropped`, close here, outside the lock.
 }
 
 void pool::learn(bool reachable, const std::string& detail) noexcept {

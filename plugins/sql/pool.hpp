@@ -40,6 +40,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -104,7 +105,22 @@ public:
     // connection is what failed, else as it is.
     [[noreturn]] void rethrow_classified() const;
 
+    // An object kept with this session for as long as it stays open, under `tag` (one per call
+    // site): a prepared statement reused by every lease of the session, which spares a hot
+    // query SQLite's parse or PostgreSQL's prepare round trip each time. make(session) returns a
+    // std::unique_ptr<T> on first use. Kept objects are destroyed before their session closes;
+    // forget(tag) drops one (after a failure left it in doubt).
+    template <class T, class Make>
+    T& kept(const void* tag, Make&& make) {
+        std::shared_ptr<void>& held = kept_slot(tag);
+        if (!held) held = std::shared_ptr<T>(make(*session_));
+        return *static_cast<T*>(held.get());
+    }
+    void forget(const void* tag) noexcept;
+
 private:
+    std::shared_ptr<void>& kept_slot(const void* tag);
+
     friend class pool;
     session_lease(pool* p, std::size_t slot, soci::session* s) noexcept : pool_(p), slot_(slot), session_(s) {}
 
@@ -164,6 +180,8 @@ private:
         std::unique_ptr<soci::session> session;  // null: closed
         bool leased = false;
         bool streaming = false;
+        // session_lease::kept objects of this session; declared after it, so destroyed before it.
+        std::map<const void*, std::shared_ptr<void>> kept;
     };
 
     std::optional<std::size_t> take_free(bool streaming);  // under mu_

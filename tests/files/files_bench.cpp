@@ -1,14 +1,44 @@
-// files_bench: upload and download of one large file through a real aqueductd, on SQLite and on
-// PostgreSQL, printing MiB/s and the gateway's peak RSS (VmHWM), next to the database's own
-// bulk write of the same bytes through the same code path the store uses (the reference: how
-// close the gateway gets to what the database can take).
+// files_bench: what a user of the Files API gets, per content store, beside what the same machine
+// does without the gateway, all in one run (issue 9, items 4 and 5).
 //
-//   build-dir/tests/files/files_bench [--mib 256] [--postgres URL] [--sqlite-only]
+//   build-dir/tests/files/files_bench [--mib 1024] [--stores filesystem,database,s3]
+//                                     [--line-bytes 2048] [--connections 32] [--seconds 5]
+//                                     [--perf DIR]
 //
-// Without --postgres a throwaway server is started with tests/support/postgres.sh.
+// For each store a real aqueductd is started with the default config for that store (filesystem:
+// the embedded default beside a SQLite database; database: chunks in a throwaway PostgreSQL that
+// also holds the metadata; s3: a throwaway Swift + s3api, metadata in SQLite). The only keys
+// set besides the store are limits: what a file this large needs (max_file_bytes,
+// max_requests_per_file) and max_requests_per_principal above wrk's connections. Then, each from a separate client process:
+//   upload     curl -F purpose=batch -F file=@FILE: a valid batch JSONL of --mib MiB in lines of
+//              --line-bytes bytes, validated by the gateway like any batch upload
+//   download   curl -o /dev/null of its content
+//   metadata   wrk, --connections connections on 2 threads for --seconds: GET /v1/files/{id}
+// and the references, measured right before the gateway's figure they compare with:
+//   nginx      (filesystem only; bench_nginx.hpp) WebDAV PUT of the same file with curl -T,
+//              GET of it to /dev/null (sendfile), the gateway's metadata JSON as a static file
+//              with the same wrk settings
+//   raw store  filesystem: write(2) of the same bytes into the store's folder, then fsync;
+//              database: 1 MiB chunk inserts into a file_chunks-like table of the same
+//              PostgreSQL, one transaction (the store's statements, without HTTP);
+//              s3: one streamed PUT and one GET of as many bytes to the same server with the
+//              store's client (tests/support/s3_reference.hpp)
+// It prints each figure, its reference, the ratio, the issue's target, and the gateway's peak
+// RSS (VmHWM) growth over the upload and download. With --perf DIR the gateway is recorded with
+// `perf record --call-graph dwarf` (libraries have no frame pointers) during each phase (DIR/STORE-PHASE.data): the figures of such a run are not
+// the ones to report.
+//
+// A program, not a test: its figures depend on the machine and its load (the load average is
+// printed at start and end).
+#include "bench_nginx.hpp"
+
+#include "aqt_build_paths.h"
+#include "support/child_process.hpp"
 #include "support/digest.hpp"
 #include "support/gateway.hpp"
-#include "support/http_client.hpp"
+#include "support/process_stats.hpp"
+#include "support/s3.hpp"
+#include "support/s3_reference.hpp"
 
 #include "sql/dialect.hpp"
 #include "sql/pool.hpp"
@@ -18,182 +48,421 @@
 
 #include <soci/soci.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace json = boost::json;
+namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
 
 namespace {
 
-std::string random_block(std::size_t n) {
-    std::string s(n, '\0');
-    std::uint64_t x = 88172645463325252ull;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c = static_cast<char>(x);
-    }
-    return s;
-}
+constexpr std::uint64_t MiB = 1 << 20;
 
-long vm_hwm_kib(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.starts_with("VmHWM:")) return std::atol(line.c_str() + 6);
-    return -1;
-}
+struct options {
+    std::uint64_t mib = 1024;
+    std::vector<std::string> stores{"filesystem", "database", "s3"};
+    std::size_t line_bytes = 2048;
+    int connections = 32;
+    int seconds = 5;
+    fs::path perf_dir;
+};
+
+// One line of the report.
+struct figure {
+    std::string store, what;
+    double value = 0;
+    std::string unit;
+    std::string reference;
+    double reference_value = 0;
+    double target = 0;  // the issue's minimum ratio; 0: none
+};
+
+std::vector<figure> report;
 
 double seconds_since(clock_type::time_point t0) {
     return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
-// The database alone: `mib` chunks of 1 MiB in one transaction, as the store writes them.
-double reference_write(const std::string& url, std::size_t mib, const std::string& block) {
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string a, b, c;
+    in >> a >> b >> c;
+    return a + " " + b + " " + c;
+}
+
+// A valid batch file: `lines` requests of exactly `line_bytes` bytes (newline included), prose
+// with escapes and two-byte UTF-8 in the user message, distinct custom_ids.
+void write_batch_file(const fs::path& path, std::uint64_t lines, std::size_t line_bytes) {
+    static const std::string prose =
+        "Summarize the following report in three sentences, keeping every figure: "
+        "the caf\xc3\xa9 on the corner sold 1,204 cups in M\xc3\xa4rz, "
+        "up from 987 \\\"last year\\\";\\nthe bakery next door, 3.5% fewer loaves. ";
+    std::ofstream out(path, std::ios::binary);
+    std::string line;
+    for (std::uint64_t i = 0; i < lines; ++i) {
+        char id[32];
+        std::snprintf(id, sizeof id, "request-%010llu", static_cast<unsigned long long>(i));
+        line = R"({"custom_id":")" + std::string(id) +
+               R"(","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","max_tokens":1000,)"
+               R"("messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":")";
+        const std::string end = "\"}]}}\n";
+        if (line.size() + end.size() > line_bytes) throw std::runtime_error("--line-bytes is too small");
+        std::size_t room = line_bytes - line.size() - end.size();
+        while (room > 0) {
+            // Never cut an escape or a UTF-8 sequence: pad the rest with spaces.
+            std::size_t take = std::min(room, prose.size());
+            if (take < prose.size()) {
+                line.append(take, ' ');
+            } else {
+                line += prose;
+            }
+            room -= take;
+        }
+        line += end;
+        out.write(line.data(), static_cast<std::streamsize>(line.size()));
+    }
+    if (!out) throw std::runtime_error("could not write " + path.string());
+}
+
+// What curl reported of one transfer.
+struct transfer {
+    int status = 0;
+    double seconds = 0;
+    std::string body;  // the response body when kept
+};
+
+transfer curl(std::vector<std::string> args, const fs::path& body_file) {
+    std::vector<std::string> all{"-sS", "-o", body_file.empty() ? "/dev/null" : body_file.string(), "-w",
+                                 "%{http_code} %{time_total}"};
+    all.insert(all.end(), args.begin(), args.end());
+    auto r = aqt::run_program("curl", all, {}, 900s);
+    transfer t;
+    std::istringstream in(r.output);
+    in >> t.status >> t.seconds;
+    if (!r.status.success() || !in) throw std::runtime_error("curl failed: " + r.output);
+    if (!body_file.empty()) {
+        std::ifstream b(body_file);
+        t.body.assign(std::istreambuf_iterator<char>(b), {});
+    }
+    return t;
+}
+
+// wrk's requests per second; throws when any answer was not 2xx/3xx or a socket failed. The
+// script names the first status other than 200 that a thread saw, to say what failed.
+double wrk(const options& o, const std::string& url, const std::string& authorization, const fs::path& work) {
+    const fs::path script = work / "wrk_status.lua";
+    std::ofstream(script) << "local bad = nil\n"
+                             "function response(status, headers, body)\n"
+                             "  if status ~= 200 and bad == nil then bad = status; io.stderr:write('status ' .. status .. ': ' .. body .. '\\n') end\n"
+                             "end\n";
+    auto r = aqt::run_program("wrk",
+                              {"-t2", "-c" + std::to_string(o.connections), "-d" + std::to_string(o.seconds) + "s",
+                               "-s", script.string(), "-H", "Authorization: " + authorization, url},
+                              {}, std::chrono::seconds(o.seconds + 60));
+    auto at = r.output.find("Requests/sec:");
+    if (!r.status.success() || at == std::string::npos) throw std::runtime_error("wrk failed: " + r.output);
+    if (r.output.find("Non-2xx") != std::string::npos || r.output.find("Socket errors") != std::string::npos)
+        throw std::runtime_error("wrk saw failures: " + r.output);
+    return std::atof(r.output.c_str() + at + 13);
+}
+
+// `perf record` of a process while it lives; stopped (SIGINT, so perf writes its file) by
+// the destructor.
+class perf_recording {
+public:
+    perf_recording(const options& o, pid_t pid, const std::string& name) {
+        if (o.perf_dir.empty()) return;
+        fs::create_directories(o.perf_dir);
+        perf_.emplace("/usr/bin/perf", std::vector<std::string>{"record", "--call-graph", "dwarf,16384", "-F", "1000",
+                                                                "-p", std::to_string(pid), "-o",
+                                                                (o.perf_dir / (name + ".data")).string()});
+        std::this_thread::sleep_for(500ms);  // perf attaches to every thread first
+    }
+    ~perf_recording() {
+        if (!perf_) return;
+        ::kill(perf_->pid(), SIGINT);
+        perf_->wait(60s);
+    }
+
+private:
+    std::optional<aqt::child_process> perf_;
+};
+
+double mib_per_s(std::uint64_t bytes, double seconds) { return static_cast<double>(bytes) / MiB / seconds; }
+
+// The filesystem's own write of the same bytes into `folder`: 1 MiB write(2)s, fsync, close.
+double raw_file_write(const fs::path& source, const fs::path& folder) {
+    std::vector<char> buf(MiB);
+    const fs::path target = folder / "files-bench-raw-write";
+    int in = ::open(source.c_str(), O_RDONLY | O_CLOEXEC);
+    auto t0 = clock_type::now();
+    int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (in < 0 || out < 0) throw std::runtime_error("raw write: cannot open " + target.string());
+    std::uint64_t total = 0;
+    for (;;) {
+        ssize_t n = ::read(in, buf.data(), buf.size());
+        if (n < 0) throw std::runtime_error("raw write: read failed");
+        if (n == 0) break;
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = ::write(out, buf.data() + done, static_cast<std::size_t>(n - done));
+            if (w < 0) throw std::runtime_error("raw write: write failed");
+            done += w;
+        }
+        total += static_cast<std::uint64_t>(n);
+    }
+    if (::fsync(out) != 0) throw std::runtime_error("raw write: fsync failed");
+    ::close(out);
+    double secs = seconds_since(t0);
+    ::close(in);
+    fs::remove(target);
+    return mib_per_s(total, secs);
+}
+
+// PostgreSQL's own write of the same bytes, as the database store writes them: 1 MiB chunks
+// into a table like file_chunks (bytea, storage external), here in one transaction.
+double raw_database_write(const std::string& url, const fs::path& source) {
     aq::sql::pool pool(url, 1);
     auto s = pool.lease();
-    const bool pg = pool.kind() == aq::sql::backend::postgresql;
     const aq::sql::dialect d(pool.kind());
     *s << "drop table if exists bench_chunks";
     *s << "create table bench_chunks (seq integer primary key, data " + std::string(d.blob_type()) + " not null)";
-    if (pg) *s << "alter table bench_chunks alter column data set storage external";
+    if (pool.kind() == aq::sql::backend::postgresql) *s << "alter table bench_chunks alter column data set storage external";
+    std::ifstream in(source, std::ios::binary);
+    std::string chunk(MiB, '\0');
+    std::uint64_t total = 0;
     auto t0 = clock_type::now();
     {
         aq::sql::write_transaction tx(*s, pool.kind());
-        for (std::size_t i = 0; i < mib; ++i)
+        for (long long seq = 0;; ++seq) {
+            in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+            auto n = static_cast<std::size_t>(in.gcount());
+            if (n == 0) break;
             d.execute(*s, "insert into bench_chunks (seq, data) values ($1, $2)",
-                      {aq::sql::param::integer(static_cast<long long>(i)), aq::sql::param::blob(block)});
+                      {aq::sql::param::integer(seq), aq::sql::param::blob(std::string_view(chunk.data(), n))});
+            total += n;
+        }
         tx.commit();
     }
     double secs = seconds_since(t0);
     *s << "drop table bench_chunks";
-    return static_cast<double>(mib) / secs;
+    return mib_per_s(total, secs);
 }
 
-void run(const std::string& label, const std::string& database, std::size_t mib) {
-    const std::string block = random_block(1 << 20);
-    json::object files{{"enabled", true}, {"purposes", json::array{"user_data"}},
-                       {"max_file_bytes", static_cast<std::uint64_t>(mib + 1) << 20}};
-    if (!database.empty()) files["database"] = database;
-    aqt::gateway gw(json::object{{"plugins", json::object{{"files", files}}}});
-    std::string db = database.empty() ? "sqlite:" + (gw.dir() / "aqueduct.db").string() : database;
-    aqt::http::client c(gw.port(), std::chrono::seconds(600));
-    c.default_headers["Authorization"] = gw.bearer("alice");
-    long rss_idle = vm_hwm_kib(gw.pid());
+// The throwaway servers a store needs, started once for the run.
+struct servers {
+    fs::path pg_state, s3_state;
+    std::string pg_url;
+    std::optional<aq::s3::client_config> s3;
 
-    const std::string boundary = "----files-bench-boundary";
-    const std::string head = "--" + boundary +
-                             "\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n--" + boundary +
-                             "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.bin\"\r\n"
-                             "Content-Type: application/octet-stream\r\n\r\n";
-    const std::string tail = "\r\n--" + boundary + "--\r\n";
-    const std::uint64_t total = head.size() + (static_cast<std::uint64_t>(mib) << 20) + tail.size();
-    std::uint64_t sent = 0;
-    aqt::sha256 content_hash;
-    for (std::size_t i = 0; i < mib; ++i) content_hash.update(block);
-    const std::string expected = content_hash.hex();
+    ~servers() {
+        const std::string src = AQ_TEST_SOURCE_DIR;
+        if (!pg_state.empty())
+            std::system(("bash '" + src + "/tests/support/postgres.sh' stop '" + pg_state.string() + "' >/dev/null").c_str());
+        if (!s3_state.empty())
+            std::system(("bash '" + src + "/tests/support/s3.sh' stop '" + s3_state.string() + "' >/dev/null").c_str());
+    }
+    void need_postgres(const fs::path& work) {
+        if (!pg_state.empty()) return;
+        pg_state = work / "postgres";
+        std::string cmd = "bash '" AQ_TEST_SOURCE_DIR "/tests/support/postgres.sh' start '" + pg_state.string() + "' >/dev/null";
+        if (std::system(cmd.c_str()) != 0) throw std::runtime_error("could not start PostgreSQL");
+        std::ifstream in(pg_state / "url");
+        std::getline(in, pg_url);
+    }
+    void need_s3(const fs::path& work) {
+        if (!s3_state.empty()) return;
+        s3_state = work / "s3";
+        std::string cmd = "bash '" AQ_TEST_SOURCE_DIR "/tests/support/s3.sh' start '" + s3_state.string() + "' >/dev/null";
+        if (std::system(cmd.c_str()) != 0) throw std::runtime_error("could not start Swift + s3api");
+        s3 = aqt::s3_endpoint_from((s3_state / "s3.env").string());
+    }
+};
 
-    aqt::http::request up;
-    up.method = "POST";
-    up.target = "/v1/files";
-    up.headers = {{"Content-Type", "multipart/form-data; boundary=" + boundary}};
-    up.content_length = total;
-    up.body_source = [&](char* buf, std::size_t cap) -> std::size_t {
-        std::size_t n = 0;
-        while (n < cap && sent < total) {
-            std::uint64_t body_end = head.size() + (static_cast<std::uint64_t>(mib) << 20);
-            std::size_t take;
-            if (sent < head.size()) {
-                take = std::min<std::uint64_t>(cap - n, head.size() - sent);
-                std::memcpy(buf + n, head.data() + sent, take);
-            } else if (sent < body_end) {
-                std::uint64_t off = (sent - head.size()) % block.size();
-                take = std::min<std::uint64_t>({cap - n, block.size() - off, body_end - sent});
-                std::memcpy(buf + n, block.data() + off, take);
-            } else {
-                std::uint64_t off = sent - body_end;
-                take = std::min<std::uint64_t>(cap - n, tail.size() - off);
-                std::memcpy(buf + n, tail.data() + off, take);
-            }
-            n += take;
-            sent += take;
-        }
-        return n;
-    };
-    auto t0 = clock_type::now();
-    auto r = c.send(up);
-    double up_secs = seconds_since(t0);
-    if (r.status != 200) throw std::runtime_error(label + " upload failed: " + std::to_string(r.status) + " " + r.body);
-    std::string id(json::parse(r.body).at("id").as_string());
-    long rss_upload = vm_hwm_kib(gw.pid());
+void run_store(const options& o, const std::string& store, servers& srv, const fs::path& work, const fs::path& batch,
+               std::uint64_t lines) {
+    const std::uint64_t bytes = o.mib * MiB;
+    json::object files{{"enabled", true},
+                       {"max_file_bytes", bytes + MiB},
+                       {"max_requests_per_file", std::max<std::uint64_t>(lines, 50000)}};
+    if (store == "database") {
+        srv.need_postgres(work);
+        files["store"] = "database";
+        files["database"] = srv.pg_url;
+    } else if (store == "s3") {
+        srv.need_s3(work);
+        files["store"] = "s3";
+        files["s3"] = json::object{{"endpoint", srv.s3->endpoint},     {"bucket", srv.s3->bucket},
+                                   {"region", srv.s3->region},         {"addressing", "path"},
+                                   {"access_key", srv.s3->access_key}, {"secret_key", srv.s3->secret_key}};
+    } else if (store != "filesystem") {
+        throw std::runtime_error("unknown store " + store);
+    }
+    // The per-token limit (32 by default) is raised above wrk's connections: a request counts
+    // until its handler has returned, which can be after the client has its answer and sent the
+    // next one, so 32 connections of one token at the limit of 32 meet an occasional 429.
+    aqt::gateway gw(json::object{{"plugins", json::object{{"files", files}}},
+                                 {"max_requests_per_principal", 2 * o.connections}});
+    const std::string auth = gw.bearer("alice");
+    const long long hwm_idle = aqt::status_kib(gw.pid(), "VmHWM");
+    std::optional<aqbench::nginx_server> nginx;
+    if (store == "filesystem") nginx.emplace(work / "nginx");
 
-    aqt::http::request down;
-    down.method = "GET";
-    down.target = "/v1/files/" + id + "/content";
-    down.keep_body = false;
-    t0 = clock_type::now();
-    auto d = c.send(down);
-    double down_secs = seconds_since(t0);
-    if (d.status != 200 || d.body_sha256 != expected)
-        throw std::runtime_error(label + " download failed or differs: " + std::to_string(d.status));
-    long rss_download = vm_hwm_kib(gw.pid());
-    gw.stop();
+    // Upload.
+    double nginx_put = 0;
+    if (nginx) {
+        auto t = curl({"-T", batch.string(), nginx->url("/dav/batch.jsonl")}, {});
+        if (t.status != 201 && t.status != 204) throw std::runtime_error("nginx PUT: " + std::to_string(t.status));
+        nginx_put = mib_per_s(bytes, t.seconds);
+    }
+    transfer up;
+    {
+        perf_recording p(o, gw.pid(), store + "-upload");
+        up = curl({"-H", "Authorization: " + auth, "-F", "purpose=batch", "-F", "file=@" + batch.string(),
+                   gw.base_url() + "/v1/files"},
+                  work / "upload.json");
+    }
+    if (up.status != 200) throw std::runtime_error(store + " upload: " + std::to_string(up.status) + " " + up.body);
+    const std::string id(json::parse(up.body).at("id").as_string());
+    const long long hwm_upload = aqt::status_kib(gw.pid(), "VmHWM");
 
-    double ref = reference_write(db, mib, block);
-    double up_rate = static_cast<double>(mib) / up_secs, down_rate = static_cast<double>(mib) / down_secs;
-    std::printf("%-10s %4zu MiB  upload %7.1f MiB/s  download %7.1f MiB/s  | db bulk write %7.1f MiB/s "
-                "(upload = %.0f%%)  | gateway VmHWM idle %ld MiB, after upload %ld MiB, after download %ld MiB\n",
-                label.c_str(), mib, up_rate, down_rate, ref, 100.0 * up_rate / ref, rss_idle / 1024,
-                rss_upload / 1024, rss_download / 1024);
+    // Download.
+    double nginx_get = 0;
+    if (nginx) {
+        auto t = curl({nginx->url("/dav/batch.jsonl")}, {});
+        if (t.status != 200) throw std::runtime_error("nginx GET: " + std::to_string(t.status));
+        nginx_get = mib_per_s(bytes, t.seconds);
+    }
+    transfer down;
+    {
+        perf_recording p(o, gw.pid(), store + "-download");
+        down = curl({"-H", "Authorization: " + auth, gw.base_url() + "/v1/files/" + id + "/content"}, {});
+    }
+    if (down.status != 200) throw std::runtime_error(store + " download: " + std::to_string(down.status));
+    const long long hwm_download = aqt::status_kib(gw.pid(), "VmHWM");
+
+    // Metadata.
+    auto meta = curl({"-H", "Authorization: " + auth, gw.base_url() + "/v1/files/" + id}, work / "meta.json");
+    if (meta.status != 200) throw std::runtime_error(store + " metadata: " + std::to_string(meta.status));
+    double nginx_static = 0;
+    if (nginx) {
+        std::ofstream(nginx->root() / "meta.json") << meta.body;
+        nginx_static = wrk(o, nginx->url("/meta.json"), auth, work);
+    }
+    double gw_meta;
+    {
+        perf_recording p(o, gw.pid(), store + "-metadata");
+        gw_meta = wrk(o, gw.base_url() + "/v1/files/" + id, auth, work);
+    }
+
+    const double up_rate = mib_per_s(bytes, up.seconds), down_rate = mib_per_s(bytes, down.seconds);
+    if (nginx) {
+        report.push_back({store, "upload", up_rate, "MiB/s", "nginx WebDAV PUT", nginx_put, 0.5});
+        report.push_back({store, "download", down_rate, "MiB/s", "nginx sendfile GET", nginx_get, 0.8});
+        report.push_back({store, "metadata GET", gw_meta, "req/s", "nginx static JSON", nginx_static, 0.5});
+        report.push_back({store, "upload", up_rate, "MiB/s", "write + fsync, same folder",
+                          raw_file_write(batch, gw.dir() / "files"), 0});
+    } else if (store == "database") {
+        report.push_back({store, "upload", up_rate, "MiB/s", "PostgreSQL 1 MiB chunk inserts",
+                          raw_database_write(srv.pg_url, batch), 0.8});
+        report.push_back({store, "download", down_rate, "MiB/s", "", 0, 0});
+        report.push_back({store, "metadata GET", gw_meta, "req/s", "", 0, 0});
+    } else {
+        aq::s3::client c(*srv.s3);
+        auto direct = aqt::s3_client_put_get(c, "files-bench/direct", bytes);
+        c.delete_object("files-bench/direct");
+        report.push_back({store, "upload", up_rate, "MiB/s", "direct S3 PUT, same server", direct.put_mib_s, 0.7});
+        report.push_back({store, "download", down_rate, "MiB/s", "direct S3 GET, same server", direct.get_mib_s, 0.7});
+        report.push_back({store, "metadata GET", gw_meta, "req/s", "", 0, 0});
+    }
+    std::printf("%s: gateway VmHWM %lld MiB idle, %lld after upload, %lld after download: growth %.1f MiB "
+                "(target <= 64)\n",
+                store.c_str(), hwm_idle / 1024, hwm_upload / 1024, hwm_download / 1024,
+                static_cast<double>(std::max(hwm_upload, hwm_download) - hwm_idle) / 1024);
     std::fflush(stdout);
+    curl({"-X", "DELETE", "-H", "Authorization: " + auth, gw.base_url() + "/v1/files/" + id}, {});
+}
+
+void print_report() {
+    std::printf("\n| store | figure | gateway | reference | reference value | ratio | target |\n"
+                "|---|---|---|---|---|---|---|\n");
+    for (const auto& f : report) {
+        if (f.reference.empty()) {
+            std::printf("| %s | %s | %.0f %s | | | | |\n", f.store.c_str(), f.what.c_str(), f.value, f.unit.c_str());
+            continue;
+        }
+        double ratio = f.value / f.reference_value;
+        std::string target = f.target > 0 ? (ratio >= f.target ? ">= " : "MISSED >= ") + std::to_string(f.target).substr(0, 3)
+                                          : "";
+        std::printf("| %s | %s | %.0f %s | %s | %.0f %s | %.2f | %s |\n", f.store.c_str(), f.what.c_str(), f.value,
+                    f.unit.c_str(), f.reference.c_str(), f.reference_value, f.unit.c_str(), ratio, target.c_str());
+    }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::size_t mib = 256;
-    std::string postgres;
-    bool sqlite_only = false;
+    options o;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--mib" && i + 1 < argc) mib = std::stoul(argv[++i]);
-        else if (a == "--postgres" && i + 1 < argc) postgres = argv[++i];
-        else if (a == "--sqlite-only") sqlite_only = true;
-        else {
-            std::cerr << "usage: files_bench [--mib N] [--postgres URL] [--sqlite-only]\n";
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+            return argv[++i];
+        };
+        try {
+            if (a == "--mib") o.mib = std::stoull(next());
+            else if (a == "--line-bytes") o.line_bytes = std::stoul(next());
+            else if (a == "--connections") o.connections = std::stoi(next());
+            else if (a == "--seconds") o.seconds = std::stoi(next());
+            else if (a == "--perf") o.perf_dir = next();
+            else if (a == "--stores") {
+                o.stores.clear();
+                std::istringstream in(next());
+                for (std::string s; std::getline(in, s, ',');) o.stores.push_back(s);
+            } else throw std::invalid_argument("unknown argument " + a);
+        } catch (const std::exception& e) {
+            std::cerr << "files_bench: " << e.what()
+                      << "\nusage: files_bench [--mib N] [--stores filesystem,database,s3] [--line-bytes B] "
+                         "[--connections C] [--seconds S] [--perf DIR]\n";
             return 2;
         }
     }
+    const fs::path work = fs::temp_directory_path() / ("files-bench-" + aqt::random_hex(4));
+    int status = 0;
     try {
-        run("sqlite", "", mib);
-        if (sqlite_only) return 0;
-        std::filesystem::path state;
-        if (postgres.empty()) {
-            state = std::filesystem::temp_directory_path() / ("files-bench-pg-" + aqt::random_hex(4));
-            std::string cmd = "bash '" AQ_FILES_POSTGRES_SH "' start '" + state.string() + "' >/dev/null";
-            if (std::system(cmd.c_str()) != 0) throw std::runtime_error("could not start PostgreSQL: " + cmd);
-            std::ifstream in(state / "url");
-            std::getline(in, postgres);
-        }
-        try {
-            run("postgresql", postgres, mib);
-        } catch (...) {
-            if (!state.empty())
-                std::system(("bash '" AQ_FILES_POSTGRES_SH "' stop '" + state.string() + "' >/dev/null").c_str());
-            throw;
-        }
-        if (!state.empty())
-            std::system(("bash '" AQ_FILES_POSTGRES_SH "' stop '" + state.string() + "' >/dev/null").c_str());
+        fs::create_directories(work);
+        const std::uint64_t lines = o.mib * MiB / o.line_bytes;
+        if (lines * o.line_bytes != o.mib * MiB) throw std::runtime_error("--line-bytes must divide the file size");
+        const fs::path batch = work / "batch.jsonl";
+        write_batch_file(batch, lines, o.line_bytes);
+        std::printf("files_bench: %llu MiB batch file, %llu lines of %zu bytes; wrk -t2 -c%d -d%ds; load average %s\n",
+                    static_cast<unsigned long long>(o.mib), static_cast<unsigned long long>(lines), o.line_bytes,
+                    o.connections, o.seconds, load_average().c_str());
+        std::fflush(stdout);
+        servers srv;
+        for (const auto& store : o.stores) run_store(o, store, srv, work, batch, lines);
+        print_report();
+        std::printf("load average at the end: %s\n", load_average().c_str());
     } catch (const std::exception& e) {
         std::cerr << "files_bench: " << e.what() << "\n";
-        return 1;
+        status = 1;
     }
+    std::error_code ec;
+    fs::remove_all(work, ec);
+    return status;
 }

@@ -7,6 +7,7 @@
 #include "support/digest.hpp"
 #include "support/postgres.hpp"
 
+#include "sql/dialect.hpp"
 #include "sql/pool.hpp"
 
 #include <soci/soci.h>
@@ -308,4 +309,73 @@ BOOST_AUTO_TEST_CASE(ready_now_asks_a_free_session_and_never_waits_for_a_busy_on
         if (!back) std::this_thread::sleep_for(100ms);
     }
     BOOST_TEST(back);
+}
+
+// session_lease::kept: one object per session and tag, made once, reused by later leases of the
+// session, and made again for a session opened after the old one closed.
+BOOST_AUTO_TEST_CASE(kept_objects_live_as_long_as_their_session) {
+    const std::string url = aqt::postgres_url();
+    watched_pool w(url);
+    auto& pool = w.pool;
+    static const int tag = 0;
+    int made = 0;
+    auto kept_pid = [&] {
+        auto l = pool.lease();
+        return l.run([&](soci::session&) {
+            return l.kept<int>(&tag, [&](soci::session& s) {
+                ++made;
+                return std::make_unique<int>(backend_pid(s));
+            });
+        });
+    };
+    const int first = kept_pid();
+    BOOST_TEST(kept_pid() == first);
+    BOOST_TEST(made == 1);
+    terminate_backend(url, first);
+    const int second = kept_pid();  // the closed session was replaced, its kept int dropped
+    BOOST_TEST(second != first);
+    BOOST_TEST(made == 2);
+    {
+        auto l = pool.lease();
+        l.forget(&tag);
+    }
+    BOOST_TEST(kept_pid() == second);
+    BOOST_TEST(made == 3);
+}
+
+// A kept SQLite statement whose pass was ended (dialect::end_pass) holds no read snapshot: what
+// another connection commits afterwards is seen by the session's next queries, and the session
+// can still write. Left stepped, it would keep its read transaction open, so the count below
+// would stay 1 and BEGIN IMMEDIATE would fail with SQLITE_BUSY_SNAPSHOT.
+BOOST_AUTO_TEST_CASE(a_kept_sqlite_statement_ended_after_its_pass_holds_no_snapshot) {
+    temp_dir d;
+    const std::string url = "sqlite:" + (d.path / "db").string();
+    aq::sql::pool pool(url, options(1));
+    aq::sql::pool other(url, options(1));
+    const aq::sql::dialect dialect(pool.kind());
+    pool.run([](soci::session& s) { s << "create table t (x integer)"; });
+    other.run([](soci::session& s) { s << "insert into t values (1), (2)"; });
+    struct kept_select {
+        int x = 0;
+        soci::statement st;
+        explicit kept_select(soci::session& s) : st((s.prepare << "select x from t order by x", soci::into(x))) {}
+    };
+    static const int tag = 0;
+    auto l = pool.lease();
+    auto& q = l.kept<kept_select>(&tag, [](soci::session& s) { return std::make_unique<kept_select>(s); });
+    q.st.execute();
+    BOOST_TEST_REQUIRE(q.st.fetch());  // the first row of two: the statement is still stepping
+    BOOST_TEST(q.x == 1);
+    dialect.end_pass(q.st);
+    other.run([](soci::session& s) { s << "insert into t values (3)"; });
+    int n = 0;
+    *l << "select count(*) from t", soci::into(n);
+    BOOST_TEST(n == 3);
+    *l << "BEGIN IMMEDIATE";
+    *l << "insert into t values (4)";
+    *l << "COMMIT";
+    q.st.execute();
+    int rows = 0;
+    while (q.st.fetch()) ++rows;
+    BOOST_TEST(rows == 4);
 }

@@ -1,0 +1,130 @@
+// escape_mask (plugins/batch_line): which escapes it masks, and that masking never changes what
+// the line parser decides: verdicts and fields against Boost.JSON's own parse of the unmasked
+// line, over generated lines with valid, invalid and cut escapes at every depth, split into
+// pieces anywhere.
+#include <boost/test/unit_test.hpp>
+
+#include "batch_line/escape_mask.hpp"
+#include "batch_line/line_rules.hpp"
+
+#include <boost/json.hpp>
+
+#include <random>
+#include <string>
+#include <vector>
+
+namespace bl = aq::batch_line;
+namespace json = boost::json;
+
+namespace {
+
+// The bytes the parser is given for `pieces`, in order.
+std::string masked(const std::vector<std::string>& pieces) {
+    bl::escape_mask m;
+    m.reset();
+    std::string out;
+    for (const auto& p : pieces) out += m.apply(p);
+    return out;
+}
+
+std::string masked(const std::string& line) { return masked(std::vector<std::string>{line}); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(escapes_are_masked_in_strings_three_containers_deep_only) {
+    // depth 1 (custom_id), 2 (body.model): left; 4 (messages[0].content): masked, same length.
+    const std::string line = R"({"custom_id":"a\nb","body":{"model":"m\"1","messages":[{"content":"x\ny\"z\\w\/v\u00e9\ud83d\ude00."}]}})";
+    const std::string want = R"({"custom_id":"a\nb","body":{"model":"m\"1","messages":[{"content":"xxxyxxzxxwxxvxxxxxxxxxxxxxxxxxx."}]}})";
+    BOOST_TEST(masked(line) == want);
+    // Keys that deep are masked too (no rule reads them); an array at depth 3 is deep enough.
+    BOOST_TEST(masked(R"({"b":{"s":["a\tb"],"k":{"\n":1}}})") == R"({"b":{"s":["axxb"],"k":{"xx":1}}})");
+    // Nothing to mask: the piece itself comes back.
+    bl::escape_mask m;
+    m.reset();
+    const std::string plain = R"({"a":{"b":[{"c":"plain"}]}})";
+    BOOST_TEST(m.apply(plain).data() == plain.data());
+}
+
+BOOST_AUTO_TEST_CASE(escapes_the_parser_would_refuse_or_cut_by_a_piece_are_left_for_it) {
+    const std::string deep = R"({"a":{"b":[")";
+    const std::string end = R"("]}})";
+    for (const std::string esc : {R"(\q)", R"(\u12G4)", R"(\udc00)", R"(\ud800x)", R"(\ud800\u0041)",
+                                  R"(\ud800\n)", R"(\u00)"})
+        BOOST_TEST(masked(deep + esc + end) == deep + esc + end, esc);
+    // Cut between pieces: left as sent; what follows is still read right (the escaped quote does
+    // not end the string, the next one does, and the escape after it is masked again).
+    BOOST_TEST(masked({deep + R"(a\)", R"("b\n)" + end}) == deep + R"(a\"bxx)" + end);
+    BOOST_TEST(masked({deep + R"(a\u00)", R"(e9\n)" + end}) == deep + R"(a\u00e9xx)" + end);
+    // Quotes and backslashes outside strings are not escapes.
+    BOOST_TEST(masked(R"({"a":{"b":[1]}}\"\n)") == R"({"a":{"b":[1]}}\"\n)");
+}
+
+// Generated lines: a batch-like object with strings at every depth, escapes valid and not, then
+// sometimes a byte changed, dropped or added (so half the lines are not JSON), split in up to
+// three pieces. The parser's verdict must be Boost's on the unmasked line, and the fields it
+// reads must be the decoded ones.
+BOOST_AUTO_TEST_CASE(the_parser_decides_as_boost_json_on_the_unmasked_line) {
+    std::mt19937 rng(20261130);
+    auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+    const std::vector<std::string> escapes{R"(\n)", R"(\")", R"(\\)", R"(\/)", R"(\t)", R"(\u00e9)",
+                                           R"(\ud83d\ude00)", R"(\q)", R"(\udc00)", R"(\ud800)", R"(\u12)", "\\"};
+    auto text = [&] {
+        std::string s;
+        for (std::size_t i = 0, n = pick(6); i < n; ++i) {
+            s += "ab c"[pick(4)];
+            if (pick(3) == 0) s += escapes[pick(escapes.size())];
+        }
+        return s;
+    };
+    auto value = [&](int depth, auto& self) -> std::string {
+        if (depth > 5 || pick(3) == 0) return pick(4) == 0 ? std::string("12") : "\"" + text() + "\"";
+        if (pick(2) == 0) {
+            std::string a = "[";
+            for (std::size_t i = 0, n = pick(3); i < n; ++i) a += (i ? "," : "") + self(depth + 1, self);
+            return a + "]";
+        }
+        std::string o = "{";
+        for (std::size_t i = 0, n = pick(3); i < n; ++i)
+            o += (i ? ",\"" : "\"") + text() + "\":" + self(depth + 1, self);
+        return o + "}";
+    };
+    json::parse_options opt;
+    opt.max_depth = 10000;
+    opt.allow_invalid_utf8 = true;
+    const bl::limits lim;
+    bl::line_parser parser(lim);
+    int valid = 0, invalid = 0;
+    for (int round = 0; round < 20000; ++round) {
+        std::string line = R"({"custom_id":")" + text() + R"(","method":"POST","url":"/v1/chat/completions",)" +
+                           R"("body":{"model":")" + text() + R"(","messages":[{"role":"user","content":)" +
+                           value(3, value) + "}],\"x\":" + value(2, value) + "}}";
+        if (pick(2) == 0) {
+            std::size_t at = pick(line.size());
+            switch (pick(3)) {
+            case 0: line[at] = "\"\\{}[]:,u0"[pick(10)]; break;
+            case 1: line.erase(at, 1); break;
+            default: line.insert(at, 1, "\"\\{}[]:,u0"[pick(10)]); break;
+            }
+        }
+        std::vector<std::string> pieces;
+        std::size_t a = pick(line.size() + 1), b = pick(line.size() + 1);
+        if (a > b) std::swap(a, b);
+        pieces = {line.substr(0, a), line.substr(a, b - a), line.substr(b)};
+
+        parser.reset();
+        bool ok = true;
+        for (const auto& p : pieces) ok = parser.write(p) && ok;
+        ok = parser.finish() && ok;
+        json::error_code ec;
+        json::value v = json::parse(line, ec, {}, opt);
+        BOOST_TEST_REQUIRE(ok == !ec, line);
+        (ok ? valid : invalid)++;
+        if (!ok || parser.judge({})) continue;
+        const json::object& o = v.as_object();
+        BOOST_TEST(parser.custom_id() == std::string_view(o.at("custom_id").as_string()), line);
+        BOOST_TEST(parser.url() == std::string_view(o.at("url").as_string()), line);
+        BOOST_TEST(parser.model() == std::string_view(o.at("body").at("model").as_string()), line);
+    }
+    BOOST_TEST(valid > 2000);
+    BOOST_TEST(invalid > 2000);
+}
