@@ -128,8 +128,13 @@ upstream_config parse_upstream(const json::value& v, const std::string& key) {
         } else if (k == "max_concurrency") u.max_concurrency = static_cast<unsigned>(get_uint(val, sub, 1, 100000));
         else if (k == "timeout_seconds") u.timeout_seconds = static_cast<unsigned>(get_uint(val, sub, 1, 86400));
         else if (k == "weight") u.weight = static_cast<unsigned>(get_uint(val, sub, 0, 1000));
+        else if (k == "min_concurrency") u.min_concurrency = static_cast<unsigned>(get_uint(val, sub, 1, 100000));
+        else if (k == "latency_target_ms")
+            u.latency_target_ms = static_cast<unsigned>(get_uint(val, sub, 0, 86400000));
         else fail(sub, "unknown key");
     }
+    if (u.min_concurrency > u.max_concurrency)
+        fail(key + ".min_concurrency", "must not exceed max_concurrency (" + std::to_string(u.max_concurrency) + ")");
     if (u.name.empty()) fail(key + ".name", "required");
     if (!has_models || (u.models.empty() && u.aliases.empty())) fail(key + ".models", "required: model names or \"*\"");
     while (!u.base_url.empty() && u.base_url.back() == '/') u.base_url.pop_back();

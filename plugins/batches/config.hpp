@@ -31,6 +31,11 @@ struct upstream_config {
     // Share of the model's lines relative to the other upstreams serving it (upstream_pool.hpp
     // has the rule); 0: takes no lines (drained).
     unsigned weight = 1;
+    // Adaptive concurrency (upstream_pool.hpp): the cap on requests in flight moves between
+    // min_concurrency and max_concurrency; a success counts towards raising it only when it
+    // answered within latency_target_ms (0: any success counts).
+    unsigned min_concurrency = 1;
+    unsigned latency_target_ms = 0;
 
     // The name the upstream knows public `model` by, or nullopt when it does not serve it.
     std::optional<std::string_view> upstream_model(std::string_view model) const;

@@ -27,9 +27,15 @@ batch_metrics::batch_metrics(const aq::host& host, const config& cfg) {
                                       "1 while the upstream is in rotation on this host, 0 while it cools down "
                                       "or is being probed.",
                                       {"upstream"});
+    auto cap = host.gauge_family("aqueduct_batches_upstream_concurrency_cap",
+                                 "The adaptive cap on the upstream's requests in flight from this host, between "
+                                 "min_concurrency and max_concurrency.",
+                                 {"upstream"});
     for (const auto& up : cfg.upstreams) {
-        upstreams_.push_back({up.name, latency.with({up.name}), retries.with({up.name}), rotation.with({up.name})});
+        upstreams_.push_back({up.name, latency.with({up.name}), retries.with({up.name}), rotation.with({up.name}),
+                              cap.with({up.name})});
         upstreams_.back().in_rotation.set(1);
+        upstreams_.back().concurrency_cap.set(up.max_concurrency);
     }
     requests_ = host.counter_family("aqueduct_batches_upstream_requests_total",
                                     "Requests sent upstream, by HTTP status or the failure without one.",
@@ -84,6 +90,10 @@ void batch_metrics::lines_recorded(const std::vector<line_outcome>& outcomes,
             failed_.inc();
         }
     }
+}
+
+void batch_metrics::upstream_concurrency_cap(std::size_t upstream, unsigned cap) const {
+    if (upstream < upstreams_.size()) upstreams_[upstream].concurrency_cap.set(cap);
 }
 
 void batch_metrics::upstream_in_rotation(std::size_t upstream, bool in) const {

@@ -9,6 +9,8 @@
 //   aqueduct_batches_upstream_retries_total{upstream}          lines scheduled for another try
 //   aqueduct_batches_upstream_in_rotation{upstream}            1 while the upstream is in
 //       rotation on this host, 0 while it cools down or is being probed (upstream_pool.hpp)
+//   aqueduct_batches_upstream_concurrency_cap{upstream}        the adaptive cap on lines in
+//       flight on this host, between min_concurrency and max_concurrency (upstream_pool.hpp)
 // plus the pool's (sql/pool_metrics.hpp). The runner reports each recorded group through
 // lines_recorded(); nothing else in the plugin knows about metrics.
 #pragma once
@@ -41,6 +43,8 @@ public:
     void lines_recorded(const std::vector<line_outcome>& outcomes, const std::vector<std::size_t>& upstreams) const;
     // The upstream went out of rotation (false) or came back (true). Thread: the runner's.
     void upstream_in_rotation(std::size_t upstream, bool in) const;
+    // The upstream's adaptive concurrency cap changed. Thread: the runner's.
+    void upstream_concurrency_cap(std::size_t upstream, unsigned cap) const;
     // Counts batches by status in the database. Thread: the batch-counts job.
     void refresh_status_counts(aq::sql::pool& pool);
 
@@ -50,6 +54,7 @@ private:
         aq::histogram latency;
         aq::counter retries;
         aq::gauge in_rotation;
+        aq::gauge concurrency_cap;
     };
     std::vector<per_upstream> upstreams_;
     aq::counter_family requests_;

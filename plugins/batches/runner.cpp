@@ -204,7 +204,7 @@ void runner::send(claimed_line line) {
         r.started = false;
         r.error_code = cfg_.served(line.model) ? no_upstream : model_gone;
         std::lock_guard lock(mu_);
-        done_.push_back(completion{std::move(line), std::move(r), {}});
+        done_.push_back(completion{std::move(line), std::move(r), {}, upstream_pool::none, {}});
         return;
     }
     std::size_t index = choice->index;
@@ -225,13 +225,16 @@ void runner::send(claimed_line line) {
     // upstream's own id when it answers with one, else this one.
     std::string request_id = aq::random_id("req_");
     client_.send(index, std::move(path), std::move(body), request_id, std::move(check),
-                 [this, line = std::move(line), index, probe = choice->probe, sent_at,
+                 [this, line = std::move(line), index, sent = sent_attempt{choice->probe, choice->epoch}, sent_at,
                   request_id](upstream_reply reply) mutable {
-                     if (metrics_) metrics_->upstream_reply(index, reply, std::chrono::steady_clock::now() - *sent_at);
+                     auto latency = std::chrono::steady_clock::now() - *sent_at;
+                     if (metrics_) metrics_->upstream_reply(index, reply, latency);
+                     if (reply.started)
+                         sent.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(latency).count();
                      {
                          std::lock_guard lock(mu_);
                          done_.push_back(
-                             completion{std::move(line), std::move(reply), std::move(request_id), index, probe});
+                             completion{std::move(line), std::move(reply), std::move(request_id), index, sent});
                      }
                      cv_.notify_one();
                  });
@@ -331,7 +334,7 @@ std::size_t runner::record(std::vector<completion>& done) {
     long long t = now_ms();
     for (auto& c : done)
         if (!c.observed) {
-            if (c.upstream != upstream_pool::none) pool_.observe(c.upstream, c.reply, c.probe, t);
+            if (c.upstream != upstream_pool::none) pool_.observe(c.upstream, c.reply, c.sent, t);
             c.observed = true;
         }
     std::vector<line_outcome> outcomes;

@@ -55,7 +55,7 @@ private:
         upstream_reply reply;
         std::string sent_request_id;  // the x-request-id the attempt was sent with
         std::size_t upstream = upstream_pool::none;  // none: not sent (no upstream could take it)
-        bool probe = false;
+        sent_attempt sent;      // probe, cap epoch, latency: for the pool
         bool observed = false;  // the pool has seen it (a failed recording keeps it for later)
     };
 

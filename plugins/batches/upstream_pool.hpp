@@ -1,22 +1,45 @@
 // The upstreams as pools per model: which upstream gets a line, and which are in rotation.
 //
 // Choice. A line goes to one of the upstreams serving its model (by name, alias or "*") with a
-// weight above 0 that is in rotation, not paused by a 429's retry-after, and holds fewer than
-// 2 x max_concurrency lines (running plus waiting for a connection). Among them the one with the
-// least load relative to its capacity wins:
+// weight above 0 that is in rotation, not paused by a 429's retry-after, and holds fewer lines
+// than its bound (running plus waiting for a connection): 2 x max_concurrency while its cap is
+// at max_concurrency (the client's own limit then holds the surplus back, and a freed connection
+// finds a line waiting), else the cap itself (the client would send every line it holds, so
+// only the cap's worth may be handed to it). Among them the one with the least load relative
+// to its capacity wins:
 //
-//     (load + 1) / (max_concurrency x weight), smallest first; a tie goes to the first in config
+//     (load + 1) / (cap x weight), smallest first; a tie goes to the first in config
 //
-// so with equal max_concurrency, lines in flight split by weight (weights 3 and 1 take turns
+// so with equal caps, lines in flight split by weight (weights 3 and 1 take turns
 // A A A B A A A B ...: of 40 lines in flight at once, exactly 30 and 10), and a slower replica,
-// whose lines stay in flight longer, gets fewer new ones. A bigger max_concurrency is a bigger
-// capacity by itself; the weight scales it (adaptive concurrency will later put its current cap
-// in place of max_concurrency). The upstream a line last failed on is passed over when another
+// whose lines stay in flight longer, gets fewer new ones. A bigger cap is a bigger capacity by
+// itself; the weight scales it. The upstream a line last failed on is passed over when another
 // one can take the line, so a retry fails over even before that upstream leaves rotation.
 //
+// Adaptive concurrency (AIMD, as TCP's congestion window and llm-d's batch gateway). Each
+// upstream's cap starts at max_concurrency (an upstream that never refuses keeps today's full
+// concurrency from the first line, with no slow start) and moves between min_concurrency and
+// max_concurrency:
+//   - decrease: a 429, a 503 or a timeout halves the cap (rounded down, not below the floor).
+//     Halving, as TCP Reno does: a bigger factor (0.7) recovers faster but overshoots an
+//     upstream with a hard limit more often, each time costing a round of refused attempts.
+//     At most once per round trip: the refusal must come from a line sent after the last
+//     decrease (its epoch), and every line sent before it must have answered. A flight of
+//     lines sent at the old cap is refused together, and its late refusals (or fast refusals
+//     while its slow lines still hold the upstream) say nothing about the new cap.
+//   - increase: +1 after a cap's worth of successes (2xx) of the current epoch within
+//     latency_target_ms (0: any success), if the upstream held a cap's worth of lines at some
+//     point of that window (an upstream that is never full has not shown the cap is safe, so
+//     a small batch does not inflate it; RFC 7661's idea).
+// The cap is the aqueduct_batches_upstream_concurrency_cap gauge; every decrease, and the
+// return to max_concurrency, is an info log line. A 429 or 503 above the floor only lowers the
+// cap: overload is not death. At the floor, with nothing left to shed, a 503 counts as a
+// failure below like a 500 (an upstream behind a proxy that answers 503 for a dead backend
+// leaves rotation after its cap has reached the floor).
+//
 // Health. An attempt that gets no answer (connection refused or reset, timeout, invalid HTTP) or
-// a 5xx is a failure; any other answer (2xx, 4xx, 429) shows the upstream alive and clears the
-// count. failures_before_cooldown failures in a row take the upstream out of rotation for a
+// a 5xx (a 503 only at the floor, see above) is a failure; any other answer (2xx, 4xx, 429, a 503
+// above the floor) shows the upstream alive and clears the count. failures_before_cooldown failures in a row take the upstream out of rotation for a
 // cooldown: cooldown_initial_ms, doubled after each failed probe, at most cooldown_max_ms. When
 // the cooldown has passed, the next line for one of its models goes there alone, as the probe
 // (a real line: it spends one of that line's attempts, and a failed probe's line is retried
@@ -26,7 +49,7 @@
 // lines stay unclaimed in the database: no attempt is spent on them.
 //
 // The state is this host's (each host learns on its own, as it does 429 pauses), kept in one
-// object per upstream that later also carries adaptive caps and rate buckets. Thread: the
+// object per upstream that also carries its adaptive cap (and later rate buckets). Thread: the
 // runner's job thread only (no locks); the load comes from the upstream client, any thread.
 #pragma once
 
@@ -37,6 +60,7 @@
 #include <aqueduct/plugin.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -45,12 +69,22 @@
 
 namespace batches {
 
-// Where a line goes: the upstream (config order), the model name it is sent under, and whether
-// it is the probe of an upstream coming back from a cooldown.
+// Where a line goes: the upstream (config order), the model name it is sent under, whether it
+// is the probe of an upstream coming back from a cooldown, and the upstream's cap epoch (how
+// many decreases it had) when it was chosen.
 struct upstream_choice {
     std::size_t index = 0;
     std::string model;
     bool probe = false;
+    std::uint64_t epoch = 0;
+};
+
+// What observe() needs to know of an attempt besides its reply: from its upstream_choice, and
+// how long it took from send to answer.
+struct sent_attempt {
+    bool probe = false;
+    std::uint64_t epoch = 0;
+    long long latency_ms = 0;
 };
 
 class upstream_pool {
@@ -70,13 +104,15 @@ public:
     // least loaded one in rotation still takes it. nullopt: none is in rotation.
     std::optional<upstream_choice> pick(std::string_view model, long long now_ms, std::size_t avoid = none);
 
-    // What became of an attempt sent to `upstream` (`probe`: it was the probe).
-    void observe(std::size_t upstream, const upstream_reply& reply, bool probe, long long now_ms);
+    // What became of an attempt sent to `upstream`. Every pick() is observed exactly once.
+    void observe(std::size_t upstream, const upstream_reply& reply, const sent_attempt& sent, long long now_ms);
 
     // A 429's retry-after: no new lines to `upstream` before `until_ms`.
     void pause(std::size_t upstream, long long until_ms);
 
     bool in_rotation(std::size_t upstream) const;
+    // The current cap on lines in flight (adaptive concurrency above).
+    unsigned cap(std::size_t upstream) const { return state_.at(upstream).cap; }
 
 private:
     enum class health { in_rotation, cooling_down, probing };
@@ -86,9 +122,21 @@ private:
         unsigned cooldowns = 0;         // since the last success: the next cooldown's doubling
         long long cooldown_until = 0;   // cooling_down: when a probe may go
         long long paused_until = 0;     // a 429's retry-after
+        // Adaptive concurrency; kept across cooldowns.
+        unsigned cap = 0;               // min_concurrency..max_concurrency
+        std::uint64_t epoch = 0;        // decreases so far
+        std::size_t outstanding = 0;    // picked, not yet observed
+        std::size_t older = 0;          // of those, picked before the last decrease
+        unsigned window = 0;            // successes of this epoch towards the next +1
+        std::size_t peak = 0;           // most outstanding at once since the window began
     };
 
-    std::size_t bound(std::size_t i) const { return 2 * static_cast<std::size_t>(cfg_.upstreams[i].max_concurrency); }
+    std::size_t bound(std::size_t i) const {
+        unsigned max = cfg_.upstreams[i].max_concurrency;
+        return state_[i].cap < max ? state_[i].cap : 2 * static_cast<std::size_t>(max);
+    }
+    void adapt(std::size_t i, const upstream_reply& reply, const sent_attempt& sent);
+    void set_cap(std::size_t i, unsigned cap);
     bool takes_lines(std::size_t i, long long now_ms) const;
     bool probe_due(std::size_t i, long long now_ms) const;
     // Whether `a` (with `load_a`) is less loaded relative to its capacity than `b`.

@@ -41,6 +41,9 @@ struct fake_upstream::impl {
     std::chrono::milliseconds latency{0};
     double error_rate = 0;
     int error_status = 500;
+    int overload_max_active = 0;                  // 0: no limit
+    std::chrono::milliseconds latency_per_active{0};
+    long long overload_refusals = 0;
     std::map<std::string, fake_rule> rules;
     std::string api_key;
     std::map<std::string, int> counts;
@@ -172,7 +175,8 @@ struct fake_upstream::impl {
                     std::lock_guard lock(mu);
                     for (auto& [k, n] : counts) c[k] = n;
                     res.body() = json::serialize(json::object{{"total", total}, {"counts", c},
-                                                              {"max_active", max_active}});
+                                                              {"max_active", max_active},
+                                                              {"overload_refusals", overload_refusals}});
                 }
             } else if (req.method() == http::verb::post && target == "/_reset") {
                 std::lock_guard lock(mu);
@@ -181,6 +185,7 @@ struct fake_upstream::impl {
                 times.clear();
                 total = 0;
                 max_active = 0;
+                overload_refusals = 0;
                 res.body() = "{}";
             } else if (req.method() == http::verb::post && target == "/_config") {
                 if (!configure(req.body())) res.result(http::status::bad_request);
@@ -206,6 +211,9 @@ struct fake_upstream::impl {
         std::lock_guard lock(mu);
         if (auto* l = o.if_contains("latency_ms")) latency = std::chrono::milliseconds(json::value_to<long long>(*l));
         if (auto* r = o.if_contains("error_rate")) error_rate = json::value_to<double>(*r);
+        if (auto* m = o.if_contains("overload_max_active")) overload_max_active = json::value_to<int>(*m);
+        if (auto* m = o.if_contains("latency_per_active_ms"))
+            latency_per_active = std::chrono::milliseconds(json::value_to<long long>(*m));
         if (auto* r = o.if_contains("rules"); r && r->is_object()) {
             rules.clear();
             for (const auto& [k, rv] : r->as_object()) {
@@ -260,8 +268,18 @@ struct fake_upstream::impl {
                 order.push_back(key);
                 times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
             }
+            if (overload_max_active > 0 && active >= overload_max_active) {
+                ++overload_refusals;
+                res.result(http::status::service_unavailable);
+                res.body() = json::serialize(json::object{
+                    {"error", {{"message", "overloaded: " + std::to_string(active) + " requests being served"},
+                               {"type", "server_error"},
+                               {"param", nullptr},
+                               {"code", nullptr}}}});
+                return true;
+            }
             max_active = std::max(max_active, ++active);
-            delay = latency;
+            delay = latency + latency_per_active * active;
             if (auto it = rules.find(key); it != rules.end() && (it->second.times < 0 || n <= it->second.times)) {
                 rule = it->second;
                 apply = true;
@@ -340,6 +358,17 @@ void fake_upstream::set_latency(std::chrono::milliseconds latency) {
     std::lock_guard lock(impl_->mu);
     impl_->latency = latency;
 }
+void fake_upstream::set_overload(int max_active, std::chrono::milliseconds per_active) {
+    std::lock_guard lock(impl_->mu);
+    impl_->overload_max_active = max_active;
+    impl_->latency_per_active = per_active;
+}
+
+long long fake_upstream::overload_refusals() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->overload_refusals;
+}
+
 void fake_upstream::set_error_rate(double rate, int status) {
     std::lock_guard lock(impl_->mu);
     impl_->error_rate = rate;
@@ -387,6 +416,7 @@ void fake_upstream::reset_counts() {
     impl_->times.clear();
     impl_->total = 0;
     impl_->max_active = 0;
+    impl_->overload_refusals = 0;
 }
 std::vector<std::string> fake_upstream::request_ids(const std::string& key) const {
     std::lock_guard lock(impl_->mu);

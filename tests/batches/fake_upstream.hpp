@@ -5,7 +5,9 @@
 // byte. Each request is keyed by the body's "user" field (the tests put the custom_id there),
 // else the first message's content, else "prompt"/"input". Behaviour per key or at random:
 // latency, an HTTP status (429 with retry-after, 5xx, 4xx) for the first N requests, hang,
-// close mid-response, garbage (200 with a non-JSON body), garbage_http (not HTTP at all).
+// close mid-response, garbage (200 with a non-JSON body), garbage_http (not HTTP at all). And
+// overload, as a server with a fixed number of slots: a request that finds every slot taken is
+// answered 503 at once, and latency grows with the number of requests being served.
 //
 // For pools of several instances: a name that goes into each answer's x-request-id
 // ("req_NAME_KEY_N"), so an output line shows which instance answered it; a hold that keeps
@@ -13,7 +15,8 @@
 // went before any of them finishes; and the raw request bodies per key.
 //
 // Control over HTTP too (for the standalone program): GET /_counts -> {"total", "counts":
-// {key: n}}; POST /_config with {"latency_ms", "error_rate", "rules": {key: rule}}; POST
+// {key: n}, "max_active", "overload_refusals"}; POST /_config with {"latency_ms", "error_rate", "rules": {key: rule},
+// "overload_max_active", "latency_per_active_ms"}; POST
 // /_reset clears the counts.
 #pragma once
 
@@ -59,6 +62,12 @@ public:
 
     void set_latency(std::chrono::milliseconds latency);
     void set_error_rate(double rate, int status = 500);  // random failures, 0..1
+    // Overload: a request arriving while `max_active` are being served is answered 503 at once
+    // (not counted in active(); 0: no limit), and each request served takes the latency plus
+    // `per_active` x the number being served when it arrived (itself included).
+    void set_overload(int max_active, std::chrono::milliseconds per_active);
+    // Requests answered 503 for overload so far.
+    long long overload_refusals() const;
     void set_rule(const std::string& key, fake_rule rule);
     void clear_rules();
     // When set, a request without "Authorization: Bearer <key>" gets 401.

@@ -132,6 +132,11 @@ BOOST_AUTO_TEST_CASE(config_refuses_aliases_named_twice_and_a_zero_weight_on_a_m
     BOOST_TEST(refusal({upstream("a", {"m1"}, {{"weight", 0}}), upstream("b", {"m1"})}) == "");
     BOOST_TEST(refusal({upstream("a", {"m1"})}, {{"cooldown_initial_ms", 500}, {"cooldown_max_ms", 100}}) ==
                p + "cooldown_max_ms: must be >= cooldown_initial_ms");
+    BOOST_TEST(refusal({upstream("a", {"m1"}, {{"max_concurrency", 4}, {"min_concurrency", 5}})}) ==
+               p + "upstreams[0].min_concurrency: must not exceed max_concurrency (4)");
+    BOOST_TEST(refusal({upstream("a", {"m1"}, {{"min_concurrency", 0}})}).starts_with(p + "upstreams[0].min_concurrency: "));
+    BOOST_TEST(refusal({upstream("a", {"m1"}, {{"latency_target_ms", -1}})}) ==
+               p + "upstreams[0].latency_target_ms: expected a non-negative integer");
     BOOST_TEST(refusal({upstream("a", {"m1"})}, {{"failures_before_cooldown", 0}}) ==
                p + "failures_before_cooldown: must be between 1 and 1000");
 }
@@ -185,27 +190,30 @@ BOOST_AUTO_TEST_CASE(lines_go_to_the_least_loaded_upstream_relative_to_weight_an
 }
 
 BOOST_AUTO_TEST_CASE(failures_in_a_row_take_an_upstream_out_and_a_probe_brings_it_back) {
-    pool_env p(config_of({upstream("A", {"m"}, {{"max_concurrency", 2}}), upstream("B", {"m"}, {{"max_concurrency", 2}})},
+    // A fixed cap (min_concurrency = max_concurrency): no adaptive decrease, so a 503 is a failure
+    // like any 5xx. How a 503 above the floor is treated is pinned in the AIMD case below.
+    json::object fixed{{"max_concurrency", 2}, {"min_concurrency", 2}};
+    pool_env p(config_of({upstream("A", {"m"}, fixed), upstream("B", {"m"}, fixed)},
                          {{"failures_before_cooldown", 3}, {"cooldown_initial_ms", 1000}, {"cooldown_max_ms", 3000}}));
     auto& pool = p.pool;
     auto last_log = [&] { return p.fh.log().empty() ? std::string() : p.fh.log().back(); };
     long long t = 1'000'000;
     // Two failures, a success (any answer below 500, 429 included), two failures: still in.
-    pool.observe(0, no_answer("connection_error"), false, t);
-    pool.observe(0, answer(503), false, t);
-    pool.observe(0, answer(429), false, t);
-    pool.observe(0, answer(500), false, t);
-    pool.observe(0, no_answer("timeout"), false, t);
+    pool.observe(0, no_answer("connection_error"), {}, t);
+    pool.observe(0, answer(503), {}, t);
+    pool.observe(0, answer(429), {}, t);
+    pool.observe(0, answer(500), {}, t);
+    pool.observe(0, no_answer("timeout"), {}, t);
     BOOST_TEST(pool.in_rotation(0));
     BOOST_TEST(p.fh.log().empty());
-    pool.observe(0, answer(502), false, t);  // the third in a row
+    pool.observe(0, answer(502), {}, t);  // the third in a row
     BOOST_TEST(!pool.in_rotation(0));
     BOOST_TEST(last_log() ==
                "batches: upstream A out of rotation for 1000 ms (3 failed attempts in a row, the last: HTTP 502); a probe follows");
     // Out of rotation: only B takes lines; answers to requests sent before do not count.
     BOOST_TEST(pool.room("m", t) == 4u);
     BOOST_TEST(p.picks("m", 2, t) == "BB");
-    pool.observe(0, answer(200), false, t + 10);
+    pool.observe(0, answer(200), {}, t + 10);
     BOOST_TEST(!pool.in_rotation(0));
     BOOST_TEST(pool.room("m", t + 999) == 2u);
     // Once the cooldown has passed, one line goes to A as the probe, and no other until it answers.
@@ -217,29 +225,29 @@ BOOST_AUTO_TEST_CASE(failures_in_a_row_take_an_upstream_out_and_a_probe_brings_i
     BOOST_TEST(pool.pick("m", t + 1000)->index == 1u);
     BOOST_TEST(pool.room("m", t + 1000) == 2u);
     // A failed probe doubles the cooldown, up to cooldown_max_ms.
-    pool.observe(0, answer(503), true, t + 1100);
+    pool.observe(0, answer(503), {.probe = true}, t + 1100);
     BOOST_TEST(last_log() == "batches: upstream A out of rotation for 2000 ms (the probe failed: HTTP 503); a probe follows");
     BOOST_TEST(pool.room("m", t + 3099) == 2u);
     BOOST_TEST(pool.pick("m", t + 3100)->probe);
-    pool.observe(0, no_answer("connection_error"), true, t + 3100);
+    pool.observe(0, no_answer("connection_error"), {.probe = true}, t + 3100);
     BOOST_TEST(last_log() ==
                "batches: upstream A out of rotation for 3000 ms (the probe failed: connection_error); a probe follows");
     // A probe that was never sent (its batch was cancelled while it waited) leaves a probe due.
     BOOST_TEST(pool.pick("m", t + 6100)->probe);
     batches::upstream_reply unsent;
     unsent.started = false;
-    pool.observe(0, unsent, true, t + 6200);
+    pool.observe(0, unsent, {.probe = true}, t + 6200);
     BOOST_TEST(!pool.in_rotation(0));
     BOOST_TEST(pool.pick("m", t + 6200)->probe);
-    pool.observe(0, answer(200), true, t + 6300);
+    pool.observe(0, answer(200), {.probe = true}, t + 6300);
     BOOST_TEST(pool.in_rotation(0));
     BOOST_TEST(last_log() == "batches: upstream A back in rotation (the probe answered HTTP 200)");
     // Back in rotation, the cooldown starts over at cooldown_initial_ms.
-    for (int i = 0; i < 3; ++i) pool.observe(0, answer(500), false, t + 7000);
+    for (int i = 0; i < 3; ++i) pool.observe(0, answer(500), {}, t + 7000);
     BOOST_TEST(last_log() ==
                "batches: upstream A out of rotation for 1000 ms (3 failed attempts in a row, the last: HTTP 500); a probe follows");
     // Every upstream of the model out: no room and no choice until a probe is due.
-    for (int i = 0; i < 3; ++i) pool.observe(1, no_answer("timeout"), false, t + 7000);
+    for (int i = 0; i < 3; ++i) pool.observe(1, no_answer("timeout"), {}, t + 7000);
     BOOST_TEST(pool.room("m", t + 7500) == 0u);
     BOOST_TEST(!pool.pick("m", t + 7500));
     BOOST_TEST(pool.room("m", t + 8000) == 2u);
@@ -249,4 +257,102 @@ BOOST_AUTO_TEST_CASE(failures_in_a_row_take_an_upstream_out_and_a_probe_brings_i
     BOOST_TEST(!pool.pick("m", t + 8000));
     BOOST_TEST(pool.room("m", t + 8999) == 0u);
     BOOST_TEST(pool.pick("m", t + 9000)->probe);
+}
+
+BOOST_AUTO_TEST_CASE(the_cap_halves_on_overload_once_per_round_trip_and_grows_by_one_per_full_window) {
+    pool_env p(config_of({upstream("A", {"m"}, {{"max_concurrency", 8}, {"min_concurrency", 2}, {"latency_target_ms", 100}})},
+                         {{"failures_before_cooldown", 3}, {"cooldown_initial_ms", 1000}}));
+    auto& pool = p.pool;
+    const long long t = 1'000'000;
+    auto send = [&](int n) {
+        std::vector<batches::upstream_choice> v;
+        for (int i = 0; i < n; ++i) {
+            v.push_back(*pool.pick("m", t));
+            ++p.load[0];
+        }
+        return v;
+    };
+    auto reply = [&](const batches::upstream_choice& c, batches::upstream_reply r, long long latency_ms = 10) {
+        --p.load[0];
+        pool.observe(c.index, r, {c.probe, c.epoch, latency_ms}, t);
+    };
+    auto logs = [&] { return p.fh.log(); };
+    using strings = std::vector<std::string>;
+
+    // At max_concurrency the bound is 2 x max_concurrency, as without adaptation.
+    BOOST_TEST(pool.cap(0) == 8u);
+    BOOST_TEST(pool.room("m", t) == 16u);
+    auto f0 = send(8);
+    // The flight's first 503 halves the cap; its other refusals, sent at the old cap, do not,
+    // and a 503 above the floor is no failure: three in a row leave A in rotation.
+    reply(f0[0], answer(503));
+    BOOST_TEST(pool.cap(0) == 4u);
+    BOOST_TEST(logs() == strings{"batches: upstream A concurrency cap 8 -> 4 (HTTP 503)"});
+    BOOST_TEST(pool.room("m", t) == 0u);  // below max_concurrency, the bound is the cap: 7 held
+    for (int i = 1; i <= 3; ++i) reply(f0[i], answer(503));
+    BOOST_TEST(pool.cap(0) == 4u);
+    BOOST_TEST(pool.in_rotation(0));
+    reply(f0[4], answer(200));  // an old flight's success counts for nothing either
+    BOOST_TEST(pool.room("m", t) == 1u);
+    // A line of the new epoch refused while the old flight still holds the upstream: no decrease
+    // until every line sent before the last one has answered.
+    auto f1 = send(1);
+    BOOST_TEST(f1[0].epoch == f0[0].epoch + 1);
+    reply(f1[0], answer(503));
+    BOOST_TEST(pool.cap(0) == 4u);
+    for (int i = 5; i <= 7; ++i) reply(f0[i], answer(200));
+    BOOST_TEST(pool.room("m", t) == 4u);
+
+    // +1 after a cap's worth (4) of successes within latency_target_ms, the upstream full once.
+    auto f2 = send(4);
+    reply(f2[0], answer(200), 101);  // beyond the target: not counted
+    for (int i = 1; i <= 3; ++i) reply(f2[i], answer(200), 100);
+    BOOST_TEST(pool.cap(0) == 4u);
+    reply(send(1)[0], answer(200));
+    BOOST_TEST(pool.cap(0) == 5u);
+    // Never full (one line at a time): a window of successes does not raise it.
+    for (int i = 0; i < 10; ++i) reply(send(1)[0], answer(200));
+    BOOST_TEST(pool.cap(0) == 5u);
+    BOOST_TEST(logs().size() == 1u);  // an increase below max_concurrency is not logged
+
+    // A timeout halves it too (5 / 2 = 2, the floor), and counts as a failure as before.
+    reply(send(1)[0], no_answer("timeout"));
+    BOOST_TEST(pool.cap(0) == 2u);
+    BOOST_TEST(logs().back() == "batches: upstream A concurrency cap 5 -> 2 (timeout)");
+    // At the floor there is nothing left to shed: a 503 is a failure like a 500 (a 429 is not:
+    // it clears the count), and three in a row take A out.
+    auto f3 = send(3);
+    reply(f3[0], answer(503));
+    reply(f3[1], answer(429));
+    reply(f3[2], answer(503));
+    BOOST_TEST(pool.in_rotation(0));
+    BOOST_TEST(pool.cap(0) == 2u);
+    for (const auto& c : send(2)) reply(c, answer(503));
+    BOOST_TEST(!pool.in_rotation(0));
+    BOOST_TEST(logs().size() == 3u);
+    BOOST_TEST(logs().back() ==
+               "batches: upstream A out of rotation for 1000 ms (3 failed attempts in a row, the last: HTTP 503); a probe follows");
+
+    // The cap weighs in the choice: A at cap 4 and B at 8 share lines 1:2 (ties to A).
+    pool_env w(config_of({upstream("A", {"m"}, {{"max_concurrency", 8}}), upstream("B", {"m"}, {{"max_concurrency", 8}})}));
+    auto a = w.pool.pick("m", t, 1);
+    BOOST_TEST(a->index == 0u);
+    w.pool.observe(0, answer(429), {false, a->epoch, 10}, t);
+    BOOST_TEST(w.pool.cap(0) == 4u);
+    BOOST_TEST(w.picks("m", 8, t) == "BABBABBA");
+    BOOST_TEST(w.fh.log() == strings{"batches: upstream A concurrency cap 8 -> 4 (HTTP 429)"});
+
+    // Back at max_concurrency is logged, and the bound is 2 x max_concurrency again.
+    pool_env b(config_of({upstream("B", {"m"}, {{"max_concurrency", 2}})}));
+    auto c0 = b.pool.pick("m", t);
+    b.pool.observe(0, answer(503), {false, c0->epoch, 10}, t);
+    BOOST_TEST(b.pool.cap(0) == 1u);
+    BOOST_TEST(b.pool.room("m", t) == 1u);
+    auto c1 = b.pool.pick("m", t);
+    b.pool.observe(0, answer(200), {false, c1->epoch, 5000}, t);  // no latency target: any success
+    BOOST_TEST(b.pool.cap(0) == 2u);
+    BOOST_TEST(b.pool.room("m", t) == 4u);
+    strings expected{"batches: upstream B concurrency cap 2 -> 1 (HTTP 503)",
+                     "batches: upstream B concurrency cap back at max_concurrency 2"};
+    BOOST_TEST(b.fh.log() == expected);
 }
