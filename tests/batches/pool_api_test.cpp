@@ -378,14 +378,15 @@ BOOST_AUTO_TEST_CASE(an_upstream_refusing_above_20_at_once_settles_the_cap_near_
     double cap = concurrency_cap(gw, "a");
     BOOST_TEST_MESSAGE("cap at the end " << cap << ", refusals " << e.up(0).overload_refusals() << ", decreases "
                                          << gw.log_count("batches: upstream a concurrency cap "));
-    // Settled near 20, in a sawtooth between 10 and 21. After the first flights have drained
+    // Settled near 20, below the first decrease's 32. After the first flights have drained
     // (64 -> 32 -> 16), a decrease needs a refusal of a line sent at the current cap once every
     // older line has answered: 20 being served plus that line, so it starts from a cap of at
-    // least 21 and ends at least at 10. Past 21 the cap grows only after a whole window of 21
-    // successes with 21 in flight and no arrival finding 20 served, i.e. a reply on its way back
-    // at every arrival of the window. Seen in 20 runs (SQLite and PostgreSQL, some with four
-    // busy loops beside): 13 to 21.
+    // least 21 and ends at least at 10. Past 21 the cap grows only after whole windows of
+    // successes with the gateway counting more lines in flight than the fake serves, i.e.
+    // replies on their way back: a fast machine does that for a window or two (a CI run on an
+    // idle machine ended at 23; 20 runs on a loaded one ended at 11 to 21). The upper bound is
+    // therefore where the cap first fell to: a cap back at 32 would not have settled.
     BOOST_TEST(cap >= 10);
-    BOOST_TEST(cap <= 21);
+    BOOST_TEST(cap < 32);
     BOOST_TEST(in_rotation(gw, "a") == 1);
 }
