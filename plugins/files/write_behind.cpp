@@ -39,6 +39,7 @@ void write_behind::run() {
         queued_.pop_front();
         busy_ = true;
         lock.unlock();
+        changed_.notify_all();  // room in the queue: a caller may hand over the next block now
         try {
             sink_(block);
         } catch (...) {
