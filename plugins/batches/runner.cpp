@@ -168,7 +168,11 @@ std::size_t runner::dispatch(std::size_t capacity) {
         owners.back().push_back(std::move(b));
     }
     if (owners.empty()) return 0;
-    std::rotate(owners.begin(), owners.begin() + static_cast<std::ptrdiff_t>(rr_++ % owners.size()), owners.end());
+    // The database groups an owner's batches together; the turns go in byte order of the keys
+    // (whatever the database's collation), starting after the last owner served.
+    std::sort(owners.begin(), owners.end(), [](const auto& x, const auto& y) { return x.front().owner < y.front().owner; });
+    auto next = std::find_if(owners.begin(), owners.end(), [this](const auto& q) { return q.front().owner > last_owner_; });
+    std::rotate(owners.begin(), next == owners.end() ? owners.begin() : next, owners.end());
     std::size_t chunk = std::clamp<std::size_t>(capacity / runnable.size(), 1, 256);
     std::size_t sent = 0;
     while (sent < capacity && !owners.empty()) {
@@ -185,6 +189,7 @@ std::size_t runner::dispatch(std::size_t capacity) {
             if (want > 0) {
                 auto lines = lines_.claim(b, static_cast<int>(want), me_, ++claim_seq_, t, t + lease_ms);
                 got = lines.size();
+                if (got > 0) last_owner_ = b.owner;
                 for (auto& l : lines) send(std::move(l));
             }
             sent += got;

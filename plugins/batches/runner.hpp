@@ -84,7 +84,10 @@ private:
     std::string me_;
     const batch_metrics* metrics_;
     long long claim_seq_ = 0;
-    std::size_t rr_ = 0;
+    // The owner whose claim got lines last: the next run of claims starts with the owner after
+    // it (in byte order of owner keys), so owners take turns by claims that got lines, not by
+    // runs of dispatch (a run that found no room, e.g. waiting for a rate share, is no turn).
+    std::string last_owner_;
     std::size_t in_flight_ = 0;  // job thread only
     // Which upstream, health and pauses (a 429's retry-after pauses the upstream, since its
     // rate limit is usually for the whole key, not for one line). Job thread only.
