@@ -29,6 +29,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <unistd.h>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -59,10 +62,38 @@ std::string input(int n) {
     return s;
 }
 
+// CPU seconds (user + system) of each thread of `pid`, by thread id. On a machine shared with
+// other work, wall-clock rates vary with the load; the CPU the host spent per line does not.
+std::map<std::string, double> thread_cpu(pid_t pid) {
+    std::map<std::string, double> out;
+    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+        std::ifstream in(t.path() / "stat");
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto close = stat.rfind(')');  // the name may hold spaces; the fields follow it
+        if (close == std::string::npos) continue;
+        std::istringstream fields(stat.substr(close + 2));
+        std::string f;
+        double utime = 0, stime = 0;
+        for (int i = 3; fields >> f; ++i) {  // field 3 is the state; 14 utime, 15 stime
+            if (i == 14) utime = std::stod(f);
+            if (i == 15) {
+                stime = std::stod(f);
+                break;
+            }
+        }
+        out[t.path().filename().string()] = (utime + stime) / tick;
+    }
+    return out;
+}
+
 struct result {
     double seconds = 0;      // first upstream request -> completed
     double total = 0;        // create -> completed
     long long peak_rss_delta_kib = 0;
+    double cpu = 0;          // the host's CPU seconds, create -> completed
+    double busiest = 0;      // of which its busiest thread's
 };
 
 // One upstream of the pool case: its fake, latency, max_concurrency and weight.
@@ -103,6 +134,7 @@ result run(const std::vector<pool_member>& pool, const std::string& database, in
     std::this_thread::sleep_for(500ms);
     long long rss_before = rss_kib(gw.pid(), "VmRSS:");
     long long peak = rss_before;
+    auto cpu_before = thread_cpu(gw.pid());
     auto t_create = clock_type::now();
     auto r = c.request("POST", "/v1/batches", {{"Content-Type", "application/json"}},
                        json::serialize(json::object{{"input_file_id", file}, {"endpoint", "/v1/chat/completions"},
@@ -122,6 +154,11 @@ result run(const std::vector<pool_member>& pool, const std::string& database, in
     }
     auto t_done = clock_type::now();
     result out;
+    for (const auto& [tid, s] : thread_cpu(gw.pid())) {
+        double used = s - (cpu_before.contains(tid) ? cpu_before[tid] : 0);
+        out.cpu += used;
+        out.busiest = std::max(out.busiest, used);
+    }
     out.seconds = std::chrono::duration<double>(t_done - t_first).count();
     out.total = std::chrono::duration<double>(t_done - t_create).count();
     out.peak_rss_delta_kib = std::max(peak, rss_kib(gw.pid(), "VmHWM:")) - rss_before;
@@ -243,6 +280,9 @@ int main(int argc, char** argv) {
         std::printf("throughput   %6d lines, 0 ms upstream:   %7.2f s  %8.0f requests/s (create->completed %.2f s)  "
                     "target >= 10000/s\n",
                     n, a.seconds, n / a.seconds, a.total);
+        // The host's CPU per line, and the rate its busiest thread would allow with a core of its own.
+        std::printf("             host CPU %.2f s (%.0f us/line), busiest thread %.2f s (%.0f us/line: %.0f lines/s)\n", a.cpu,
+                    a.cpu * 1e6 / n, a.busiest, a.busiest * 1e6 / n, n / a.busiest);
     }
     if (wanted("latency")) {
         int n = quick ? 2560 : 10000;
