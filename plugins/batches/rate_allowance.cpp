@@ -23,9 +23,14 @@ std::size_t rate_allowance::room(long long now_ms) const noexcept {
     return n;
 }
 
+long long rate_allowance::counted(long long tokens) const noexcept {
+    return std::clamp<long long>(tokens, 0, static_cast<long long>(limits_.tokens_per_minute));
+}
+
 void rate_allowance::spend(long long tokens) noexcept {
     if (limits_.requests_per_minute > 0) --requests_;
     if (limits_.tokens_per_minute > 0) {
+        tokens = counted(tokens);
         tokens_ -= tokens;
         // A moving average over about the last 16 lines: what room() divides by.
         avg_tokens_ = std::max<long long>(1, avg_tokens_ + (tokens - avg_tokens_) / 16);
@@ -33,7 +38,7 @@ void rate_allowance::spend(long long tokens) noexcept {
 }
 
 void rate_allowance::correct(long long estimated, long long actual) noexcept {
-    if (limits_.tokens_per_minute > 0) tokens_ += estimated - actual;
+    if (limits_.tokens_per_minute > 0) tokens_ += counted(estimated) - counted(actual);
 }
 
 bool rate_allowance::draw_due(long long now_ms) const noexcept {

@@ -7,7 +7,9 @@
 //   0: the next shares pay that debt first, one share per draw, so paying it takes the bucket's
 //   time).
 // - The reply's usage.total_tokens corrects the estimate: the difference is given back to or
-//   taken from the balance. A debt outlives the share's lapse; unspent tokens and requests do
+//   taken from the balance; an answer that is not a 2xx gives the whole estimate back (a
+//   refused request generated nothing). A line counts for at most a minute's worth of the
+//   limit, so one body asking for absurd max_tokens cannot stall the upstream for longer. A debt outlives the share's lapse; unspent tokens and requests do
 //   not (spent late, next to other hosts' fresh shares, they would exceed the limit).
 // - A draw is due when the share is spent or lapsed and the bucket's last answer said it would
 //   have something by now.
@@ -45,6 +47,7 @@ public:
 
 private:
     bool live(long long now_ms) const noexcept { return now_ms < until_; }
+    long long counted(long long tokens) const noexcept;
 
     bucket_limits limits_;
     long long requests_ = 0, tokens_ = 0;

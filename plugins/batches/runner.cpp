@@ -415,10 +415,16 @@ std::size_t runner::record(std::vector<completion>& done) {
     outcomes.reserve(done.size());
     for (const auto& c : done) outcomes.push_back(outcome_of(c, t));
     lines_.record(me_, outcomes);  // a reply whose lease was lost is dropped there
-    // The usage corrects the rate share's estimate (a lost lease's reply was sent all the same).
-    for (std::size_t k = 0; k < done.size(); ++k)
-        if (done[k].sent.tokens > 0 && outcomes[k].success && outcomes[k].usage.total_tokens > 0)
-            pool_.rate(done[k].upstream).correct(done[k].sent.tokens, outcomes[k].usage.total_tokens);
+    // The usage corrects the rate share's estimate (a lost lease's reply was sent all the same);
+    // an answer that is not a 2xx generated nothing; without an answer nobody knows.
+    for (std::size_t k = 0; k < done.size(); ++k) {
+        const completion& c = done[k];
+        if (c.sent.tokens <= 0 || c.upstream == upstream_pool::none) continue;
+        if (outcomes[k].success && outcomes[k].usage.total_tokens > 0)
+            pool_.rate(c.upstream).correct(c.sent.tokens, outcomes[k].usage.total_tokens);
+        else if (c.reply.status > 0 && (c.reply.status < 200 || c.reply.status >= 300))
+            pool_.rate(c.upstream).correct(c.sent.tokens, 0);
+    }
     share_pauses();
     if (metrics_) {
         std::vector<std::size_t> upstreams;

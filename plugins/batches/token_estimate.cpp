@@ -4,6 +4,9 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <cstdint>
+
 namespace batches {
 
 namespace json = boost::json;
@@ -35,7 +38,10 @@ long long estimate_tokens(std::string_view endpoint, std::string_view body) {
     long long completion = endpoint.ends_with("/embeddings") ? 0 : default_completion_tokens;
     for (const char* key : {"max_completion_tokens", "max_tokens", "max_output_tokens"})
         if (const auto* m = o.if_contains(key); m && (m->is_int64() || m->is_uint64())) {
-            completion = m->is_int64() ? std::max<long long>(0, m->as_int64()) : static_cast<long long>(m->as_uint64());
+            // Clamped: a body may say anything, and the sum must not overflow.
+            constexpr long long most = 1'000'000'000'000;
+            completion = m->is_int64() ? std::clamp<long long>(m->as_int64(), 0, most)
+                                       : static_cast<long long>(std::min<std::uint64_t>(m->as_uint64(), most));
             break;
         }
     return (prompt + 3) / 4 + completion;

@@ -449,6 +449,14 @@ BOOST_AUTO_TEST_CASE(a_rate_share_allows_what_was_drawn_lapses_after_200_ms_and_
     a.add({0, 0, 80}, t + 400);
     BOOST_TEST(!a.draw_due(t + 479));
     BOOST_TEST(a.draw_due(t + 480));
+    // A line counts for at most a minute of the limit (6000), its correction too.
+    batches::rate_allowance big({0, 6000});
+    big.add({0, 20, 0}, t);
+    big.spend(1'000'000);
+    BOOST_TEST(big.room(t) == 0u);
+    BOOST_TEST(big.want_tokens() == 20);
+    big.correct(1'000'000, 0);  // refused: the whole estimate back
+    BOOST_TEST(big.room(t) == 1u);
     // No limits: always allowed, never drawn.
     batches::rate_allowance none;
     BOOST_TEST(!none.limited());
@@ -468,6 +476,13 @@ BOOST_AUTO_TEST_CASE(tokens_are_estimated_from_the_prompt_bytes_and_the_completi
     BOOST_TEST(batches::estimate_tokens("/v1/responses", R"({"input":"abcde","instructions":"xyz","max_output_tokens":10})") ==
                2 + 10);
     BOOST_TEST(batches::estimate_tokens("/v1/embeddings", R"({"input":["abcd","efgh"]})") == 2);
+    // What a body may not make it: negative, or past 10^12 (no overflow with a huge value).
+    BOOST_TEST(batches::estimate_tokens("/v1/completions", R"({"prompt":"abcd","max_tokens":-5})") == 1);
+    BOOST_TEST(batches::estimate_tokens("/v1/completions", R"({"prompt":"abcd","max_tokens":18446744073709551615})") ==
+               1 + 1'000'000'000'000);
+    BOOST_TEST(batches::estimate_tokens("/v1/completions", R"({"prompt":"abcd","max_tokens":"100"})") ==
+               1 + batches::default_completion_tokens);  // not a number: the default
+    BOOST_TEST(batches::estimate_tokens("/v1/chat/completions", "not json") == batches::default_completion_tokens);
 }
 
 BOOST_AUTO_TEST_CASE(an_upstream_out_of_rate_budget_takes_no_line_even_past_its_bound) {
