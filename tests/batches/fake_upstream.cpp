@@ -64,6 +64,11 @@ struct fake_upstream::impl {
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     long long total = 0;
     int active = 0, max_active = 0;
+    // The path before /v1 of base_url(), random per instance: a request some other test's
+    // gateway sends to a port this instance reuses (that test's upstream stopped, its
+    // gateway retries) is answered 404 and not counted, instead of turning up in this test's
+    // counts (seen once: a line of another suite running at the same time).
+    std::string prefix;
     std::mt19937 rng{12345};
 
     impl(unsigned short p, const std::string& cert, const std::string& key) {
@@ -78,6 +83,8 @@ struct fake_upstream::impl {
         acceptor.bind(ep);
         acceptor.listen(1024);
         port = acceptor.local_endpoint().port();
+        std::random_device rd;
+        prefix = "/fake-" + std::to_string(rd() % 1000000000u);
         accept_thread = std::thread([this] { accept_loop(); });
     }
 
@@ -199,9 +206,7 @@ struct fake_upstream::impl {
             } else if (req.method() == http::verb::post && target == "/_config") {
                 if (!configure(req.body())) res.result(http::status::bad_request);
                 res.body() = "{}";
-            } else if (req.method() == http::verb::post &&
-                       (target == "/v1/chat/completions" || target == "/v1/completions" ||
-                        target == "/v1/embeddings" || target == "/v1/responses")) {
+            } else if (req.method() == http::verb::post && api_path(target)) {
                 if (!serve_api(sock, req, res)) return;  // the behaviour closed the connection
             } else {
                 res.result(http::status::not_found);
@@ -210,6 +215,19 @@ struct fake_upstream::impl {
             write(sock, res, ec);
             if (ec || !req.keep_alive()) return;
         }
+    }
+
+    // An API route under this instance's prefix (see base_url()).
+    bool api_path(std::string_view target) const {
+        std::string p;
+        {
+            std::lock_guard lock(mu);
+            p = prefix;
+        }
+        if (!target.starts_with(p)) return false;
+        target.remove_prefix(p.size());
+        return target == "/v1/chat/completions" || target == "/v1/completions" || target == "/v1/embeddings" ||
+               target == "/v1/responses";
     }
 
     bool configure(const std::string& text) {
@@ -381,8 +399,13 @@ fake_upstream::fake_upstream(unsigned short port, const std::string& cert_pem, c
 fake_upstream::~fake_upstream() = default;
 
 unsigned short fake_upstream::port() const noexcept { return impl_->port; }
+void fake_upstream::clear_path_prefix() {
+    std::lock_guard lock(impl_->mu);
+    impl_->prefix.clear();
+}
 std::string fake_upstream::base_url() const {
-    return (impl_->tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(impl_->port) + "/v1";
+    return (impl_->tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(impl_->port) + impl_->prefix +
+           "/v1";
 }
 
 void fake_upstream::set_latency(std::chrono::milliseconds latency) {

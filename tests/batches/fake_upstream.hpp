@@ -62,7 +62,11 @@ public:
     void stop();
 
     unsigned short port() const noexcept;
-    std::string base_url() const;  // "http(s)://127.0.0.1:PORT/v1"
+    // "http(s)://127.0.0.1:PORT/fake-N/v1": N random per instance, so that requests meant for an
+    // earlier instance on the same port (another test's) are refused, not counted.
+    std::string base_url() const;
+    // Serves under "/v1" itself (the standalone program, whose users build the URL from the port).
+    void clear_path_prefix();
 
     void set_latency(std::chrono::milliseconds latency);
     void set_error_rate(double rate, int status = 500);  // random failures, 0..1
