@@ -131,6 +131,8 @@ upstream_config parse_upstream(const json::value& v, const std::string& key) {
         else if (k == "min_concurrency") u.min_concurrency = static_cast<unsigned>(get_uint(val, sub, 1, 100000));
         else if (k == "latency_target_ms")
             u.latency_target_ms = static_cast<unsigned>(get_uint(val, sub, 0, 86400000));
+        else if (k == "max_requests_per_minute") u.max_requests_per_minute = get_uint(val, sub, 1, 1'000'000'000);
+        else if (k == "max_tokens_per_minute") u.max_tokens_per_minute = get_uint(val, sub, 1, 1'000'000'000'000);
         else fail(sub, "unknown key");
     }
     if (u.min_concurrency > u.max_concurrency)

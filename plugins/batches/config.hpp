@@ -36,6 +36,10 @@ struct upstream_config {
     // answered within latency_target_ms (0: any success counts).
     unsigned min_concurrency = 1;
     unsigned latency_target_ms = 0;
+    // Rate limits shared by every host on the database (rate_table.hpp); 0: none (the default;
+    // a configured 0 is refused).
+    unsigned long long max_requests_per_minute = 0;
+    unsigned long long max_tokens_per_minute = 0;
 
     // The name the upstream knows public `model` by, or nullopt when it does not serve it.
     std::optional<std::string_view> upstream_model(std::string_view model) const;

@@ -80,58 +80,96 @@ void line_queue::drop_all(const std::string& batch_id) {
     });
 }
 
-std::vector<claimed_line> line_queue::claim(const batch_work& b, int n, const std::string& me, long long claim_seq,
-                                            long long now_ms, long long until_ms) {
-    return pool_.run([&](soci::session& sql) -> std::vector<claimed_line> {
-        aq::sql::write_transaction tx(sql, pool_.kind());
-        // Two picks, each a CTE joined once and ending with sql::dialect's skip_locked() (no two
-        // hosts take the same line on PostgreSQL; on SQLite BEGIN IMMEDIATE already admits one
-        // writer): as `line_no IN (subquery)` PostgreSQL may rescan the subquery per updated row
-        // and, after the first updates, pick further lines.
-        // Each pick reads one equality range of batch_requests_queue (batch_id, state, line_no,
-        // next_attempt_at) in line order. One pick with `(state = 'pending' ...) OR (state =
-        // 'running' ...)` walked the primary key instead, through every line already done, and
-        // on SQLite a line's `state` comes after its body, in overflow pages: a claim late in a
-        // 200 MiB batch read most of the batch while holding the write lock.
-        const std::string head = "WITH picked AS (SELECT line_no FROM batch_requests WHERE batch_id = :b1 AND ";
-        const std::string tail = std::string(" AND EXISTS (SELECT 1 FROM batches WHERE id = :b2 AND status = 'in_progress')"
-                                             " ORDER BY line_no LIMIT :lim") +
-                                 std::string(aq::sql::dialect(pool_.kind()).skip_locked()) +
-                                 ") UPDATE batch_requests AS r SET state = 'running', lease_owner = :me, lease_until = :u,"
-                                 " claim_seq = :seq, attempts = r.attempts + 1 FROM picked"
-                                 " WHERE r.batch_id = :b AND r.line_no = picked.line_no";
+namespace {
+
+// The claim's three statements, prepared once per session and kept with it
+// (sql::session_lease::kept): parsing them for every claim was a tenth of the runner's CPU at
+// 10,000 lines/s (perf, batches_bench). Bound to these members once.
+//
+// Two picks, each a CTE joined once and ending with sql::dialect's skip_locked() (no two hosts
+// take the same line on PostgreSQL; on SQLite BEGIN IMMEDIATE already admits one writer): as
+// `line_no IN (subquery)` PostgreSQL may rescan the subquery per updated row and, after the
+// first updates, pick further lines. Each pick reads one equality range of
+// batch_requests_queue (batch_id, state, line_no, next_attempt_at) in line order. One pick with
+// `(state = 'pending' ...) OR (state = 'running' ...)` walked the primary key instead, through
+// every line already done, and on SQLite a line's `state` comes after its body, in overflow
+// pages: a claim late in a 200 MiB batch read most of the batch while holding the write lock.
+struct kept_claim {
+    std::string batch_id, me;
+    long long now = 0, until = 0, seq = 0, lim = 0;
+    claimed_line line;
+    soci::statement expired, pending, read;
+
+    static std::string pick(aq::sql::backend kind, const char* which) {
+        return std::string("WITH picked AS (SELECT line_no FROM batch_requests WHERE batch_id = :b1 AND ") + which +
+               " AND EXISTS (SELECT 1 FROM batches WHERE id = :b2 AND status = 'in_progress')"
+               " ORDER BY line_no LIMIT :lim" +
+               std::string(aq::sql::dialect(kind).skip_locked()) +
+               ") UPDATE batch_requests AS r SET state = 'running', lease_owner = :me, lease_until = :u,"
+               " claim_seq = :seq, attempts = r.attempts + 1 FROM picked"
+               " WHERE r.batch_id = :b AND r.line_no = picked.line_no";
+    }
+
+    kept_claim(soci::session& sql, aq::sql::backend kind)
         // First the lines whose claim expired: another host (or this process before a restart)
         // took them and stopped renewing; they are the oldest work. A running line of `me` is
         // never taken again, even with its lease expired (the database was out of reach longer
         // than the heartbeat could bridge): this process still has it in flight or its reply
         // waiting to be recorded.
-        long long lim = n;
-        soci::statement expired =
-            (sql.prepare << head + "state = 'running' AND lease_until < :n AND lease_owner <> :me1" + tail,
-             soci::use(b.id), soci::use(now_ms), soci::use(me), soci::use(b.id), soci::use(lim), soci::use(me),
-             soci::use(until_ms), soci::use(claim_seq), soci::use(b.id));
-        expired.execute(true);
-        lim -= std::min<long long>(lim, expired.get_affected_rows());
-        if (lim > 0) {
-            sql << head + "state = 'pending' AND next_attempt_at <= :n" + tail, soci::use(b.id), soci::use(now_ms),
-                soci::use(b.id), soci::use(lim), soci::use(me), soci::use(until_ms), soci::use(claim_seq),
-                soci::use(b.id);
+        : expired((sql.prepare << pick(kind, "state = 'running' AND lease_until < :n AND lease_owner <> :me1"),
+                   soci::use(batch_id), soci::use(now), soci::use(me), soci::use(batch_id), soci::use(lim),
+                   soci::use(me), soci::use(until), soci::use(seq), soci::use(batch_id))),
+          pending((sql.prepare << pick(kind, "state = 'pending' AND next_attempt_at <= :n"), soci::use(batch_id),
+                   soci::use(now), soci::use(batch_id), soci::use(lim), soci::use(me), soci::use(until), soci::use(seq),
+                   soci::use(batch_id))),
+          read((sql.prepare << "SELECT line_no, custom_id, model, body, attempts FROM batch_requests"
+                               " WHERE batch_id = :b AND lease_owner = :me AND claim_seq = :seq"
+                               " AND state = 'running' ORDER BY line_no",
+                soci::into(line.line_no), soci::into(line.custom_id), soci::into(line.model), soci::into(line.body),
+                soci::into(line.attempts), soci::use(batch_id), soci::use(me), soci::use(seq))) {}
+};
+constexpr int kept_claim_tag = 0;
+
+}  // namespace
+
+std::vector<claimed_line> line_queue::claim(const batch_work& b, int n, const std::string& me, long long claim_seq,
+                                            long long now_ms, long long until_ms) {
+    aq::sql::session_lease lease = pool_.lease();
+    return lease.run([&](soci::session& sql) -> std::vector<claimed_line> {
+        auto& q = lease.kept<kept_claim>(&kept_claim_tag,
+                                         [this](soci::session& s) { return std::make_unique<kept_claim>(s, pool_.kind()); });
+        const aq::sql::dialect d(pool_.kind());
+        try {
+            aq::sql::write_transaction tx(sql, pool_.kind());
+            q.batch_id = b.id;
+            q.me = me;
+            q.now = now_ms;
+            q.until = until_ms;
+            q.seq = claim_seq;
+            q.lim = n;
+            q.expired.execute(true);
+            q.lim -= std::min<long long>(q.lim, q.expired.get_affected_rows());
+            d.end_pass(q.expired);
+            if (q.lim > 0) {
+                q.pending.execute(true);
+                d.end_pass(q.pending);
+            }
+            std::vector<claimed_line> out;
+            q.read.execute();
+            while (q.read.fetch()) {
+                claimed_line& l = out.emplace_back(q.line);
+                l.batch_id = b.id;
+                l.endpoint = b.endpoint;
+                l.expires_at = b.expires_at;
+                l.claim_seq = claim_seq;
+            }
+            d.end_pass(q.read);
+            tx.commit();
+            return out;
+        } catch (...) {
+            lease.forget(&kept_claim_tag);  // a statement that failed halfway is not reused
+            throw;
         }
-        std::vector<claimed_line> out;
-        claimed_line l;
-        l.batch_id = b.id;
-        l.endpoint = b.endpoint;
-        l.expires_at = b.expires_at;
-        l.claim_seq = claim_seq;
-        soci::statement st = (sql.prepare << "SELECT line_no, custom_id, model, body, attempts FROM batch_requests"
-                                              " WHERE batch_id = :b AND lease_owner = :me AND claim_seq = :seq"
-                                              " AND state = 'running' ORDER BY line_no",
-                              soci::into(l.line_no), soci::into(l.custom_id), soci::into(l.model), soci::into(l.body),
-                              soci::into(l.attempts), soci::use(b.id), soci::use(me), soci::use(claim_seq));
-        st.execute();
-        while (st.fetch()) out.push_back(l);
-        tx.commit();
-        return out;
     });
 }
 
@@ -145,81 +183,101 @@ long long line_queue::renew(const std::string& me, long long until_ms) {
     });
 }
 
+namespace {
+
+// Recording's two per-line statements, kept with the session like the claim's.
+struct kept_record {
+    std::string batch_id, me, req_id, request_id, response_body, error_code, error_message;
+    long long line_no = 0, claim_seq = 0, next_ms = 0, refund = 0;
+    int status_code = 0;
+    usage_counts u;
+    soci::statement done, retry;
+
+    explicit kept_record(soci::session& sql)
+        : done((sql.prepare << "UPDATE batch_requests SET state = 'done', lease_owner = '', lease_until = 0,"
+                               " req_id = :rid, status_code = :sc, request_id = :reqid, response_body = :body,"
+                               " error_code = :ec, error_message = :em, input_tokens = :it, output_tokens = :ot,"
+                               " total_tokens = :tt, cached_tokens = :ct, reasoning_tokens = :rt"
+                               " WHERE batch_id = :b AND line_no = :n AND state = 'running' AND lease_owner = :me"
+                               " AND claim_seq = :seq",
+                soci::use(req_id), soci::use(status_code), soci::use(request_id), soci::use(response_body),
+                soci::use(error_code), soci::use(error_message), soci::use(u.input_tokens), soci::use(u.output_tokens),
+                soci::use(u.total_tokens), soci::use(u.cached_tokens), soci::use(u.reasoning_tokens),
+                soci::use(batch_id), soci::use(line_no), soci::use(me), soci::use(claim_seq))),
+          retry((sql.prepare << "UPDATE batch_requests SET state = 'pending', lease_owner = '', lease_until = 0,"
+                                " next_attempt_at = :next, error_message = :em, attempts = attempts - :refund"
+                                " WHERE batch_id = :b AND line_no = :n AND state = 'running' AND lease_owner = :me"
+                                " AND claim_seq = :seq",
+                 soci::use(next_ms), soci::use(error_message), soci::use(refund), soci::use(batch_id),
+                 soci::use(line_no), soci::use(me), soci::use(claim_seq))) {}
+};
+constexpr int kept_record_tag = 0;
+
+}  // namespace
+
 std::size_t line_queue::record(const std::string& me, std::span<const line_outcome> outcomes) {
     if (outcomes.empty()) return 0;
-    return pool_.run([&](soci::session& sql) -> std::size_t {
-        aq::sql::write_transaction tx(sql, pool_.kind());
-        // Prepared once per group, bound to these variables: each execute() only changes their
-        // values (one round trip per line on PostgreSQL).
-        std::string batch_id, req_id, request_id, response_body, error_code, error_message;
-        long long line_no = 0, claim_seq = 0, next_ms = 0, refund = 0;
-        int status_code = 0;
-        usage_counts u;
-        soci::statement done =
-            (sql.prepare << "UPDATE batch_requests SET state = 'done', lease_owner = '', lease_until = 0,"
-                             " req_id = :rid, status_code = :sc, request_id = :reqid, response_body = :body,"
-                             " error_code = :ec, error_message = :em, input_tokens = :it, output_tokens = :ot,"
-                             " total_tokens = :tt, cached_tokens = :ct, reasoning_tokens = :rt"
-                             " WHERE batch_id = :b AND line_no = :n AND state = 'running' AND lease_owner = :me"
-                             " AND claim_seq = :seq",
-             soci::use(req_id), soci::use(status_code), soci::use(request_id), soci::use(response_body),
-             soci::use(error_code), soci::use(error_message), soci::use(u.input_tokens), soci::use(u.output_tokens),
-             soci::use(u.total_tokens), soci::use(u.cached_tokens), soci::use(u.reasoning_tokens), soci::use(batch_id),
-             soci::use(line_no), soci::use(me), soci::use(claim_seq));
-        soci::statement retry =
-            (sql.prepare << "UPDATE batch_requests SET state = 'pending', lease_owner = '', lease_until = 0,"
-                             " next_attempt_at = :next, error_message = :em, attempts = attempts - :refund"
-                             " WHERE batch_id = :b AND line_no = :n AND state = 'running' AND lease_owner = :me"
-                             " AND claim_seq = :seq",
-             soci::use(next_ms), soci::use(error_message), soci::use(refund), soci::use(batch_id), soci::use(line_no),
-             soci::use(me), soci::use(claim_seq));
-
-        struct delta {
-            long long completed = 0, failed = 0;
-            usage_counts usage;
-        };
-        std::map<std::string, delta> deltas;
-        std::size_t dropped = 0;
-        for (const line_outcome& o : outcomes) {
-            batch_id = o.line->batch_id;
-            line_no = o.line->line_no;
-            claim_seq = o.line->claim_seq;
-            soci::statement& st = o.retry ? retry : done;
-            if (o.retry) {
-                next_ms = o.next_ms;
-                error_message = o.last_error;
-                refund = o.unsent ? 1 : 0;
-            } else {
-                const result_row& r = o.result;
-                req_id = r.req_id;
-                status_code = r.status_code;
-                request_id = r.request_id;
-                response_body = r.response_body;
-                error_code = r.error_code;
-                error_message = r.error_message;
-                u = o.usage;
+    aq::sql::session_lease lease = pool_.lease();
+    return lease.run([&](soci::session& sql) -> std::size_t {
+        auto& q = lease.kept<kept_record>(&kept_record_tag, [](soci::session& s) { return std::make_unique<kept_record>(s); });
+        const aq::sql::dialect d(pool_.kind());
+        try {
+            aq::sql::write_transaction tx(sql, pool_.kind());
+            q.me = me;
+            struct delta {
+                long long completed = 0, failed = 0;
+                usage_counts usage;
+            };
+            std::map<std::string, delta> deltas;
+            std::size_t dropped = 0;
+            for (const line_outcome& o : outcomes) {
+                q.batch_id = o.line->batch_id;
+                q.line_no = o.line->line_no;
+                q.claim_seq = o.line->claim_seq;
+                soci::statement& st = o.retry ? q.retry : q.done;
+                if (o.retry) {
+                    q.next_ms = o.next_ms;
+                    q.error_message = o.last_error;
+                    q.refund = o.unsent ? 1 : 0;
+                } else {
+                    const result_row& r = o.result;
+                    q.req_id = r.req_id;
+                    q.status_code = r.status_code;
+                    q.request_id = r.request_id;
+                    q.response_body = r.response_body;
+                    q.error_code = r.error_code;
+                    q.error_message = r.error_message;
+                    q.u = o.usage;
+                }
+                st.execute(true);
+                long long affected = st.get_affected_rows();
+                d.end_pass(st);
+                if (affected != 1) {
+                    ++dropped;  // another host owns the line now
+                    continue;
+                }
+                if (o.retry) continue;
+                delta& dl = deltas[q.batch_id];
+                (o.success ? dl.completed : dl.failed) += 1;
+                dl.usage += o.usage;
             }
-            st.execute(true);
-            if (st.get_affected_rows() != 1) {
-                ++dropped;  // another host owns the line now
-                continue;
+            // A response body can be large: not kept in the statement's buffer until the next group.
+            q.response_body = std::string();
+            for (const auto& [id, dl] : deltas) {
+                sql << "UPDATE batches SET completed = completed + :c, failed = failed + :f,"
+                        " input_tokens = input_tokens + :it, output_tokens = output_tokens + :ot,"
+                        " total_tokens = total_tokens + :tt, cached_tokens = cached_tokens + :ct,"
+                        " reasoning_tokens = reasoning_tokens + :rt WHERE id = :b",
+                    soci::use(dl.completed), soci::use(dl.failed), soci::use(dl.usage.input_tokens),
+                    soci::use(dl.usage.output_tokens), soci::use(dl.usage.total_tokens),
+                    soci::use(dl.usage.cached_tokens), soci::use(dl.usage.reasoning_tokens), soci::use(id);
             }
-            if (o.retry) continue;
-            delta& d = deltas[batch_id];
-            (o.success ? d.completed : d.failed) += 1;
-            d.usage += o.usage;
+            tx.commit();
+            return dropped;
+        } catch (...) {
+            lease.forget(&kept_record_tag);  // a statement that failed halfway is not reused
+            throw;
         }
-        for (const auto& [id, d] : deltas) {
-            sql << "UPDATE batches SET completed = completed + :c, failed = failed + :f,"
-                    " input_tokens = input_tokens + :it, output_tokens = output_tokens + :ot,"
-                    " total_tokens = total_tokens + :tt, cached_tokens = cached_tokens + :ct,"
-                    " reasoning_tokens = reasoning_tokens + :rt WHERE id = :b",
-                soci::use(d.completed), soci::use(d.failed), soci::use(d.usage.input_tokens),
-                soci::use(d.usage.output_tokens), soci::use(d.usage.total_tokens), soci::use(d.usage.cached_tokens),
-                soci::use(d.usage.reasoning_tokens), soci::use(id);
-        }
-        tx.commit();
-        return dropped;
     });
 }
 

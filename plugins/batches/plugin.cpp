@@ -9,6 +9,7 @@
 #include "housekeeper.hpp"
 #include "line_queue.hpp"
 #include "metrics.hpp"
+#include "rate_table.hpp"
 #include "routes.hpp"
 #include "runner.hpp"
 #include "schema.hpp"
@@ -35,6 +36,7 @@ struct plugin_state {
     std::unique_ptr<aq::sql::pool> pool;
     std::unique_ptr<batches::batch_table> batches;
     std::unique_ptr<batches::line_queue> lines;
+    std::unique_ptr<batches::rate_table> rates;
     batches::halted_batches halted;
     std::unique_ptr<batches::heartbeat> beat;
     std::unique_ptr<batches::housekeeper> keeper;
@@ -74,8 +76,9 @@ aq_status init(aq::host& host, void** ctx) {
     state->beat = std::make_unique<batches::heartbeat>(host, state->cfg, me, state->halted);
     state->keeper = std::make_unique<batches::housekeeper>(host, state->cfg, *state->batches, *state->lines, *files,
                                                            *state->beat);
+    state->rates = std::make_unique<batches::rate_table>(*state->pool);
     state->run = std::make_unique<batches::runner>(host, state->cfg, *state->batches, *state->lines, state->halted, me,
-                                                   state->metrics.get());
+                                                   state->metrics.get(), state->rates.get());
     batches::register_routes(host, state->cfg, *state->batches, state->halted, *files);
     state->outbox = std::make_unique<batches::webhook_outbox>(*state->pool);
     state->sender = std::make_unique<batches::webhook_sender>(host, state->cfg, *state->outbox, me);

@@ -2,6 +2,7 @@
 
 #include "model_rewrite.hpp"
 #include "retry_after.hpp"
+#include "token_estimate.hpp"
 #include "wall_clock.hpp"
 
 #include <boost/json.hpp>
@@ -81,9 +82,12 @@ std::string body_json(const std::string& body, int status) {
 }  // namespace
 
 runner::runner(aq::host host, const config& cfg, batch_table& batches, line_queue& lines,
-               const halted_batches& halted, std::string me, const batch_metrics* metrics)
+               const halted_batches& halted, std::string me, const batch_metrics* metrics, rate_table* rates)
     : host_(host), cfg_(cfg), batches_(batches), lines_(lines), halted_(halted), me_(std::move(me)), metrics_(metrics),
-      pool_(host, cfg, [this](std::size_t i) { return client_.load(i); }, metrics), client_(cfg.upstreams) {}
+      pool_(host, cfg, [this](std::size_t i) { return client_.load(i); }, metrics), rates_(rates),
+      client_(cfg.upstreams) {
+    for (const auto& u : cfg.upstreams) estimates_tokens_ = estimates_tokens_ || u.max_tokens_per_minute > 0;
+}
 
 runner::~runner() = default;
 
@@ -125,7 +129,7 @@ void runner::run() {
         std::size_t group = std::max<std::size_t>(1, cfg_.max_in_flight / 8);
         bool claimed = false;
         if (capacity > 0 && (capacity >= group || in_flight_ == 0) &&
-            (last_empty_claim == 0 || t - last_empty_claim >= poll)) {
+            (last_empty_claim == 0 || t - last_empty_claim >= poll || (rate_wake_ms_ > 0 && t >= rate_wake_ms_))) {
             try {
                 std::size_t n = dispatch(capacity);
                 claimed = n > 0;
@@ -143,7 +147,9 @@ void runner::run() {
             if (done_.empty()) break;  // idle: the scheduler runs us again after poll_interval_ms
         }
         std::unique_lock lock(mu_);
-        cv_.wait_for(lock, std::chrono::milliseconds(claimed ? 1 : std::min<long long>(poll, 50)),
+        long long wait = claimed ? 1 : std::min<long long>(poll, 50);
+        if (rate_wake_ms_ > t) wait = std::min(wait, rate_wake_ms_ - t);
+        cv_.wait_for(lock, std::chrono::milliseconds(wait),
                      [this] { return !done_.empty(); });
     }
 }
@@ -153,6 +159,7 @@ std::size_t runner::dispatch(std::size_t capacity) {
     const long long lease_ms = static_cast<long long>(cfg_.lease_seconds) * 1000;
     auto runnable = batches_.runnable(t / 1000);
     if (runnable.empty()) return 0;
+    sync_rates(t, runnable);
     // One queue of batches per owner; owners take turns, starting one further each time.
     std::vector<std::deque<batch_work>> owners;
     for (auto& b : runnable) {
@@ -161,7 +168,11 @@ std::size_t runner::dispatch(std::size_t capacity) {
         owners.back().push_back(std::move(b));
     }
     if (owners.empty()) return 0;
-    std::rotate(owners.begin(), owners.begin() + static_cast<std::ptrdiff_t>(rr_++ % owners.size()), owners.end());
+    // The database groups an owner's batches together; the turns go in byte order of the keys
+    // (whatever the database's collation), starting after the last owner served.
+    std::sort(owners.begin(), owners.end(), [](const auto& x, const auto& y) { return x.front().owner < y.front().owner; });
+    auto next = std::find_if(owners.begin(), owners.end(), [this](const auto& q) { return q.front().owner > last_owner_; });
+    std::rotate(owners.begin(), next == owners.end() ? owners.begin() : next, owners.end());
     std::size_t chunk = std::clamp<std::size_t>(capacity / runnable.size(), 1, 256);
     std::size_t sent = 0;
     while (sent < capacity && !owners.empty()) {
@@ -178,6 +189,7 @@ std::size_t runner::dispatch(std::size_t capacity) {
             if (want > 0) {
                 auto lines = lines_.claim(b, static_cast<int>(want), me_, ++claim_seq_, t, t + lease_ms);
                 got = lines.size();
+                if (got > 0) last_owner_ = b.owner;
                 for (auto& l : lines) send(std::move(l));
             }
             sent += got;
@@ -190,6 +202,60 @@ std::size_t runner::dispatch(std::size_t capacity) {
     return sent;
 }
 
+void runner::sync_rates(long long t, const std::vector<batch_work>& runnable) {
+    rate_wake_ms_ = 0;
+    std::vector<rate_table::draw> draws;
+    std::vector<std::size_t> drawn;
+    for (std::size_t i = 0; i < pool_.size(); ++i) {
+        rate_allowance& a = pool_.rate(i);
+        if (!a.draw_due(t)) continue;
+        const upstream_config& u = cfg_.upstreams[i];
+        // Only for work at hand: a share nobody spends would lapse, lost to the other hosts.
+        bool wanted = std::any_of(runnable.begin(), runnable.end(),
+                                  [&](const batch_work& b) { return u.upstream_model(b.model).has_value(); });
+        if (!wanted) continue;
+        draws.push_back(rate_table::draw{u.name, a.limits(), a.want_requests(), a.want_tokens()});
+        drawn.push_back(i);
+    }
+    std::vector<rate_grant> grants;
+    if (!rates_) {
+        for (const auto& d : draws) {
+            std::size_t i = drawn[grants.size()];
+            grants.push_back(draw_from(local_buckets_[i], d.limits, t, d.requests, d.tokens));
+        }
+    } else if (!draws.empty() || t - pauses_read_at_ >= rate_burst_ms) {
+        auto r = rates_->exchange(draws, t);
+        grants = std::move(r.grants);
+        pauses_read_at_ = t;
+        for (const auto& [name, until] : r.paused_until)
+            for (std::size_t i = 0; i < cfg_.upstreams.size(); ++i)
+                // Logged when it starts a pause here, not for each later retry-after extending it.
+                if (cfg_.upstreams[i].name == name && !pool_.paused(i, t) && pool_.pause(i, until))
+                    host_.info("batches: upstream " + name + " paused for " + std::to_string(until - t) +
+                               " ms (a 429's retry-after on another host)");
+    }
+    for (std::size_t k = 0; k < grants.size(); ++k) {
+        pool_.rate(drawn[k]).add(grants[k], t);
+        if (grants[k].retry_in_ms > 0) {
+            long long at = t + grants[k].retry_in_ms;
+            rate_wake_ms_ = rate_wake_ms_ == 0 ? at : std::min(rate_wake_ms_, at);
+        }
+    }
+}
+
+void runner::share_pauses() {
+    if (!rates_ || pauses_to_share_.empty()) return;
+    try {
+        for (auto it = pauses_to_share_.begin(); it != pauses_to_share_.end(); it = pauses_to_share_.erase(it))
+            rates_->pause(cfg_.upstreams[it->first].name, it->second);
+    } catch (const std::exception& e) {
+        // Kept for the next call; this host pauses the upstream meanwhile all the same.
+        std::string what = e.what();
+        if (what.size() > 300) what.resize(300);
+        host_.warn("batches: sharing a 429 pause failed, will retry: " + what);
+    }
+}
+
 void runner::send(claimed_line line) {
     std::size_t avoid = upstream_pool::none;
     if (!failed_on_.empty())
@@ -197,7 +263,8 @@ void runner::send(claimed_line line) {
             avoid = it->second;
             failed_on_.erase(it);
         }
-    auto choice = pool_.pick(line.model, now_ms(), avoid);
+    long long tokens = estimates_tokens_ ? estimate_tokens(line.endpoint, line.body) : 0;
+    auto choice = pool_.pick(line.model, now_ms(), avoid, tokens);
     ++in_flight_;
     if (!choice) {
         upstream_reply r;
@@ -225,7 +292,7 @@ void runner::send(claimed_line line) {
     // upstream's own id when it answers with one, else this one.
     std::string request_id = aq::random_id("req_");
     client_.send(index, std::move(path), std::move(body), request_id, std::move(check),
-                 [this, line = std::move(line), index, sent = sent_attempt{choice->probe, choice->epoch}, sent_at,
+                 [this, line = std::move(line), index, sent = sent_attempt{choice->probe, choice->epoch, 0, tokens}, sent_at,
                   request_id](upstream_reply reply) mutable {
                      auto latency = std::chrono::steady_clock::now() - *sent_at;
                      if (metrics_) metrics_->upstream_reply(index, reply, latency);
@@ -309,7 +376,14 @@ line_outcome runner::outcome_of(const completion& c, long long t) {
         retryable = rep.status == 429 || rep.status >= 500;
         const long long cap_ms = static_cast<long long>(cfg_.max_retry_after_seconds) * 1000;
         retry_after = retry_after_delay_ms(rep.retry_after_ms, rep.retry_after, t / 1000, cap_ms).value_or(-1);
-        if (rep.status == 429 && retry_after > 0) pool_.pause(c.upstream, t + retry_after);
+        if (rep.status == 429 && retry_after > 0) {
+            if (!pool_.paused(c.upstream, t) && pool_.pause(c.upstream, t + retry_after))
+                host_.info("batches: upstream " + cfg_.upstreams[c.upstream].name + " paused for " +
+                           std::to_string(retry_after) + " ms (a 429's retry-after)");
+            pool_.pause(c.upstream, t + retry_after);
+            long long& until = pauses_to_share_[c.upstream];
+            until = std::max(until, t + retry_after);
+        }
         r.status_code = rep.status;
         r.response_body = body_json(rep.body, rep.status);
     } else {
@@ -341,6 +415,17 @@ std::size_t runner::record(std::vector<completion>& done) {
     outcomes.reserve(done.size());
     for (const auto& c : done) outcomes.push_back(outcome_of(c, t));
     lines_.record(me_, outcomes);  // a reply whose lease was lost is dropped there
+    // The usage corrects the rate share's estimate (a lost lease's reply was sent all the same);
+    // an answer that is not a 2xx generated nothing; without an answer nobody knows.
+    for (std::size_t k = 0; k < done.size(); ++k) {
+        const completion& c = done[k];
+        if (c.sent.tokens <= 0 || c.upstream == upstream_pool::none) continue;
+        if (outcomes[k].success && outcomes[k].usage.total_tokens > 0)
+            pool_.rate(c.upstream).correct(c.sent.tokens, outcomes[k].usage.total_tokens);
+        else if (c.reply.status > 0 && (c.reply.status < 200 || c.reply.status >= 300))
+            pool_.rate(c.upstream).correct(c.sent.tokens, 0);
+    }
+    share_pauses();
     if (metrics_) {
         std::vector<std::size_t> upstreams;
         upstreams.reserve(done.size());

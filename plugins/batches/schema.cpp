@@ -78,6 +78,15 @@ const std::vector<std::string> schema_v5 = {
     "CREATE INDEX batch_webhooks_ended ON batch_webhooks (state, ended_at)",
 };
 
+// The rate budgets and 429 pauses every host shares (rate_table.hpp): one row per upstream
+// name, bucket levels in thousandths, times in milliseconds.
+const std::vector<std::string> schema_v6 = {
+    "CREATE TABLE batch_upstream_limits ("
+    " upstream TEXT PRIMARY KEY, requests_milli BIGINT NOT NULL DEFAULT 0,"
+    " tokens_milli BIGINT NOT NULL DEFAULT 0, refilled_at BIGINT NOT NULL DEFAULT 0,"
+    " paused_until BIGINT NOT NULL DEFAULT 0)",
+};
+
 }  // namespace
 
 std::vector<aq::sql::migration> schema_migrations(const aq::sql::name_set& legacy_teams,
@@ -92,6 +101,7 @@ std::vector<aq::sql::migration> schema_migrations(const aq::sql::name_set& legac
          }},
         {4, schema_v4, schema_v4},
         {5, schema_v5, schema_v5},
+        {6, schema_v6, schema_v6},
     };
 }
 

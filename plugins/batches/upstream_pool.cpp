@@ -7,7 +7,10 @@ namespace batches {
 upstream_pool::upstream_pool(aq::host host, const config& cfg, std::function<std::size_t(std::size_t)> load,
                              const batch_metrics* metrics)
     : host_(host), cfg_(cfg), load_(std::move(load)), metrics_(metrics), state_(cfg.upstreams.size()) {
-    for (std::size_t i = 0; i < state_.size(); ++i) set_cap(i, cfg_.upstreams[i].max_concurrency);
+    for (std::size_t i = 0; i < state_.size(); ++i) {
+        set_cap(i, cfg_.upstreams[i].max_concurrency);
+        state_[i].rate = rate_allowance({cfg_.upstreams[i].max_requests_per_minute, cfg_.upstreams[i].max_tokens_per_minute});
+    }
 }
 
 void upstream_pool::set_cap(std::size_t i, unsigned cap) {
@@ -16,12 +19,13 @@ void upstream_pool::set_cap(std::size_t i, unsigned cap) {
 }
 
 bool upstream_pool::takes_lines(std::size_t i, long long now_ms) const {
-    return cfg_.upstreams[i].weight > 0 && state_[i].state == health::in_rotation && state_[i].paused_until <= now_ms;
+    return cfg_.upstreams[i].weight > 0 && state_[i].state == health::in_rotation && state_[i].paused_until <= now_ms &&
+           state_[i].rate.allows(now_ms);
 }
 
 bool upstream_pool::probe_due(std::size_t i, long long now_ms) const {
     return cfg_.upstreams[i].weight > 0 && state_[i].state == health::cooling_down &&
-           state_[i].cooldown_until <= now_ms && state_[i].paused_until <= now_ms;
+           state_[i].cooldown_until <= now_ms && state_[i].paused_until <= now_ms && state_[i].rate.allows(now_ms);
 }
 
 bool upstream_pool::less_loaded(std::size_t a, std::size_t load_a, std::size_t b, std::size_t load_b) const {
@@ -38,7 +42,7 @@ std::size_t upstream_pool::room(std::string_view model, long long now_ms) const 
         if (!cfg_.upstreams[i].upstream_model(model)) continue;
         if (takes_lines(i, now_ms)) {
             std::size_t load = load_(i);
-            n += load < bound(i) ? bound(i) - load : 0;
+            n += std::min(load < bound(i) ? bound(i) - load : 0, state_[i].rate.room(now_ms));
         } else if (probe_due(i, now_ms)) {
             n += 1;
         }
@@ -46,7 +50,8 @@ std::size_t upstream_pool::room(std::string_view model, long long now_ms) const 
     return n;
 }
 
-std::optional<upstream_choice> upstream_pool::pick(std::string_view model, long long now_ms, std::size_t avoid) {
+std::optional<upstream_choice> upstream_pool::pick(std::string_view model, long long now_ms, std::size_t avoid,
+                                                   long long tokens) {
     std::size_t best = none, best_load = 0;        // in rotation, with room, not `avoid`
     std::size_t avoided = none;                     // `avoid`, when it qualifies
     std::size_t overflow = none, overflow_load = 0; // in rotation, beyond its bound
@@ -56,6 +61,7 @@ std::optional<upstream_choice> upstream_pool::pick(std::string_view model, long 
             // A probe goes first: the sooner it answers, the sooner capacity comes back.
             state_[i].state = health::probing;
             ++state_[i].outstanding;
+            state_[i].rate.spend(tokens);
             return upstream_choice{i, std::string(*cfg_.upstreams[i].upstream_model(model)), true, state_[i].epoch};
         }
         if (!takes_lines(i, now_ms)) continue;
@@ -72,6 +78,7 @@ std::optional<upstream_choice> upstream_pool::pick(std::string_view model, long 
     if (chosen == none) return std::nullopt;
     upstream_state& s = state_[chosen];
     s.peak = std::max(s.peak, ++s.outstanding);
+    s.rate.spend(tokens);
     return upstream_choice{chosen, std::string(*cfg_.upstreams[chosen].upstream_model(model)), false, s.epoch};
 }
 
@@ -166,8 +173,10 @@ void upstream_pool::observe(std::size_t upstream, const upstream_reply& reply, c
                            " in a row, the last: " + what);
 }
 
-void upstream_pool::pause(std::size_t upstream, long long until_ms) {
-    if (upstream < state_.size()) state_[upstream].paused_until = std::max(state_[upstream].paused_until, until_ms);
+bool upstream_pool::pause(std::size_t upstream, long long until_ms) {
+    if (upstream >= state_.size() || state_[upstream].paused_until >= until_ms) return false;
+    state_[upstream].paused_until = until_ms;
+    return true;
 }
 
 bool upstream_pool::in_rotation(std::size_t upstream) const {

@@ -48,13 +48,19 @@
 // the upstream went out do not count either way. While every upstream of a model is out, its
 // lines stay unclaimed in the database: no attempt is spent on them.
 //
-// The state is this host's (each host learns on its own, as it does 429 pauses), kept in one
-// object per upstream that also carries its adaptive cap (and later rate buckets). Thread: the
+// Rate limits. An upstream with max_requests_per_minute or max_tokens_per_minute takes a line
+// only while this host's share of its budget allows one (rate_allowance.hpp); pick() spends it.
+// The runner draws the shares and learns every host's 429 pauses from the database
+// (rate_table.hpp). An upstream out of budget takes no line, not even past its bound.
+//
+// The health state is this host's (each host learns on its own), kept in one object per
+// upstream that also carries its adaptive cap and its rate share. Thread: the
 // runner's job thread only (no locks); the load comes from the upstream client, any thread.
 #pragma once
 
 #include "config.hpp"
 #include "metrics.hpp"
+#include "rate_allowance.hpp"
 #include "upstream.hpp"
 
 #include <aqueduct/plugin.hpp>
@@ -85,6 +91,7 @@ struct sent_attempt {
     bool probe = false;
     std::uint64_t epoch = 0;
     long long latency_ms = 0;
+    long long tokens = 0;  // the estimate spent from the rate share (0: the upstream counts none)
 };
 
 class upstream_pool {
@@ -102,15 +109,23 @@ public:
     // The upstream for one line of `model`, passing over `avoid` when another can take it.
     // Beyond every upstream's 2 x max_concurrency (a line of another model in a mixed batch) the
     // least loaded one in rotation still takes it. nullopt: none is in rotation.
-    std::optional<upstream_choice> pick(std::string_view model, long long now_ms, std::size_t avoid = none);
+    // `tokens`: the line's estimated tokens (token_estimate.hpp), spent from the rate share of an
+    // upstream with max_tokens_per_minute.
+    std::optional<upstream_choice> pick(std::string_view model, long long now_ms, std::size_t avoid = none,
+                                        long long tokens = 0);
 
     // What became of an attempt sent to `upstream`. Every pick() is observed exactly once.
     void observe(std::size_t upstream, const upstream_reply& reply, const sent_attempt& sent, long long now_ms);
 
-    // A 429's retry-after: no new lines to `upstream` before `until_ms`.
-    void pause(std::size_t upstream, long long until_ms);
+    // A 429's retry-after: no new lines to `upstream` before `until_ms`. True when that is later
+    // than the pause it had.
+    bool pause(std::size_t upstream, long long until_ms);
+    bool paused(std::size_t upstream, long long now_ms) const { return state_.at(upstream).paused_until > now_ms; }
 
     bool in_rotation(std::size_t upstream) const;
+    // This host's share of the upstream's rate budget (the runner draws and corrects it).
+    rate_allowance& rate(std::size_t upstream) { return state_.at(upstream).rate; }
+    std::size_t size() const noexcept { return state_.size(); }
     // The current cap on lines in flight (adaptive concurrency above).
     unsigned cap(std::size_t upstream) const { return state_.at(upstream).cap; }
 
@@ -129,6 +144,7 @@ private:
         std::size_t older = 0;          // of those, picked before the last decrease
         unsigned window = 0;            // successes of this epoch towards the next +1
         std::size_t peak = 0;           // most outstanding at once since the window began
+        rate_allowance rate;            // this host's share of the upstream's rate budget
     };
 
     std::size_t bound(std::size_t i) const {

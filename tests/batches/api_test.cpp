@@ -882,12 +882,12 @@ BOOST_AUTO_TEST_CASE(bare_owner_names_of_a_version_1_database_become_owner_keys_
         std::this_thread::sleep_for(100ms);
     BOOST_TEST(db_text(e.database, "SELECT custom_id FROM batch_requests").empty());
 
-    // A restart finds the latest schema (5: the webhook outbox) and rewrites nothing again.
+    // A restart finds the latest schema (6: the shared rate limits) and rewrites nothing again.
     gw.restart();
     for (const auto& r : rows)
         BOOST_TEST(db_text(e.database, "SELECT owner FROM batches WHERE id = '" + r.id + "'") == r.key);
     BOOST_TEST(gw.log().find("owners migrated") == std::string::npos);
-    BOOST_TEST(db_text(e.database, "SELECT CAST(version AS TEXT) FROM aq_schema WHERE component = 'batches'") == "5");
+    BOOST_TEST(db_text(e.database, "SELECT CAST(version AS TEXT) FROM aq_schema WHERE component = 'batches'") == "6");
     if (!dir.empty()) std::filesystem::remove_all(dir);
 }
 

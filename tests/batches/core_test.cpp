@@ -11,6 +11,7 @@
 #include "rule_cases.hpp"
 #include "test_cert.hpp"
 #include "support/postgres.hpp"
+#include "support/wait_until.hpp"
 
 #include "batch_object.hpp"
 #include "batch_table.hpp"
@@ -515,12 +516,97 @@ BOOST_AUTO_TEST_CASE(upstream_concurrency_is_bounded_and_owners_take_turns) {
     BOOST_TEST(last_bob < 40u);
 }
 
+namespace {
+
+// Alice's big batch runs when Bob's small one arrives; every claim takes all the room there is
+// (less than either owner wants). The claims' sequence numbers (claim_seq, one per claim) give
+// their exact order; returned as "ABAB...": the claims made after Bob's batch became runnable.
+// `limit` (an upstream key and value) is what keeps the room small; `held`: the upstream holds
+// Alice's first lines until Bob's batch is runnable.
+std::string claims_after_a_small_batch_arrives(json::object upstream, bool held, int big, int small) {
+    env e(json::object{{"max_in_flight", 8}, {"upstream", std::move(upstream)}});
+    e.up.set_held(held);
+    std::string big_input, small_input;
+    for (int i = 0; i < big; ++i) big_input += line("a" + std::to_string(i));
+    for (int i = 0; i < small; ++i) small_input += line("b" + std::to_string(i));
+    std::string a = e.create("alice", big_input);
+    e.validate("alice", a);
+    host_parts r(e);
+    std::atomic<bool> stop{false};
+    std::thread runner([&] {
+        while (!stop) {
+            r.runner.run();
+            std::this_thread::sleep_for(5ms);
+        }
+    });
+    auto claims = [&] {
+        // (claim_seq, owner) of every claimed line, in claim order.
+        auto s = e.pool->lease();
+        std::vector<std::pair<long long, std::string>> out;
+        long long seq = 0;
+        std::string batch;
+        soci::statement st = (s->prepare << "SELECT claim_seq, batch_id FROM batch_requests WHERE claim_seq > 0"
+                                             " ORDER BY claim_seq, batch_id",
+                              soci::into(seq), soci::into(batch));
+        st.execute();
+        while (st.fetch()) out.emplace_back(seq, batch == a ? "alice" : "bob");
+        return out;
+    };
+    BOOST_REQUIRE(aqt::wait_until([&] { return e.up.total() >= 2; }, 30s));
+    std::string b = e.create("bob", small_input);
+    e.validate("bob", b);
+    BOOST_REQUIRE(e.get("bob", b).status == "in_progress");
+    // Every claim from here on may have seen Bob's batch.
+    const long long c0 = claims().back().first;
+    if (held) {
+        BOOST_REQUIRE_EQUAL(claims().size(), 4u);  // 2 sent, 2 waiting: the upstream's bound
+        std::this_thread::sleep_for(200ms);        // claims that find no room meanwhile
+        BOOST_REQUIRE_EQUAL(claims().size(), 4u);
+        e.up.set_held(false);
+    }
+    BOOST_REQUIRE(aqt::wait_until([&] { return e.up.total() == big + small; }, 60s));
+    stop = true;
+    runner.join();
+    BOOST_TEST(e.up.counts().size() == static_cast<std::size_t>(big + small));  // each line once
+    std::string seen;
+    long long last = c0;
+    for (const auto& [seq, owner] : claims())
+        if (seq > c0 && seq != last) seen += owner == "alice" ? 'A' : 'B', last = seq;
+    return seen;
+}
+
+// After Bob's batch is runnable, Alice gets at most one claim before his first, and none twice
+// in a row until his last line is claimed.
+void bob_waits_one_claim_at_most(const std::string& seen) {
+    BOOST_TEST_MESSAGE("claims after Bob's batch arrived: " << seen);
+    auto first_bob = seen.find('B'), last_bob = seen.rfind('B');
+    BOOST_REQUIRE(first_bob != std::string::npos);
+    BOOST_TEST(first_bob <= 1u, seen);
+    BOOST_TEST(seen.substr(0, last_bob).find("AA") == std::string::npos, seen);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_small_batch_behind_a_big_one_waits_one_claim_at_most_when_the_upstream_is_full) {
+    // max_concurrency 2: Alice's first 4 lines (2 sent and held, 2 queued) leave no room when
+    // Bob's 6 arrive; then room comes back a line or a few at a time.
+    bob_waits_one_claim_at_most(claims_after_a_small_batch_arrives({{"max_concurrency", 2}}, true, 60, 6));
+}
+
+BOOST_AUTO_TEST_CASE(a_small_batch_behind_a_big_one_waits_one_claim_at_most_under_a_rate_limit) {
+    // 600 a minute: shares of 2 lines, and runs of the runner that find no share between them
+    // (those must not count as turns).
+    bob_waits_one_claim_at_most(
+        claims_after_a_small_batch_arrives({{"max_requests_per_minute", 600}}, false, 24, 6));
+}
+
 BOOST_AUTO_TEST_CASE(https_upstream_certificate_and_host_name_are_verified) {
     auto pem = aqt::make_self_signed("localhost");
     aqt::fake_upstream tls_up(0, pem.cert, pem.key);
     auto ca = std::filesystem::temp_directory_path() / ("batches_ca_" + aq::random_id("", 8) + ".pem");
     std::ofstream(ca) << pem.cert;
-    std::string port = std::to_string(tls_up.port());
+    // ":PORT/fake-N/v1": base_url() names 127.0.0.1; the cases below choose the host.
+    std::string port = tls_up.base_url().substr(std::string("https://127.0.0.1").size());
     auto run_one = [&](const std::string& base_url) {
         env e(json::object{{"max_attempts", 1}, {"upstream", json::object{{"base_url", base_url}}}});
         host_parts r(e);
@@ -532,14 +618,14 @@ BOOST_AUTO_TEST_CASE(https_upstream_certificate_and_host_name_are_verified) {
 
     // Trusted through the default verify paths (SSL_CERT_FILE), name matches: it works.
     setenv("SSL_CERT_FILE", ca.c_str(), 1);
-    BOOST_TEST(run_one("https://localhost:" + port + "/v1") == "ok");
+    BOOST_TEST(run_one("https://localhost" + port) == "ok");
     BOOST_TEST(tls_up.count("t1") == 1);
     // Trusted, but the URL's host is not the certificate's name.
-    std::string mismatch = run_one("https://127.0.0.1:" + port + "/v1");
+    std::string mismatch = run_one("https://127.0.0.1" + port);
     BOOST_TEST(mismatch.find("certificate verify failed") != std::string::npos, mismatch);
     // Not trusted at all.
     unsetenv("SSL_CERT_FILE");
-    std::string untrusted = run_one("https://localhost:" + port + "/v1");
+    std::string untrusted = run_one("https://localhost" + port);
     BOOST_TEST(untrusted.find("certificate verify failed") != std::string::npos, untrusted);
     BOOST_TEST(tls_up.count("t1") == 1);  // neither refused request reached the server's HTTP layer
     std::filesystem::remove(ca);
@@ -859,7 +945,9 @@ BOOST_AUTO_TEST_CASE(lines_are_dropped_once_the_files_are_written) {
 }
 
 BOOST_AUTO_TEST_CASE(retention_keeps_lines_then_drops_them_and_purges_ended_batches) {
-    env e(json::object{{"results_retention_seconds", 2}, {"batch_retention_seconds", 3}});
+    // Four seconds between the two: a second was too little for a loaded machine, where the
+    // housekeeper's pass on PostgreSQL dropped the lines only after the batch's time was up too.
+    env e(json::object{{"results_retention_seconds", 1}, {"batch_retention_seconds", 5}});
     host_parts r(e);
     std::string id = e.create("alice", line("a") + line("b"));
     auto b = e.run(r, "alice", id);

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <random>
 #include <set>
@@ -44,6 +45,12 @@ struct fake_upstream::impl {
     int overload_max_active = 0;                  // 0: no limit
     std::chrono::milliseconds latency_per_active{0};
     long long overload_refusals = 0;
+    // A rate limit: more than rate_max accepted requests within rate_window -> 429.
+    int rate_max = 0;                             // 0: no limit
+    std::chrono::milliseconds rate_window{0};
+    double rate_retry_after_s = 1;
+    std::deque<std::chrono::steady_clock::time_point> accepted;  // within the window
+    long long rate_refusals = 0;
     std::map<std::string, fake_rule> rules;
     std::string api_key;
     std::map<std::string, int> counts;
@@ -57,6 +64,11 @@ struct fake_upstream::impl {
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     long long total = 0;
     int active = 0, max_active = 0;
+    // The path before /v1 of base_url(), random per instance: a request some other test's
+    // gateway sends to a port this instance reuses (that test's upstream stopped, its
+    // gateway retries) is answered 404 and not counted, instead of turning up in this test's
+    // counts (seen once: a line of another suite running at the same time).
+    std::string prefix;
     std::mt19937 rng{12345};
 
     impl(unsigned short p, const std::string& cert, const std::string& key) {
@@ -71,6 +83,8 @@ struct fake_upstream::impl {
         acceptor.bind(ep);
         acceptor.listen(1024);
         port = acceptor.local_endpoint().port();
+        std::random_device rd;
+        prefix = "/fake-" + std::to_string(rd() % 1000000000u);
         accept_thread = std::thread([this] { accept_loop(); });
     }
 
@@ -176,7 +190,8 @@ struct fake_upstream::impl {
                     for (auto& [k, n] : counts) c[k] = n;
                     res.body() = json::serialize(json::object{{"total", total}, {"counts", c},
                                                               {"max_active", max_active},
-                                                              {"overload_refusals", overload_refusals}});
+                                                              {"overload_refusals", overload_refusals},
+                                                              {"rate_refusals", rate_refusals}});
                 }
             } else if (req.method() == http::verb::post && target == "/_reset") {
                 std::lock_guard lock(mu);
@@ -186,13 +201,12 @@ struct fake_upstream::impl {
                 total = 0;
                 max_active = 0;
                 overload_refusals = 0;
+                rate_refusals = 0;
                 res.body() = "{}";
             } else if (req.method() == http::verb::post && target == "/_config") {
                 if (!configure(req.body())) res.result(http::status::bad_request);
                 res.body() = "{}";
-            } else if (req.method() == http::verb::post &&
-                       (target == "/v1/chat/completions" || target == "/v1/completions" ||
-                        target == "/v1/embeddings" || target == "/v1/responses")) {
+            } else if (req.method() == http::verb::post && api_path(target)) {
                 if (!serve_api(sock, req, res)) return;  // the behaviour closed the connection
             } else {
                 res.result(http::status::not_found);
@@ -201,6 +215,19 @@ struct fake_upstream::impl {
             write(sock, res, ec);
             if (ec || !req.keep_alive()) return;
         }
+    }
+
+    // An API route under this instance's prefix (see base_url()).
+    bool api_path(std::string_view target) const {
+        std::string p;
+        {
+            std::lock_guard lock(mu);
+            p = prefix;
+        }
+        if (!target.starts_with(p)) return false;
+        target.remove_prefix(p.size());
+        return target == "/v1/chat/completions" || target == "/v1/completions" || target == "/v1/embeddings" ||
+               target == "/v1/responses";
     }
 
     bool configure(const std::string& text) {
@@ -212,6 +239,9 @@ struct fake_upstream::impl {
         if (auto* l = o.if_contains("latency_ms")) latency = std::chrono::milliseconds(json::value_to<long long>(*l));
         if (auto* r = o.if_contains("error_rate")) error_rate = json::value_to<double>(*r);
         if (auto* m = o.if_contains("overload_max_active")) overload_max_active = json::value_to<int>(*m);
+        if (auto* m = o.if_contains("rate_max")) rate_max = json::value_to<int>(*m);
+        if (auto* m = o.if_contains("rate_window_ms"))
+            rate_window = std::chrono::milliseconds(json::value_to<long long>(*m));
         if (auto* m = o.if_contains("latency_per_active_ms"))
             latency_per_active = std::chrono::milliseconds(json::value_to<long long>(*m));
         if (auto* r = o.if_contains("rules"); r && r->is_object()) {
@@ -267,6 +297,25 @@ struct fake_upstream::impl {
                 if (keep_bodies) bodies[key].push_back(req.body());
                 order.push_back(key);
                 times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+            }
+            if (rate_max > 0) {
+                auto now = std::chrono::steady_clock::now();
+                while (!accepted.empty() && now - accepted.front() >= rate_window) accepted.pop_front();
+                if (static_cast<int>(accepted.size()) >= rate_max) {
+                    ++rate_refusals;
+                    res.result(http::status::too_many_requests);
+                    std::ostringstream ra;
+                    ra << rate_retry_after_s;
+                    res.set(http::field::retry_after, ra.str());
+                    res.body() = json::serialize(json::object{
+                        {"error", {{"message", "rate limit: " + std::to_string(rate_max) + " requests per " +
+                                                   std::to_string(rate_window.count()) + " ms"},
+                                   {"type", "rate_limit_error"},
+                                   {"param", nullptr},
+                                   {"code", nullptr}}}});
+                    return true;
+                }
+                accepted.push_back(now);
             }
             if (overload_max_active > 0 && active >= overload_max_active) {
                 ++overload_refusals;
@@ -350,8 +399,13 @@ fake_upstream::fake_upstream(unsigned short port, const std::string& cert_pem, c
 fake_upstream::~fake_upstream() = default;
 
 unsigned short fake_upstream::port() const noexcept { return impl_->port; }
+void fake_upstream::clear_path_prefix() {
+    std::lock_guard lock(impl_->mu);
+    impl_->prefix.clear();
+}
 std::string fake_upstream::base_url() const {
-    return (impl_->tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(impl_->port) + "/v1";
+    return (impl_->tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(impl_->port) + impl_->prefix +
+           "/v1";
 }
 
 void fake_upstream::set_latency(std::chrono::milliseconds latency) {
@@ -362,6 +416,31 @@ void fake_upstream::set_overload(int max_active, std::chrono::milliseconds per_a
     std::lock_guard lock(impl_->mu);
     impl_->overload_max_active = max_active;
     impl_->latency_per_active = per_active;
+}
+
+void fake_upstream::set_rate_limit(int max_requests, std::chrono::milliseconds window, double retry_after_s) {
+    std::lock_guard lock(impl_->mu);
+    impl_->rate_max = max_requests;
+    impl_->rate_window = window;
+    impl_->rate_retry_after_s = retry_after_s;
+    impl_->accepted.clear();
+}
+
+long long fake_upstream::rate_refusals() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->rate_refusals;
+}
+
+int fake_upstream::max_arrivals_within(std::chrono::milliseconds window) const {
+    std::lock_guard lock(impl_->mu);
+    const auto& t = impl_->times;  // in arrival order
+    const double w = std::chrono::duration<double>(window).count();
+    int most = 0;
+    for (std::size_t i = 0, j = 0; j < t.size(); ++j) {
+        while (t[j] - t[i] >= w) ++i;
+        most = std::max(most, static_cast<int>(j - i + 1));
+    }
+    return most;
 }
 
 long long fake_upstream::overload_refusals() const {
@@ -417,6 +496,8 @@ void fake_upstream::reset_counts() {
     impl_->total = 0;
     impl_->max_active = 0;
     impl_->overload_refusals = 0;
+    impl_->rate_refusals = 0;
+    impl_->accepted.clear();
 }
 std::vector<std::string> fake_upstream::request_ids(const std::string& key) const {
     std::lock_guard lock(impl_->mu);

@@ -14,9 +14,13 @@
 // every request waiting (counted, unanswered) until released, so a test can see where lines
 // went before any of them finishes; and the raw request bodies per key.
 //
+// And a rate limit, as a provider's: a request arriving when `max` requests were accepted
+// within the last window is answered 429 with a retry-after (not counted as accepted).
+//
 // Control over HTTP too (for the standalone program): GET /_counts -> {"total", "counts":
-// {key: n}, "max_active", "overload_refusals"}; POST /_config with {"latency_ms", "error_rate", "rules": {key: rule},
-// "overload_max_active", "latency_per_active_ms"}; POST
+// {key: n}, "max_active", "overload_refusals", "rate_refusals"}; POST /_config with {"latency_ms",
+// "error_rate", "rules": {key: rule}, "overload_max_active", "latency_per_active_ms", "rate_max",
+// "rate_window_ms"}; POST
 // /_reset clears the counts.
 #pragma once
 
@@ -58,7 +62,11 @@ public:
     void stop();
 
     unsigned short port() const noexcept;
-    std::string base_url() const;  // "http(s)://127.0.0.1:PORT/v1"
+    // "http(s)://127.0.0.1:PORT/fake-N/v1": N random per instance, so that requests meant for an
+    // earlier instance on the same port (another test's) are refused, not counted.
+    std::string base_url() const;
+    // Serves under "/v1" itself (the standalone program, whose users build the URL from the port).
+    void clear_path_prefix();
 
     void set_latency(std::chrono::milliseconds latency);
     void set_error_rate(double rate, int status = 500);  // random failures, 0..1
@@ -68,6 +76,12 @@ public:
     void set_overload(int max_active, std::chrono::milliseconds per_active);
     // Requests answered 503 for overload so far.
     long long overload_refusals() const;
+    // The rate limit above: at most `max_requests` accepted within any `window` (0: no limit);
+    // a refusal is a 429 with retry-after `retry_after_s` seconds.
+    void set_rate_limit(int max_requests, std::chrono::milliseconds window, double retry_after_s = 1);
+    long long rate_refusals() const;
+    // The most requests (accepted or not) that arrived within any `window`, from arrival_times().
+    int max_arrivals_within(std::chrono::milliseconds window) const;
     void set_rule(const std::string& key, fake_rule rule);
     void clear_rules();
     // When set, a request without "Authorization: Bearer <key>" gets 401.

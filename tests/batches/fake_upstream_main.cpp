@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     unsigned short port = argc > 1 ? static_cast<unsigned short>(std::atoi(argv[1])) : 0;
     aqt::fake_upstream up(port);
     if (argc > 2) up.set_latency(std::chrono::milliseconds(std::atoi(argv[2])));
+    up.clear_path_prefix();
     std::cout << "listening on " << up.base_url() << std::endl;
     int sig = 0;
     sigwait(&set, &sig);

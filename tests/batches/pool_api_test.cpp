@@ -1,8 +1,9 @@
 // Upstream pools through the real aqueductd with several fake upstreams: lines spread by weight,
 // aliases sent under the upstream's own name byte for byte, an upstream killed mid-batch, one
 // answering 5xx taken out of rotation and probed back, max_attempts across failover, and the
-// adaptive cap of one that refuses above 20 requests at once. Runs on
-// SQLite; `batches_pool_api_postgres_test` runs the same cases with `-- --postgres`.
+// adaptive cap of one that refuses above 20 requests at once, and rate limits (requests and
+// tokens per minute, shared by two hosts on one PostgreSQL; a 429 on one host pausing the
+// other). Runs on SQLite; `batches_pool_api_postgres_test` runs the same cases with `-- --postgres`.
 //
 // Where a count depends on the order lines were handed out, the upstreams hold every request
 // until all lines have arrived (fake_upstream::set_held), so no line finishes before the last is
@@ -389,4 +390,149 @@ BOOST_AUTO_TEST_CASE(an_upstream_refusing_above_20_at_once_settles_the_cap_near_
     BOOST_TEST(cap >= 10);
     BOOST_TEST(cap < 32);
     BOOST_TEST(in_rotation(gw, "a") == 1);
+}
+
+// ---- rate limits (upstream_pool.hpp, rate_table.hpp) --------------------------------------------
+//
+// The bounds the runner keeps, for a limit of R a second (max_requests_per_minute / 60): a
+// bucket holds at most 200 ms of R (its burst), a host spends a share of at most 200 ms of R
+// within 200 ms of drawing it, so over any window of W seconds the upstream receives at most
+// burst + R x (W + 0.2): 1.4 R within any second (the fake refuses above that, so a 429 would
+// show a broken bound), and from the first request to the last of N lines at least
+// (N - burst) / R seconds (grants precede sends; 0.2 s are allowed for the first request's
+// connection). A token limit lets a host send one line beyond its balance: one line more for
+// each. Each case runs a few seconds.
+
+namespace {
+
+// The limit's bound within any second, and the least span of `n` requests, at `per_second`.
+int most_per_second(int per_second) { return per_second + per_second * 2 / 5; }
+double least_span(int n, int per_second) { return static_cast<double>(n - per_second / 5) / per_second - 0.2; }
+
+double span(const aqt::fake_upstream& up) {
+    auto t = up.arrival_times();
+    return t.empty() ? 0 : t.back() - t.front();
+}
+
+// A line whose body asks for `max_tokens` (content "hi": one token of prompt).
+std::string token_line(const std::string& custom_id, int max_tokens) {
+    json::object body{{"model", "m1"}, {"user", custom_id}, {"max_tokens", max_tokens},
+                      {"messages", json::array{{{"role", "user"}, {"content", "hi"}}}}};
+    return json::serialize(json::object{{"custom_id", custom_id}, {"method", "POST"}, {"url", "/v1/chat/completions"},
+                                        {"body", body}}) + "\n";
+}
+
+// Waits for batch `id` of `n` lines and holds what `up` received to the bounds above at
+// `per_second`; `extra`: the lines a token limit may send beyond the hosts' balances. Returns
+// the time from the first request to the last.
+double expect_within_rate(client& c, const std::string& id, const aqt::fake_upstream& up, int n, int per_second,
+                          int extra = 0) {
+    auto b = c.wait(id, {"completed", "failed"}, 60s);
+    BOOST_TEST(b.at("request_counts") == (json::object{{"total", n}, {"completed", n}, {"failed", 0}}));
+    BOOST_TEST(answered_by(c.content(b.at("output_file_id"))).size() == static_cast<std::size_t>(n));
+    BOOST_TEST(up.rate_refusals() == 0);
+    BOOST_TEST(up.total() == n);  // each line sent once
+    BOOST_TEST_MESSAGE("most within a second " << up.max_arrivals_within(1000ms) << ", span " << span(up));
+    BOOST_TEST(up.max_arrivals_within(1000ms) <= most_per_second(per_second) + extra);
+    BOOST_TEST(span(up) >= least_span(n - extra, per_second));
+    return span(up);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_rate_limited_upstream_never_sees_more_than_max_requests_per_minute) {
+    // 600 a minute: 10 a second, a burst of 2; 40 lines take at least 3.6 s.
+    pool_env e(1);
+    e.up(0).set_rate_limit(most_per_second(10), 1000ms, 1);
+    aqt::gateway gw(e.config({{{"max_requests_per_minute", 600}}}));
+    client alice(gw, "alice");
+    const int n = 40;
+    std::string id = alice.create_batch(alice.upload(lines("r", n)));
+    expect_within_rate(alice, id, e.up(0), n, 10);
+}
+
+BOOST_AUTO_TEST_CASE(a_token_limited_upstream_is_held_to_max_tokens_per_minute_by_the_usage_it_reports) {
+    // 9,000 tokens a minute: 150 a second. Each line is estimated at 101 tokens (1 of prompt,
+    // max_tokens 100) and uses 15 (the fake's usage.total_tokens): the corrected budget runs
+    // 10 lines a second, the estimates alone would allow 1.5.
+    pool_env e(1);
+    e.up(0).set_rate_limit(most_per_second(10) + 1, 1000ms, 1);  // one line beyond the balance
+    aqt::gateway gw(e.config({{{"max_tokens_per_minute", 9000}}}));
+    client alice(gw, "alice");
+    const int n = 30;
+    std::string input;
+    for (int i = 0; i < n; ++i) input += token_line("k" + std::to_string(i), 100);
+    std::string id = alice.create_batch(alice.upload(input));
+    // In tokens: 15 per line, a burst of 30 tokens (2 lines), and the line beyond the balance.
+    double took = expect_within_rate(alice, id, e.up(0), n, 10, 1);
+    // The corrections at work: far fewer seconds than 30 lines at 101 tokens (20 s).
+    BOOST_TEST(took < 15);
+}
+
+BOOST_AUTO_TEST_CASE(two_hosts_on_one_database_share_an_upstreams_rate) {
+    if (!aqt::use_postgres()) return;  // two hosts need one database
+    // 1200 a minute: 20 a second for both hosts together, a burst of 4; 80 lines take at least
+    // 3.6 s. Both hosts take lines (asserted below), each drawing its shares from the table.
+    pool_env e(1);
+    e.up(0).set_rate_limit(most_per_second(20), 1000ms, 1);
+    auto cfg = e.config({{{"max_requests_per_minute", 1200}}}, {{"max_in_flight", 8}});
+    aqt::gateway one(cfg), two(cfg);
+    client alice(one, "alice");
+    const int n = 80;
+    std::string id = alice.create_batch(alice.upload(lines("h", n)));
+    expect_within_rate(alice, id, e.up(0), n, 20);
+    // Each host sent lines: its aqueduct_batches_upstream_requests_total is above 0.
+    for (auto* gw : {&one, &two}) {
+        aqt::http::client c(gw->port());
+        auto r = c.get("/metrics", {{"Authorization", gw->bearer("alice")}});
+        auto s = aqt::prometheus::parse(r.body);
+        double sent = 0;
+        for (const auto& [series, v] : s)
+            if (series.starts_with("aqueduct_batches_upstream_requests_total")) sent += v;
+        BOOST_TEST(sent > 0);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_429_received_by_one_host_pauses_the_upstream_on_every_host) {
+    if (!aqt::use_postgres()) return;  // two hosts need one database
+    // The first request of "trigger" gets a 429 with retry-after 4 s. Once both hosts know
+    // (one from the reply, the other from the table), a batch of 10 lines waits: no request
+    // reaches the upstream until the 4 s have passed. Without the shared pause, the host that
+    // did not receive the 429 would claim and send them at once.
+    pool_env e(1);
+    e.up(0).set_rule("trigger", {"status", 429, 1, 4});
+    auto cfg = e.config({});
+    aqt::gateway one(cfg), two(cfg);
+    client alice(one, "alice");
+    std::string first = alice.create_batch(alice.upload(line("trigger")));
+    BOOST_REQUIRE(aqt::wait_until([&] { return e.up(0).count("trigger") == 1; }, 60s));
+    double refused_at = e.up(0).arrival_times().front();
+    const std::string mine = "batches: upstream a paused for ", learned = " ms (a 429's retry-after on another host)";
+    BOOST_REQUIRE(aqt::wait_until([&] { return one.log_count(mine) == 1 && two.log_count(mine) == 1; }, 10s));
+    BOOST_TEST(one.log_count(learned) + two.log_count(learned) == 1u, one.log() + two.log());
+    BOOST_REQUIRE_MESSAGE(e.up(0).now() < refused_at + 3, "too slow to learn of the pause: the test proves nothing");
+    std::string second = alice.create_batch(alice.upload(lines("p", 10)));
+    for (const auto& id : {first, second}) {
+        auto b = alice.wait(id, {"completed", "failed"}, 60s);
+        BOOST_TEST(b.at("request_counts").at("failed") == 0);
+    }
+    BOOST_TEST(e.up(0).count("trigger") == 2);
+    BOOST_TEST(e.up(0).total() == 12);
+    // Every request after the 429 came 4 s after it at least (50 ms for the two clocks).
+    auto t = e.up(0).arrival_times();
+    for (std::size_t i = 1; i < t.size(); ++i) BOOST_TEST(t[i] >= refused_at + 4.0 - 0.05, i);
+}
+
+BOOST_AUTO_TEST_CASE(aqueductd_refuses_a_rate_limit_of_0_naming_the_key) {
+    pool_env e(1);
+    auto f = aqt::expect_startup_failure(e.config({{{"max_requests_per_minute", 0}}}));
+    BOOST_TEST(!f.status.success());
+    BOOST_TEST(f.log.find("plugins.batches.upstreams[0].max_requests_per_minute: must be between 1 and 1000000000") !=
+                   std::string::npos,
+               f.log);
+    f = aqt::expect_startup_failure(e.config({{{"max_tokens_per_minute", -1}}}));
+    BOOST_TEST(!f.status.success());
+    BOOST_TEST(f.log.find("plugins.batches.upstreams[0].max_tokens_per_minute: expected a non-negative integer") !=
+                   std::string::npos,
+               f.log);
 }

@@ -9,6 +9,9 @@
 
 #include "config.hpp"
 #include "model_rewrite.hpp"
+#include "rate_allowance.hpp"
+#include "rate_table.hpp"
+#include "token_estimate.hpp"
 #include "upstream_pool.hpp"
 
 #include <boost/json.hpp>
@@ -355,4 +358,148 @@ BOOST_AUTO_TEST_CASE(the_cap_halves_on_overload_once_per_round_trip_and_grows_by
     strings expected{"batches: upstream B concurrency cap 2 -> 1 (HTTP 503)",
                      "batches: upstream B concurrency cap back at max_concurrency 2"};
     BOOST_TEST(b.fh.log() == expected);
+}
+
+BOOST_AUTO_TEST_CASE(rate_limits_refuse_zero_and_negative_values_naming_the_key) {
+    BOOST_TEST(refusal({upstream("A", {"m"}, {{"max_requests_per_minute", 0}})}) ==
+               "plugins.batches.upstreams[0].max_requests_per_minute: must be between 1 and 1000000000");
+    BOOST_TEST(refusal({upstream("A", {"m"}, {{"max_tokens_per_minute", -5}})}) ==
+               "plugins.batches.upstreams[0].max_tokens_per_minute: expected a non-negative integer");
+    BOOST_TEST(refusal({upstream("A", {"m"}, {{"max_tokens_per_minute", 0}})}) ==
+               "plugins.batches.upstreams[0].max_tokens_per_minute: must be between 1 and 1000000000000");
+    BOOST_TEST(refusal({upstream("A", {"m"}, {{"max_requests_per_minute", "600"}})}) ==
+               "plugins.batches.upstreams[0].max_requests_per_minute: expected a non-negative integer");
+    auto c = config_of({upstream("A", {"m"}, {{"max_requests_per_minute", 600}, {"max_tokens_per_minute", 90000}}),
+                        upstream("B", {"m"})});
+    BOOST_TEST(c.upstreams[0].max_requests_per_minute == 600u);
+    BOOST_TEST(c.upstreams[0].max_tokens_per_minute == 90000u);
+    BOOST_TEST(c.upstreams[1].max_requests_per_minute == 0u);  // absent: unlimited
+    BOOST_TEST(c.upstreams[1].max_tokens_per_minute == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_bucket_starts_full_at_200_ms_worth_refills_by_the_millisecond_and_never_grants_more) {
+    // 600 requests a minute: 10 a second, a burst (capacity) of 2; 6000 tokens a minute: 100 a
+    // second, a burst of 20.
+    const batches::bucket_limits lim{600, 6000};
+    batches::bucket_level b;
+    const long long t = 1'000'000;
+    auto g = batches::draw_from(b, lim, t, 5, 10);
+    BOOST_TEST(g.requests == 2);  // the full bucket, not the 5 asked for
+    BOOST_TEST(g.tokens == 10);
+    BOOST_TEST(g.retry_in_ms == 100);  // the next whole request
+    BOOST_TEST(b.requests_milli == 0);
+    BOOST_TEST(b.tokens_milli == 10'000);
+    // 50 ms later: half a request, nothing granted (tokens neither: both or none).
+    g = batches::draw_from(b, lim, t + 50, 1, 5);
+    BOOST_TEST(g.requests == 0);
+    BOOST_TEST(g.tokens == 0);
+    BOOST_TEST(g.retry_in_ms == 50);
+    BOOST_TEST(b.requests_milli == 500);
+    // Never more than the bucket holds: 20 tokens of the 70 asked for (the host's balance may go
+    // into debt for a big line; the bucket does not).
+    g = batches::draw_from(b, lim, t + 100, 1, 70);
+    BOOST_TEST(g.requests == 1);
+    BOOST_TEST(g.tokens == 20);
+    BOOST_TEST(b.tokens_milli == 0);
+    BOOST_TEST(g.retry_in_ms == 100);  // both kinds are needed: the next request is the later
+    g = batches::draw_from(b, lim, t + 200, 3, 70);
+    BOOST_TEST(g.requests == 1);
+    BOOST_TEST(g.tokens == 10);
+    BOOST_TEST(b.requests_milli == 0);
+    BOOST_TEST(b.tokens_milli == 0);
+    // Over any span, what was granted stays within the burst plus the rate: drawing a request
+    // every millisecond for 10 s grants 2 + 100.
+    batches::bucket_level r;
+    long long granted = 0;
+    for (long long ms = 0; ms <= 10'000; ++ms) granted += batches::draw_from(r, {600, 0}, t + ms, 1, 0).requests;
+    BOOST_TEST(granted == 102);
+    // An unlimited kind is granted whole and its level left alone.
+    batches::bucket_level u;
+    g = batches::draw_from(u, {0, 0}, t, 7, 9);
+    BOOST_TEST(g.requests == 7);
+    BOOST_TEST(g.tokens == 9);
+    BOOST_TEST(g.retry_in_ms == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_rate_share_allows_what_was_drawn_lapses_after_200_ms_and_keeps_a_token_debt) {
+    batches::rate_allowance a({600, 6000});
+    const long long t = 1'000'000;
+    BOOST_TEST(a.limited());
+    BOOST_TEST(a.room(t) == 0u);
+    BOOST_TEST(a.draw_due(t));
+    BOOST_TEST(a.want_requests() == 2);   // 200 ms of 10 a second
+    BOOST_TEST(a.want_tokens() == 20);    // 200 ms of 100 a second
+    a.add({2, 20, 0}, t);
+    BOOST_TEST(!a.draw_due(t));
+    // Tokens counted at the average estimate (256 until lines were spent): one line's worth.
+    BOOST_TEST(a.room(t) == 1u);
+    a.spend(50);  // an estimate of 50: 30 tokens of debt
+    BOOST_TEST(a.room(t) == 0u);
+    BOOST_TEST(a.want_tokens() == 20);    // a share at a time, debt or not
+    // The reply used 12: 38 given back, 8 left.
+    a.correct(50, 12);
+    BOOST_TEST(a.room(t + 199) == 1u);
+    BOOST_TEST(a.room(t + 200) == 0u);  // lapsed
+    a.spend(40);
+    a.add({1, 52, 0}, t + 300);  // a lapsed share's 8 tokens and 1 request went; the debt of 32 stays
+    BOOST_TEST(a.room(t + 300) == 1u);
+    a.spend(20);
+    BOOST_TEST(a.room(t + 300) == 0u);  // the request is spent
+    // A short grant waits for the bucket's answer before the next draw.
+    a.add({0, 0, 80}, t + 400);
+    BOOST_TEST(!a.draw_due(t + 479));
+    BOOST_TEST(a.draw_due(t + 480));
+    // A line counts for at most a minute of the limit (6000), its correction too.
+    batches::rate_allowance big({0, 6000});
+    big.add({0, 20, 0}, t);
+    big.spend(1'000'000);
+    BOOST_TEST(big.room(t) == 0u);
+    BOOST_TEST(big.want_tokens() == 20);
+    big.correct(1'000'000, 0);  // refused: the whole estimate back
+    BOOST_TEST(big.room(t) == 1u);
+    // No limits: always allowed, never drawn.
+    batches::rate_allowance none;
+    BOOST_TEST(!none.limited());
+    BOOST_TEST(none.allows(t));
+    BOOST_TEST(!none.draw_due(t));
+}
+
+BOOST_AUTO_TEST_CASE(tokens_are_estimated_from_the_prompt_bytes_and_the_completion_limit) {
+    // Every string value of the messages: "system" "sys" "user" "text" "hello world!", 29 bytes,
+    // 8 tokens (rounded up); plus max_tokens. The model name is not prompt.
+    BOOST_TEST(batches::estimate_tokens("/v1/chat/completions",
+                                        R"({"model":"m","messages":[{"role":"system","content":"sys"},{"role":"user","content":[{"type":"text","text":"hello world!"}]}],"max_tokens":100})") ==
+               8 + 100);
+    BOOST_TEST(batches::estimate_tokens("/v1/chat/completions", R"({"messages":[],"max_completion_tokens":7,"max_tokens":9})") == 7);
+    BOOST_TEST(batches::estimate_tokens("/v1/completions", R"({"prompt":"abcdefgh"})") ==
+               2 + batches::default_completion_tokens);
+    BOOST_TEST(batches::estimate_tokens("/v1/responses", R"({"input":"abcde","instructions":"xyz","max_output_tokens":10})") ==
+               2 + 10);
+    BOOST_TEST(batches::estimate_tokens("/v1/embeddings", R"({"input":["abcd","efgh"]})") == 2);
+    // What a body may not make it: negative, or past 10^12 (no overflow with a huge value).
+    BOOST_TEST(batches::estimate_tokens("/v1/completions", R"({"prompt":"abcd","max_tokens":-5})") == 1);
+    BOOST_TEST(batches::estimate_tokens("/v1/completions", R"({"prompt":"abcd","max_tokens":18446744073709551615})") ==
+               1 + 1'000'000'000'000);
+    BOOST_TEST(batches::estimate_tokens("/v1/completions", R"({"prompt":"abcd","max_tokens":"100"})") ==
+               1 + batches::default_completion_tokens);  // not a number: the default
+    BOOST_TEST(batches::estimate_tokens("/v1/chat/completions", "not json") == batches::default_completion_tokens);
+}
+
+BOOST_AUTO_TEST_CASE(an_upstream_out_of_rate_budget_takes_no_line_even_past_its_bound) {
+    pool_env p(config_of({upstream("A", {"m"}, {{"max_requests_per_minute", 600}}), upstream("B", {"m"}, {{"weight", 1}})}));
+    auto& pool = p.pool;
+    const long long t = 1'000'000;
+    // A has no share yet: everything goes to B.
+    BOOST_TEST(p.picks("m", 3, t) == "BBB");
+    BOOST_TEST(pool.room("m", t) == 128u - 3u);
+    pool.rate(0).add({2, 0, 0}, t);
+    BOOST_TEST(pool.room("m", t) == 128u - 3u + 2u);
+    // A is the least loaded now: it takes its 2, then B again.
+    BOOST_TEST(p.picks("m", 4, t) == "AABB");
+    // With B out of the way too, a line finds no upstream rather than going past A's budget.
+    p.load[1] = 1000;
+    pool.pause(1, t + 1000);
+    BOOST_TEST(!pool.pick("m", t));
+    pool.rate(0).add({1, 0, 0}, t + 10);
+    BOOST_TEST(pool.pick("m", t + 10)->index == 0u);
 }
