@@ -415,8 +415,10 @@ BOOST_AUTO_TEST_CASE(kill9_mid_batch_then_restart_sends_no_recorded_line_again) 
     BOOST_TEST(b.at("error_file_id").is_null());
 }
 
-BOOST_AUTO_TEST_CASE(two_hosts_on_one_postgres_share_the_work_and_take_over_a_dead_one) {
-    if (!use_postgres()) return;  // needs a database both hosts reach
+BOOST_AUTO_TEST_CASE(two_hosts_on_one_postgres_share_the_work_and_take_over_a_dead_one,
+                     *boost::unit_test::label("postgres_only")) {
+    // needs a database both hosts reach: the PostgreSQL run of this suite only (tests/batches/CMakeLists.txt)
+    BOOST_TEST_REQUIRE(use_postgres());
     env e;
     e.up.set_latency(20ms);
     aqt::gateway one(e.config({{"max_in_flight", 8}}));
@@ -503,8 +505,10 @@ BOOST_AUTO_TEST_CASE(api_key_from_the_environment_is_sent_upstream) {
     BOOST_TEST(err.at("response").at("status_code") == 401);
 }
 
-BOOST_AUTO_TEST_CASE(a_long_upload_holding_the_sqlite_write_lock_delays_but_never_loses_results) {
-    if (use_postgres()) return;  // PostgreSQL has no database-wide write lock
+BOOST_AUTO_TEST_CASE(a_long_upload_holding_the_sqlite_write_lock_delays_but_never_loses_results,
+                     *boost::unit_test::label("sqlite_only")) {
+    // PostgreSQL has no database-wide write lock: the SQLite run of this suite only (tests/batches/CMakeLists.txt)
+    BOOST_TEST_REQUIRE(!use_postgres());
     env e;
     e.up.set_latency(20ms);
     aqt::gateway gw(e.config({{"max_in_flight", 4}}));
@@ -595,8 +599,10 @@ BOOST_AUTO_TEST_CASE(cancel_while_64_lines_run_sends_none_of_the_other_16) {
     BOOST_TEST(e.up.total() == 64);  // and none later
 }
 
-BOOST_AUTO_TEST_CASE(a_cancel_through_another_host_stops_lines_waiting_on_this_one) {
-    if (!use_postgres()) return;  // two hosts need one database
+BOOST_AUTO_TEST_CASE(a_cancel_through_another_host_stops_lines_waiting_on_this_one,
+                     *boost::unit_test::label("postgres_only")) {
+    // two hosts need one database: the PostgreSQL run of this suite only (tests/batches/CMakeLists.txt)
+    BOOST_TEST_REQUIRE(use_postgres());
     // Host one claims all 40 lines (20 run for 4 s, 20 wait); the cancel goes through host two.
     // Host one learns it from the database (its heartbeat reads the cancelling batches every
     // poll_interval_ms) before the first 20 finish.
@@ -1006,8 +1012,10 @@ BOOST_AUTO_TEST_CASE(a_webhook_event_survives_kill9_between_the_terminal_status_
                "delivered");
 }
 
-BOOST_AUTO_TEST_CASE(two_hosts_on_one_postgres_deliver_each_event_exactly_once) {
-    if (!use_postgres()) return;  // needs a database both hosts reach
+BOOST_AUTO_TEST_CASE(two_hosts_on_one_postgres_deliver_each_event_exactly_once,
+                     *boost::unit_test::label("postgres_only")) {
+    // needs a database both hosts reach: the PostgreSQL run of this suite only (tests/batches/CMakeLists.txt)
+    BOOST_TEST_REQUIRE(use_postgres());
     env e;
     aqt::webhook_receiver receiver;
     aqt::gateway one(e.config(webhook_config(receiver.url())));

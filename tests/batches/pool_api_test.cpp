@@ -469,8 +469,10 @@ BOOST_AUTO_TEST_CASE(a_token_limited_upstream_is_held_to_max_tokens_per_minute_b
     BOOST_TEST(took < 15);
 }
 
-BOOST_AUTO_TEST_CASE(two_hosts_on_one_database_share_an_upstreams_rate) {
-    if (!aqt::use_postgres()) return;  // two hosts need one database
+BOOST_AUTO_TEST_CASE(two_hosts_on_one_database_share_an_upstreams_rate,
+                     *boost::unit_test::label("postgres_only")) {
+    // two hosts need one database: the PostgreSQL run of this suite only (tests/batches/CMakeLists.txt)
+    BOOST_TEST_REQUIRE(aqt::use_postgres());
     // 1200 a minute: 20 a second for both hosts together, a burst of 4; 80 lines take at least
     // 3.6 s. Both hosts take lines (asserted below), each drawing its shares from the table.
     pool_env e(1);
@@ -493,8 +495,10 @@ BOOST_AUTO_TEST_CASE(two_hosts_on_one_database_share_an_upstreams_rate) {
     }
 }
 
-BOOST_AUTO_TEST_CASE(a_429_received_by_one_host_pauses_the_upstream_on_every_host) {
-    if (!aqt::use_postgres()) return;  // two hosts need one database
+BOOST_AUTO_TEST_CASE(a_429_received_by_one_host_pauses_the_upstream_on_every_host,
+                     *boost::unit_test::label("postgres_only")) {
+    // two hosts need one database: the PostgreSQL run of this suite only (tests/batches/CMakeLists.txt)
+    BOOST_TEST_REQUIRE(aqt::use_postgres());
     // The first request of "trigger" gets a 429 with retry-after 4 s. Once both hosts know
     // (one from the reply, the other from the table), a batch of 10 lines waits: no request
     // reaches the upstream until the 4 s have passed. Without the shared pause, the host that
