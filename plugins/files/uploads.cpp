@@ -180,6 +180,24 @@ std::string uploads::check_content(const upload_record& u, const std::vector<fil
     return whole.hex();
 }
 
+bool uploads::leave_pending(const upload_record& u, std::string_view to, bool end_parts) {
+    const std::string status(to);
+    return files_.pool_.run([&](soci::session& s) {
+        sql::write_transaction tx(s, files_.kind());
+        files_.dialect_.lock(s, upload_lock_space, u.id);
+        long long now = unix_now();
+        soci::statement st = (s.prepare << "update uploads set status = :t where id = :i and status = 'pending'"
+                                           " and expires_at > :n",
+                              soci::use(status), soci::use(u.id), soci::use(now));
+        st.execute(true);
+        const bool left = affected(st) == 1;
+        if (left && end_parts)
+            s << "update files set expires_at = 0 where filename = :u and state = 'part'", soci::use(u.id);
+        tx.commit();
+        return left;
+    });
+}
+
 void uploads::set_status(const std::string& id, std::string_view from, std::string_view to) {
     std::string f(from), t(to);
     files_.pool_.run([&](soci::session& s) {
@@ -202,18 +220,8 @@ boost::json::object uploads::complete(const upload_record& u, const std::vector<
             "part_ids");
 
     // Claimed: parts added or a cancel from here on are refused, a second completion gets 409.
-    long long claimed = files_.pool_.run([&](soci::session& s) {
-        sql::write_transaction tx(s, files_.kind());
-        files_.dialect_.lock(s, upload_lock_space, u.id);
-        long long now = unix_now();
-        soci::statement st = (s.prepare << "update uploads set status = 'completing' where id = :i and"
-                                           " status = 'pending' and expires_at > :n",
-                              soci::use(u.id), soci::use(now));
-        st.execute(true);
-        tx.commit();
-        return affected(st);
-    });
-    if (claimed != 1) {
+    const bool claimed = leave_pending(u, "completing", false);
+    if (!claimed) {
         require_pending(get(u.owner, u.id), "complete");
         throw aq::http_error(409, "The Upload " + u.id + " changed while it was being completed.", "", "conflict");
     }
@@ -260,20 +268,8 @@ boost::json::object uploads::complete(const upload_record& u, const std::vector<
 boost::json::object uploads::cancel(std::string_view owner, std::string_view id) {
     upload_record u = get(owner, id);
     require_pending(u, "cancel");
-    long long cancelled = files_.pool_.run([&](soci::session& s) {
-        sql::write_transaction tx(s, files_.kind());
-        files_.dialect_.lock(s, upload_lock_space, u.id);
-        long long now = unix_now();
-        soci::statement st = (s.prepare << "update uploads set status = 'cancelled' where id = :i and"
-                                           " status = 'pending' and expires_at > :n",
-                              soci::use(u.id), soci::use(now));
-        st.execute(true);
-        if (affected(st) == 1)
-            s << "update files set expires_at = 0 where filename = :u and state = 'part'", soci::use(u.id);
-        tx.commit();
-        return affected(st);
-    });
-    if (cancelled != 1) {
+    const bool cancelled = leave_pending(u, "cancelled", true);
+    if (!cancelled) {
         require_pending(get(owner, id), "cancel");
         throw aq::http_error(409, "The Upload " + u.id + " changed while it was being cancelled.", "", "conflict");
     }

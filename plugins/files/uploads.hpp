@@ -98,6 +98,10 @@ private:
     // Reads the parts once: their SHA-256, after checking md5 and, for a batch, the content.
     std::string check_content(const upload_record& u, const std::vector<file_record>& parts,
                               const std::optional<std::string>& md5);
+    // Moves `u` from pending (and not expired) to `to`, in the transaction that holds the lock
+    // its parts' commits take; with `end_parts` the parts' lifetime ends there too. False when
+    // it was not pending.
+    bool leave_pending(const upload_record& u, std::string_view to, bool end_parts);
     void set_status(const std::string& id, std::string_view from, std::string_view to);
 
     store& files_;

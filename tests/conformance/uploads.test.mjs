@@ -4,8 +4,10 @@
 // On the embedded default store (filesystem beside SQLite) the SDK sends a 300 MiB file in
 // 64 MiB parts, all at once and out of order; the download must be byte-exact (length and
 // SHA-256 of the stream) and the gateway's peak RSS (VmHWM) must grow by less than 64 MiB, far
-// below the file. On the other stores (AQ_CONFORMANCE_STORE) the same flow runs on 24 MiB, so
-// the suite stays lean; tests/files/uploads_api_test.cpp covers every store in detail.
+// below the file (that run is labelled "rss" in CTest: under ASan the figure would be ASan's
+// shadow memory and quarantine, so stage 2 leaves it out). On the other stores
+// (AQ_CONFORMANCE_STORE) the same flow runs on 24 MiB without the memory bound, which so small a
+// file could not show; tests/files/uploads_api_test.cpp covers every store in detail.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,7 +20,8 @@ import { startGateway } from './gateway.mjs';
 const MiB = 1 << 20;
 const PART = 64 * MiB;
 const store = process.env.AQ_CONFORMANCE_STORE ?? 'filesystem';
-const TOTAL = store === 'filesystem' ? 300 * MiB : 24 * MiB;
+const LARGE = store === 'filesystem';
+const TOTAL = LARGE ? 300 * MiB : 24 * MiB;
 
 // Writes `bytes` of a non-repeating pattern to `path`; returns its SHA-256 and MD5.
 function writePattern(path, bytes) {
@@ -109,7 +112,7 @@ describe(`uploads through the OpenAI Node SDK (${store} store)`, () => {
 
     const growthMiB = (vmHwmKiB(pid) - hwmBefore) / 1024;
     console.log(`gateway VmHWM grew by ${growthMiB.toFixed(1)} MiB over ${TOTAL / MiB} MiB uploaded in parts and downloaded`);
-    assert.ok(growthMiB < 64, `VmHWM grew by ${growthMiB} MiB`);
+    if (LARGE) assert.ok(growthMiB < 64, `VmHWM grew by ${growthMiB} MiB`);
   });
 
   test('sdk_errors_carry_the_status_and_envelope', async () => {

@@ -16,8 +16,6 @@
 
 #include <boost/json.hpp>
 
-#include <openssl/evp.h>
-
 #include <chrono>
 #include <set>
 #include <string>
@@ -30,19 +28,6 @@ using aqt::http::response;
 namespace {
 
 constexpr std::size_t MiB = 1 << 20;
-
-std::string md5_hex(std::string_view data) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr);
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-        out.push_back(digits[md[i] >> 4]);
-        out.push_back(digits[md[i] & 15]);
-    }
-    return out;
-}
 
 std::string jsonl(int n) {
     std::string out;
@@ -252,7 +237,7 @@ BOOST_AUTO_TEST_CASE(parts_in_parallel_and_out_of_order_complete_into_a_byte_exa
     for (const auto& id : ids) BOOST_TEST_REQUIRE(id.starts_with("part_"));
     BOOST_TEST(g.count("select count(*) from files where state = 'part'") == 4);
 
-    response done = complete(*g.alice, upload_id, ids, md5_hex(content));
+    response done = complete(*g.alice, upload_id, ids, aqt::md5_hex(content));
     BOOST_TEST_REQUIRE(done.status == 200, done.body);
     auto o = body_of(done);
     BOOST_TEST(o.at("status") == json::value("completed"));
@@ -317,7 +302,7 @@ BOOST_AUTO_TEST_CASE(every_bad_completion_is_refused_and_leaves_the_upload_pendi
     expect_error(complete(*g.alice, id, {pa, "file-abc"}), 400, "part_ids", "No such Part object: file-abc.");
     expect_error(complete(*g.alice, id, {pa, pbob}), 400, "part_ids", "No such Part object: " + pbob + ".");
     expect_error(complete(*g.alice, id, {pa, pother}), 400, "part_ids", "No such Part object: " + pother + ".");
-    expect_error(complete(*g.alice, id, {pa, pb}, md5_hex(b + a)), 400, "md5",
+    expect_error(complete(*g.alice, id, {pa, pb}, aqt::md5_hex(b + a)), 400, "md5",
                  "The md5 checksum does not match the content of the parts.");
     expect_error(g.alice->request("POST", "/v1/uploads/" + id + "/complete", {{"Content-Type", "application/json"}},
                                   R"({"part_ids": "x"})"),
@@ -331,7 +316,7 @@ BOOST_AUTO_TEST_CASE(every_bad_completion_is_refused_and_leaves_the_upload_pendi
     BOOST_TEST(g.count("select count(*) from files where state not in ('part')") == 0);
 
     // Still pending: it completes now, with the md5 in capitals.
-    std::string upper = md5_hex(a + b);
+    std::string upper = aqt::md5_hex(a + b);
     for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     response ok = complete(*g.alice, id, {pa, pb}, upper);
     BOOST_TEST_REQUIRE(ok.status == 200, ok.body);
