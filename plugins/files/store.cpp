@@ -34,7 +34,7 @@ std::vector<sql::migration> migrations(const sql::name_set& legacy_teams, sql::o
         "create table uploads (id text primary key, owner text not null, filename text not null,"
         " purpose text not null, mime_type text not null, bytes bigint not null, created_at bigint not null,"
         " expires_at bigint not null, status text not null, file_lifetime bigint not null,"
-        " file_id text not null default '')",
+        " file_id text not null default '', claim text not null default '', claimed_until bigint not null default 0)",
         "create index uploads_expires on uploads (expires_at)",
         "create index files_parts on files (filename) where state = 'part'",
     };

@@ -1,6 +1,7 @@
 #include "uploads.hpp"
 
 #include "sha256.hpp"
+#include "test_pause.hpp"
 #include "upload.hpp"
 
 #include "batch_line/validator.hpp"
@@ -85,13 +86,14 @@ upload_record uploads::get(std::string_view owner, std::string_view id) {
     upload_record u;
     bool found = files_.pool_.run([&](soci::session& s) {
         std::string o(owner), i(id);
-        long long b = 0, c = 0, e = 0, l = 0;
-        s << "select id, owner, filename, purpose, mime_type, status, file_id, bytes, created_at, expires_at,"
-             " file_lifetime from uploads where id = :i and owner = :o",
+        long long b = 0, c = 0, e = 0, l = 0, cu = 0;
+        s << "select id, owner, filename, purpose, mime_type, status, file_id, claim, bytes, created_at, expires_at,"
+             " file_lifetime, claimed_until from uploads where id = :i and owner = :o",
             soci::into(u.id), soci::into(u.owner), soci::into(u.filename), soci::into(u.purpose),
-            soci::into(u.mime_type), soci::into(u.status), soci::into(u.file_id), soci::into(b), soci::into(c),
-            soci::into(e), soci::into(l), soci::use(i), soci::use(o);
+            soci::into(u.mime_type), soci::into(u.status), soci::into(u.file_id), soci::into(u.claim), soci::into(b),
+            soci::into(c), soci::into(e), soci::into(l), soci::into(cu), soci::use(i), soci::use(o);
         if (!s.got_data()) return false;
+        u.claimed_until = cu;
         u.bytes = static_cast<std::uint64_t>(b);
         u.created_at = c;
         u.expires_at = e;
@@ -103,8 +105,9 @@ upload_record uploads::get(std::string_view owner, std::string_view id) {
 }
 
 void uploads::require_pending(const upload_record& u, std::string_view doing) {
-    const std::string status = u.status_at(unix_now());
-    if (status == "pending" && u.status == "completing")
+    const std::int64_t now = unix_now();
+    const std::string status = u.status_at(now);
+    if (status == "pending" && u.claimed_at(now))
         throw aq::http_error(409, "The Upload " + u.id + " is being completed by another request.", "", "conflict");
     if (status != "pending")
         bad("Cannot " + std::string(doing) + " the Upload " + u.id + ": its status is '" + status + "'.");
@@ -114,14 +117,30 @@ boost::json::object uploads::add_part(const upload_record& u, store::writer& par
     auto also = [&](soci::session& s) {
         files_.dialect_.lock(s, upload_lock_space, u.id);
         upload_record now_u = u;
-        s << "select status, expires_at from uploads where id = :i", soci::into(now_u.status),
-            soci::into(now_u.expires_at), soci::use(u.id);
+        long long expires = 0, claimed_until = 0;
+        s << "select status, expires_at, claimed_until from uploads where id = :i", soci::into(now_u.status),
+            soci::into(expires), soci::into(claimed_until), soci::use(u.id);
+        now_u.expires_at = expires;
+        now_u.claimed_until = claimed_until;
         require_pending(now_u, "add a part to");
         long long total = 0;
         s << "select cast(coalesce(sum(bytes), 0) as bigint) from files where filename = :u and state = 'part'",
             soci::into(total), soci::use(u.id);
         if (static_cast<std::uint64_t>(total) > u.bytes)
             bad("The parts of the Upload would exceed its 'bytes' (" + std::to_string(u.bytes) + ").", "data");
+        // Parts take space before they are a file: the owner's files and live parts together
+        // stay within quota_bytes, so Uploads never completed cannot fill the store. (Without
+        // the owner's lock, concurrent parts may overshoot by what they hold between them.)
+        if (cfg_.quota_bytes) {
+            long long held = 0, now = unix_now();
+            s << "select cast(coalesce(sum(bytes), 0) as bigint) from files where owner = :o and"
+                 " state in ('ready', 'part') and expires_at > :n",
+                soci::into(held), soci::use(u.owner), soci::use(now);
+            if (static_cast<std::uint64_t>(held) > cfg_.quota_bytes)
+                throw aq::http_error(413, "Storage quota exceeded: at most " + std::to_string(cfg_.quota_bytes) +
+                                              " bytes may be stored.",
+                                     "data", "quota_exceeded");
+        }
     };
     file_record r = part.commit_part(u.id, u.expires_at, also);
     boost::json::object o;
@@ -148,7 +167,7 @@ std::vector<file_record> uploads::resolve_parts(const upload_record& u, const st
 }
 
 std::string uploads::check_content(const upload_record& u, const std::vector<file_record>& parts,
-                                   const std::optional<std::string>& md5_hex) {
+                                   const std::optional<std::string>& md5_hex, const std::function<void()>& alive) {
     sha256 whole;
     std::optional<md5> checksum;
     if (md5_hex) checksum.emplace();
@@ -168,6 +187,7 @@ std::string uploads::check_content(const upload_record& u, const std::vector<fil
                 if (checksum) checksum->update(piece);
                 if (validator) validator->push(piece);
                 check_batch();
+                alive();
             }
         } catch (const store::gone&) {
             bad("The content of part " + wire_part_id(part.id) + " is gone.", "part_ids");
@@ -180,15 +200,17 @@ std::string uploads::check_content(const upload_record& u, const std::vector<fil
     return whole.hex();
 }
 
-bool uploads::leave_pending(const upload_record& u, std::string_view to, bool end_parts) {
+bool uploads::leave_pending(const upload_record& u, std::string_view to, bool end_parts, const std::string& claim) {
     const std::string status(to);
     return files_.pool_.run([&](soci::session& s) {
         sql::write_transaction tx(s, files_.kind());
         files_.dialect_.lock(s, upload_lock_space, u.id);
-        long long now = unix_now();
-        soci::statement st = (s.prepare << "update uploads set status = :t where id = :i and status = 'pending'"
-                                           " and expires_at > :n",
-                              soci::use(status), soci::use(u.id), soci::use(now));
+        long long now = unix_now(), until = claim.empty() ? 0 : now + cfg_.orphan_grace_seconds;
+        soci::statement st = (s.prepare << "update uploads set status = :t, claim = :c, claimed_until = :cu"
+                                           " where id = :i and expires_at > :n and (status = 'pending' or"
+                                           " (status = 'completing' and claimed_until <= :n2))",
+                              soci::use(status), soci::use(claim), soci::use(until), soci::use(u.id), soci::use(now),
+                              soci::use(now));
         st.execute(true);
         const bool left = affected(st) == 1;
         if (left && end_parts)
@@ -198,12 +220,25 @@ bool uploads::leave_pending(const upload_record& u, std::string_view to, bool en
     });
 }
 
-void uploads::set_status(const std::string& id, std::string_view from, std::string_view to) {
-    std::string f(from), t(to);
+void uploads::renew_claim(const upload_record& u, const std::string& claim) {
+    long long renewed = files_.pool_.run([&](soci::session& s) {
+        long long until = unix_now() + cfg_.orphan_grace_seconds;
+        soci::statement st = (s.prepare << "update uploads set claimed_until = :cu where id = :i and claim = :c"
+                                           " and status = 'completing'",
+                              soci::use(until), soci::use(u.id), soci::use(claim));
+        st.execute(true);
+        return affected(st);
+    });
+    if (renewed != 1)
+        throw aq::http_error(409, "The Upload " + u.id + " changed while it was being completed.", "", "conflict");
+}
+
+void uploads::release_claim(const upload_record& u, const std::string& claim) {
     files_.pool_.run([&](soci::session& s) {
         sql::write_transaction tx(s, files_.kind());
-        s << "update uploads set status = :t where id = :i and status = :f", soci::use(t), soci::use(id),
-            soci::use(f);
+        s << "update uploads set status = 'pending', claim = '', claimed_until = 0 where id = :i and claim = :c"
+             " and status = 'completing'",
+            soci::use(u.id), soci::use(claim);
         tx.commit();
     });
 }
@@ -220,16 +255,29 @@ boost::json::object uploads::complete(const upload_record& u, const std::vector<
             "part_ids");
 
     // Claimed: parts added or a cancel from here on are refused, a second completion gets 409.
-    const bool claimed = leave_pending(u, "completing", false);
+    const std::string claim = aq::random_id("claim-");
+    const bool claimed = leave_pending(u, "completing", false, claim);
     if (!claimed) {
         require_pending(get(u.owner, u.id), "complete");
         throw aq::http_error(409, "The Upload " + u.id + " changed while it was being completed.", "", "conflict");
     }
 
+    // Test-only (test_pause.hpp): the Upload is claimed, nothing of its file written yet.
+    pause_point("upload_claimed");
     try {
-        const std::string digest = check_content(u, parts, md5_hex);
+        // The claim's lease is renewed every third of it while the parts are read and joined.
+        std::int64_t renewed_at = unix_now();
+        auto keep_claim = [&] {
+            if (unix_now() - renewed_at < std::max<std::int64_t>(1, cfg_.orphan_grace_seconds / 3)) return;
+            renew_claim(u, claim);
+            renewed_at = unix_now();
+        };
+        const std::string digest = check_content(u, parts, md5_hex, keep_claim);
         auto writer = files_.create(u.owner);
-        for (std::size_t i = 0; i < parts.size(); ++i) writer->append(parts[i], i + 1 == parts.size());
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            writer->append(parts[i], i + 1 == parts.size());
+            keep_claim();
+        }
         writer->adopt_sha256(digest);
         const std::int64_t lifetime = u.file_lifetime ? u.file_lifetime : cfg_.default_expiry_seconds;
         const std::string file_id = writer->id();
@@ -238,9 +286,10 @@ boost::json::object uploads::complete(const upload_record& u, const std::vector<
             file = writer->commit(u.filename, u.purpose, lifetime, {cfg_.quota_bytes, cfg_.quota_files},
                                   [&](soci::session& s) {
                                       soci::statement st =
-                                          (s.prepare << "update uploads set status = 'completed', file_id = :f"
-                                                        " where id = :i and status = 'completing'",
-                                           soci::use(file_id), soci::use(u.id));
+                                          (s.prepare << "update uploads set status = 'completed', file_id = :f,"
+                                                        " claim = '', claimed_until = 0 where id = :i and"
+                                                        " status = 'completing' and claim = :c",
+                                           soci::use(file_id), soci::use(u.id), soci::use(claim));
                                       st.execute(true);
                                       if (affected(st) != 1)
                                           throw std::runtime_error("the Upload " + u.id + " is no longer completing");
@@ -257,9 +306,9 @@ boost::json::object uploads::complete(const upload_record& u, const std::vector<
         return done.to_json(unix_now(), file);
     } catch (...) {
         try {
-            set_status(u.id, "completing", "pending");
+            release_claim(u, claim);
         } catch (...) {
-            // Left "completing": it answers 409 until it expires, then the purge takes its parts.
+            // Left "completing": it answers 409 until the claim's lease runs out.
         }
         throw;
     }

@@ -4,7 +4,7 @@
 //
 // Schema (migration 4 of "files"):
 //   uploads(id, owner, filename, purpose, mime_type, bytes, created_at, expires_at, status,
-//           file_lifetime, file_id)
+//           file_lifetime, file_id, claim, claimed_until)
 //   Parts are rows of `files` in state "part" (store.hpp): filename holds the Upload's id and
 //   expires_at the Upload's. Their content is written like any file's (content_store.hpp's
 //   protocol, with its leases), so a crash mid-part leaves nothing the purge cannot find, and
@@ -13,7 +13,10 @@
 //
 // An Upload's stored status: pending, completing (a completion is running), completed,
 // cancelled. A pending or completing Upload past expires_at is "expired" (computed, never
-// stored); a client sees "completing" as "pending". The purge deletes Upload rows a day after
+// stored); a client sees "completing" as "pending". A completion claims the Upload with a
+// token (claim) and a lease (claimed_until, orphan_grace_seconds, renewed as it reads and
+// joins): a completion whose process died loses its claim when the lease runs out, the Upload
+// is pending again, and a late commit of the lost claim is refused (it checks its token). The purge deletes Upload rows a day after
 // they expire (so a late call still learns "expired" rather than "not found").
 //
 // Completing reads the parts once, in part_ids order: SHA-256 for the file's row, MD5 when the
@@ -42,6 +45,7 @@
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,12 +57,16 @@ struct upload_record {
     std::string id, owner, filename, purpose, mime_type;
     std::string status;  // as stored: pending, completing, completed, cancelled
     std::string file_id;
+    std::string claim;                 // the token of the completion that holds it, if any
+    std::int64_t claimed_until = 0;    // that claim's lease
     std::uint64_t bytes = 0;
     std::int64_t created_at = 0, expires_at = 0;
     std::int64_t file_lifetime = 0;  // the file's expires_after[seconds]; 0: the default
 
     // What a client sees at `now`: pending, completed, cancelled or expired.
     std::string status_at(std::int64_t now) const;
+    // A completion holds it at `now` (its claim's lease has not run out).
+    bool claimed_at(std::int64_t now) const { return status == "completing" && claimed_until > now; }
     // OpenAI's Upload object; `file` is the completed file (null otherwise).
     boost::json::object to_json(std::int64_t now, const std::optional<file_record>& file) const;
 };
@@ -96,13 +104,19 @@ private:
     // The rows of `part_ids` that are parts of `u`, in order; http_error 400 otherwise.
     std::vector<file_record> resolve_parts(const upload_record& u, const std::vector<std::string>& part_ids);
     // Reads the parts once: their SHA-256, after checking md5 and, for a batch, the content.
+    // `alive` is called after each piece read (the caller renews its claim).
     std::string check_content(const upload_record& u, const std::vector<file_record>& parts,
-                              const std::optional<std::string>& md5);
+                              const std::optional<std::string>& md5, const std::function<void()>& alive);
     // Moves `u` from pending (and not expired) to `to`, in the transaction that holds the lock
     // its parts' commits take; with `end_parts` the parts' lifetime ends there too. False when
     // it was not pending.
-    bool leave_pending(const upload_record& u, std::string_view to, bool end_parts);
-    void set_status(const std::string& id, std::string_view from, std::string_view to);
+    // A completing Upload whose claim lapsed counts as pending. `claim`: the token recorded
+    // (with a lease) when `to` is "completing".
+    bool leave_pending(const upload_record& u, std::string_view to, bool end_parts, const std::string& claim = {});
+    // Extends the claim's lease; http_error 409 when the claim was lost.
+    void renew_claim(const upload_record& u, const std::string& claim);
+    // Gives the Upload back (pending) if `claim` still holds it.
+    void release_claim(const upload_record& u, const std::string& claim);
 
     store& files_;
     const config& cfg_;

@@ -47,11 +47,14 @@ struct uploads_gateway {
     std::unique_ptr<aqt::gateway> gw;
     std::unique_ptr<aqt::http::client> alice, bob;
 
-    explicit uploads_gateway(json::object extra = {}) {
+    // `pause`: AQ_FILES_TEST_PAUSE (plugins/files/test_pause.hpp), to hold a request at a step.
+    explicit uploads_gateway(json::object extra = {}, const std::string& pause = {}) {
         extra["enabled"] = true;
         if (!extra.contains("purposes")) extra["purposes"] = json::array{"batch", "user_data"};
-        gw = std::make_unique<aqt::gateway>(
-            json::object{{"plugins", json::object{{"files", where.files_config(std::move(extra))}}}});
+        aqt::gateway_options options;
+        options.config = json::object{{"plugins", json::object{{"files", where.files_config(std::move(extra))}}}};
+        if (!pause.empty()) options.env["AQ_FILES_TEST_PAUSE"] = pause;
+        gw = std::make_unique<aqt::gateway>(std::move(options));
         where.attach(*gw);
         BOOST_TEST_MESSAGE("uploads on " << where.label());
         alice = std::make_unique<aqt::http::client>(gw->port());
@@ -419,20 +422,81 @@ BOOST_AUTO_TEST_CASE(an_expired_upload_refuses_parts_and_completion) {
     BOOST_TEST(g.count("select count(*) from uploads") == 1);  // kept a day, answering "expired"
 }
 
-BOOST_AUTO_TEST_CASE(the_quota_applies_at_create_and_complete) {
-    uploads_gateway g(json::object{{"quota_bytes", 1000}});
+BOOST_AUTO_TEST_CASE(the_quota_applies_to_uploads_parts_and_completion) {
+    uploads_gateway g(json::object{{"quota_bytes", 1000}, {"quota_files", 1}});
     expect_error(create(*g.alice, upload_body(1001)), 413, "bytes",
                  "Storage quota exceeded: at most 1000 bytes may be stored.", "quota_exceeded");
-    const std::string first = create_id(*g.alice, 600), second = create_id(*g.alice, 600);
-    const std::string p1 = part_id(*g.alice, first, std::string(600, 'a'));
-    const std::string p2 = part_id(*g.alice, second, std::string(600, 'b'));
+    const std::string first = create_id(*g.alice, 400), second = create_id(*g.alice, 400);
+    const std::string p1 = part_id(*g.alice, first, std::string(400, 'a'));
+    const std::string p2 = part_id(*g.alice, second, std::string(400, 'b'));
     BOOST_TEST(complete(*g.alice, first, {p1}).status == 200);
+    // One file allowed: the second completion is refused, and stays possible.
     expect_error(complete(*g.alice, second, {p2}), 413, std::nullopt,
-                 "Storage quota exceeded: at most 1000 bytes may be stored.", "quota_exceeded");
+                 "Storage quota exceeded: at most 1 files may be stored.", "quota_exceeded");
     BOOST_TEST(g.count("select count(*) from files where state = 'ready'") == 1);
-    // Still pending: room made, it completes.
-    response first_done = g.alice->get("/v1/files");
-    const std::string file_id(body_of(first_done).at("data").at(0).at("id").as_string());
+    const std::string file_id(body_of(g.alice->get("/v1/files")).at("data").at(0).at("id").as_string());
     BOOST_TEST(g.alice->request("DELETE", "/v1/files/" + file_id).status == 200);
     BOOST_TEST(complete(*g.alice, second, {p2}).status == 200);
+
+    // Parts count toward quota_bytes: 400 stored, 300 of parts fit, 400 more do not.
+    const std::string third = create_id(*g.alice, 900);
+    BOOST_TEST(add_part(*g.alice, third, std::string(300, 'c')).status == 200);
+    expect_error(add_part(*g.alice, third, std::string(400, 'd')), 413, "data",
+                 "Storage quota exceeded: at most 1000 bytes may be stored.", "quota_exceeded");
+    BOOST_TEST(g.count("select count(*) from files where state = 'part' and filename = '" + third + "'") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(while_one_request_completes_the_others_get_409) {
+    // The first completion stops for 3 s right after claiming the Upload (a test pause, never
+    // timing): a second completion, a part and a cancel meanwhile are 409, then it finishes.
+    uploads_gateway g({}, "upload_claimed:3000");
+    const std::string id = create_id(*g.alice, 10);
+    const std::string p = part_id(*g.alice, id, "0123456789");
+    response first;
+    std::thread completing([&] {
+        auto c = g.client("alice");
+        first = complete(*c, id, {p});
+    });
+    BOOST_TEST_REQUIRE(g.gw->wait_for_log("files: test pause at upload_claimed"));
+    const std::string busy = "The Upload " + id + " is being completed by another request.";
+    expect_error(complete(*g.alice, id, {p}), 409, std::nullopt, busy, "conflict");
+    expect_error(add_part(*g.alice, id, "x"), 409, std::nullopt, busy, "conflict");
+    expect_error(cancel(*g.alice, id), 409, std::nullopt, busy, "conflict");
+    completing.join();
+    BOOST_TEST_REQUIRE(first.status == 200, first.body);
+    BOOST_TEST(body_of(first).at("status") == json::value("completed"));
+    BOOST_TEST(g.count("select count(*) from files where state = 'ready'") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_gateway_killed_mid_completion_leaves_nothing_and_the_claim_lapses) {
+    // Killed while its completion holds the Upload (paused 4 s after the claim); after the
+    // restart nothing is visible, and once the claim's lease (orphan_grace_seconds) has run out
+    // the Upload completes (pausing once more on its way).
+    uploads_gateway g(json::object{{"orphan_grace_seconds", 2}, {"expiry_interval_seconds", 1}},
+                      "upload_claimed:4000");
+    const std::string content = aqt::pattern_bytes(2 * MiB + 5);
+    const std::string id = create_id(*g.alice, content.size());
+    const std::string p = part_id(*g.alice, id, content);
+    std::thread completing([&] {
+        auto c = g.client("alice");
+        try {
+            (void)complete(*c, id, {p});
+        } catch (const std::exception&) {
+            // cut off by the kill
+        }
+    });
+    BOOST_TEST_REQUIRE(g.gw->wait_for_log("files: test pause at upload_claimed"));
+    g.gw->kill9();
+    completing.join();
+    g.gw->restart();
+    g.alice = g.client("alice");
+    BOOST_TEST(body_of(g.alice->get("/v1/files")).at("data").as_array().empty());
+    BOOST_TEST(g.count("select count(*) from files where state = 'ready'") == 0);
+    BOOST_TEST(g.count("select count(*) from uploads where status = 'completing'") == 1);
+    const long long lapse = g.count("select claimed_until from uploads");
+    while (now_seconds() <= lapse) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    response done = complete(*g.alice, id, {p});
+    BOOST_TEST_REQUIRE(done.status == 200, done.body);
+    const std::string file_id(body_of(done).at("file").at("id").as_string());
+    BOOST_TEST((g.alice->get("/v1/files/" + file_id + "/content").body == content));
 }
