@@ -31,9 +31,11 @@
 //
 // Part ids on the wire are "part_" followed by the part row's id after "file-".
 //
-// Status codes. OpenAI's reference documents no status for an operation on an Upload that is
-// no longer pending; this answers 400 invalid_request_error (as OpenAI does for a request that
-// does not fit an object's state), and 409 only while another request is completing the Upload.
+// Status codes. Neither OpenAI's reference nor openai-node names a status for an operation on an
+// Upload that is no longer pending; this answers 400 invalid_request_error (what OpenAI answers
+// for a request that does not fit an object's state, and the status the IETF resumable-upload
+// draft recommends for a completed upload), and 409 only while another request is completing
+// the Upload, which a retry may then find done.
 // An unknown or another owner's Upload is 404; an unknown or another owner's part id in
 // part_ids is 400 naming part_ids (it is a bad value in the body, not a missing resource).
 #pragma once

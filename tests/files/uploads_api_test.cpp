@@ -316,6 +316,8 @@ BOOST_AUTO_TEST_CASE(every_bad_completion_is_refused_and_leaves_the_upload_pendi
     expect_error(g.alice->request("POST", "/v1/uploads/" + id + "/complete", {{"Content-Type", "application/json"}},
                                   "{}"),
                  400, "part_ids", "Missing required parameter: 'part_ids'.");
+    std::vector<std::string> too_many(10001, pa);
+    expect_error(complete(*g.alice, id, too_many), 400, "part_ids", "Invalid 'part_ids': at most 10000 parts.");
     BOOST_TEST(g.count("select count(*) from files where state not in ('part')") == 0);
 
     // Still pending: it completes now, with the md5 in capitals.
