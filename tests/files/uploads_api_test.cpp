@@ -422,6 +422,12 @@ BOOST_AUTO_TEST_CASE(an_expired_upload_refuses_parts_and_completion) {
     BOOST_TEST(g.purged_to(0));
     BOOST_TEST(g.contents() == 0);
     BOOST_TEST(g.count("select count(*) from uploads") == 1);  // kept a day, answering "expired"
+    // A day later (moved back in the database) the purge deletes the row: then it is unknown.
+    aqt::sql_exec(g.where.database(), "update uploads set expires_at = expires_at - 86401");
+    for (int i = 0; i < 100 && g.count("select count(*) from uploads") > 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    BOOST_TEST(g.count("select count(*) from uploads") == 0);
+    expect_error(complete(*g.alice, id, {p}), 404, "upload_id", "No such Upload object: " + id);
 }
 
 BOOST_AUTO_TEST_CASE(the_quota_applies_to_uploads_parts_and_completion) {
