@@ -65,22 +65,43 @@ bool body_spool::reserve_total(std::uint64_t n) {
 
 bool body_spool::append(std::string_view bytes) {
     if (bytes.empty()) return true;
-    if (!reserve_total(size_ + bytes.size())) return false;
-    if (size_ < memory_bytes_) {
-        const std::size_t take = std::min<std::uint64_t>(bytes.size(), memory_bytes_ - size_);
+    if (!reserve_total(written_ + bytes.size())) return false;
+    if (written_ < memory_bytes_) {
+        const std::size_t take = std::min<std::uint64_t>(bytes.size(), memory_bytes_ - written_);
         // Grows by doubling up to the threshold: a trickling body costs what it has sent.
         if (memory_.capacity() < memory_.size() + take)
             memory_.reserve(std::min<std::size_t>(memory_bytes_, std::max(memory_.size() + take, memory_.capacity() * 2)));
         memory_.append(bytes.substr(0, take));
-        size_ += take;
+        written_ += take;
         bytes.remove_prefix(take);
     }
     if (!bytes.empty()) {
         if (fd_ < 0) open_file();
         write_file(bytes);
-        size_ += bytes.size();
+        written_ += bytes.size();
     }
+    {
+        std::lock_guard lock(mutex_);
+        size_ = written_;
+    }
+    arrived_.notify_one();
     return true;
+}
+
+void body_spool::finish() {
+    {
+        std::lock_guard lock(mutex_);
+        if (state_ == state::receiving) state_ = state::complete;
+    }
+    arrived_.notify_one();
+}
+
+void body_spool::abandon() {
+    {
+        std::lock_guard lock(mutex_);
+        if (state_ == state::receiving) state_ = state::abandoned;
+    }
+    arrived_.notify_one();
 }
 
 void body_spool::open_file() { fd_ = open_unnamed(dir_); }
@@ -97,7 +118,14 @@ void body_spool::write_file(std::string_view bytes) {
 }
 
 std::int64_t body_spool::read(void* buf, std::size_t cap) {
-    if (cap == 0 || read_pos_ >= size_) return 0;
+    if (cap == 0) return 0;
+    std::uint64_t available;
+    {
+        std::unique_lock lock(mutex_);
+        arrived_.wait(lock, [&] { return read_pos_ < size_ || state_ != state::receiving; });
+        if (read_pos_ >= size_) return state_ == state::complete ? 0 : -static_cast<std::int64_t>(ECONNABORTED);
+        available = size_;
+    }
     if (read_pos_ < memory_.size()) {
         const std::size_t n = std::min<std::size_t>(cap, memory_.size() - read_pos_);
         std::memcpy(buf, memory_.data() + read_pos_, n);
@@ -105,7 +133,7 @@ std::int64_t body_spool::read(void* buf, std::size_t cap) {
         return static_cast<std::int64_t>(n);
     }
     const std::uint64_t file_pos = read_pos_ - memory_.size();
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(cap, size_ - read_pos_));
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(cap, available - read_pos_));
     for (;;) {
         ssize_t n = ::pread(fd_, buf, want, static_cast<off_t>(file_pos));
         if (n < 0 && errno == EINTR) continue;

@@ -10,14 +10,24 @@
 // most max_spool_bytes. A Content-Length body reserves its length before a byte is read; a
 // chunked body reserves as it grows.
 //
-// Threads: append() on the connection's I/O thread, before the handler exists; read() on the
-// handler thread afterwards. The hand-over goes through the worker pool's queue, which orders
-// the two.
+// A body is received (append) until it is complete (finish) or abandoned (abandon: the client
+// went away, was too slow, or the host gave up on it). Usually the handler starts only once it
+// is complete. A large body that arrives fast may be handed to its handler while it is still
+// arriving (the connection decides: "streaming" in connection.hpp); read() then waits for the
+// bytes it has not got yet, and reports an abandoned body as -ECONNABORTED.
+//
+// Threads: append(), finish() and abandon() on the connection's I/O thread; read() on the
+// handler thread, at the same time while the body streams. The first memory_bytes are complete
+// before a handler can start (the connection streams only past them), so the memory part is
+// never written while it is read; the file is only appended to, and a reader reads only what
+// the size it saw under the mutex covers.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -51,10 +61,20 @@ public:
     // throws std::system_error when the file cannot be created or written (disk full).
     bool append(std::string_view bytes);
 
-    std::uint64_t size() const noexcept { return size_; }
-    bool on_disk() const noexcept { return fd_ >= 0; }
+    // The body is complete: a reader that reached the end gets 0.
+    void finish();
+    // The body will never be complete: a reader waiting, or reaching the end of what arrived,
+    // gets -ECONNABORTED.
+    void abandon();
 
-    // The next bytes from the start of the body: > 0 bytes, 0 at the end, or -errno.
+    // Thread: the connection's (the writer's view).
+    std::uint64_t size() const noexcept { return written_; }
+    bool on_disk() const noexcept { return fd_ >= 0; }
+    // Whether a reader could start now: every byte of the memory part has arrived.
+    bool memory_part_complete() const noexcept { return written_ >= memory_bytes_; }
+
+    // The next bytes from the start of the body: > 0 bytes, 0 at the end, or -errno. Waits while
+    // the body is still arriving.
     std::int64_t read(void* buf, std::size_t cap);
 
     // Creates (and at once drops) a spool file in `dir`: a refusal at startup is clearer than
@@ -70,10 +90,18 @@ private:
     spool_budget& budget_;
     std::uint64_t reserved_ = 0;
 
+    enum class state { receiving, complete, abandoned };
+
     std::string memory_;
     int fd_ = -1;
-    std::uint64_t size_ = 0;      // bytes stored (memory + file)
+    std::uint64_t written_ = 0;   // bytes stored (memory + file); the writer's own count
     std::uint64_t read_pos_ = 0;  // bytes returned by read()
+
+    // What a reader may see: published by the writer after the bytes are stored.
+    std::mutex mutex_;
+    std::condition_variable arrived_;
+    std::uint64_t size_ = 0;
+    state state_ = state::receiving;
 };
 
 }  // namespace aqd

@@ -404,6 +404,7 @@ config parse_config(std::string_view text, const std::filesystem::path& config_d
         cfg.database = database_url(string_of(*db, "database"), "database", cfg.config_dir);
 
     constexpr std::uint64_t u32 = std::numeric_limits<std::uint32_t>::max();
+    std::optional<std::uint32_t> streaming_bodies;  // its default depends on "workers"
     for (const auto& kv : top) {
         const std::string key(kv.key());
         const json::value& v = kv.value();
@@ -459,6 +460,10 @@ config parse_config(std::string_view text, const std::filesystem::path& config_d
             cfg.spool_memory_bytes = integer_of(v, key, 0, 1ull << 30);
         } else if (key == "max_spool_bytes") {
             cfg.max_spool_bytes = integer_of(v, key, 0, std::numeric_limits<std::uint64_t>::max());
+        } else if (key == "stream_bodies_after_bytes") {
+            cfg.stream_bodies_after_bytes = integer_of(v, key, 0, std::numeric_limits<std::uint64_t>::max());
+        } else if (key == "max_streaming_bodies") {
+            streaming_bodies = static_cast<std::uint32_t>(integer_of(v, key, 0, u32));
         } else if (key == "metrics") {
             const std::string mode = string_of(v, key);
             if (mode == "token") cfg.metrics = metrics_access::token;
@@ -480,6 +485,10 @@ config parse_config(std::string_view text, const std::filesystem::path& config_d
         }
     }
     if (const json::value* plugins = top.if_contains("plugins")) cfg.plugins = parse_plugins(*plugins, "plugins", cfg);
+    // Streaming handlers wait on their clients: they must leave workers for everyone else.
+    cfg.max_streaming_bodies = streaming_bodies.value_or(cfg.workers / 4);
+    if (cfg.max_streaming_bodies >= cfg.workers)
+        fail("max_streaming_bodies", "must be less than workers (" + std::to_string(cfg.workers) + ")");
     if (cfg.spool_dir.empty()) {
         const std::optional<std::string> tmp = env("TMPDIR");
         cfg.spool_dir = tmp && !tmp->empty() ? std::filesystem::path(*tmp) : std::filesystem::path("/tmp");
@@ -617,6 +626,8 @@ json::object effective_object(const config& c) {
     o["spool_dir"] = c.spool_dir.string();
     o["spool_memory_bytes"] = c.spool_memory_bytes;
     o["max_spool_bytes"] = c.max_spool_bytes;
+    o["stream_bodies_after_bytes"] = c.stream_bodies_after_bytes;
+    o["max_streaming_bodies"] = c.max_streaming_bodies;
     o["metrics"] = metrics_text(c.metrics);
     o["access_log"] = c.access_log;
     o["readiness_interval_ms"] = c.readiness_interval_ms;

@@ -84,6 +84,12 @@ struct config {
     std::filesystem::path spool_dir;                 // empty: $TMPDIR, else /tmp
     std::uint64_t spool_memory_bytes = 64 * 1024;
     std::uint64_t max_spool_bytes = 0;               // all bodies being spooled or handled; 0: no limit
+    // Except a large body that proves fast: once stream_bodies_after_bytes of it arrived, its
+    // handler starts and reads it as it comes (0: never). At most max_streaming_bodies handlers
+    // wait on their clients so (default: a quarter of the workers), so slow clients can hold no
+    // more threads than that; it must be below workers.
+    std::uint64_t stream_bodies_after_bytes = 1 << 20;
+    std::uint32_t max_streaming_bodies = 4;
 
     // Operations (README, "Operating aqueduct").
     metrics_access metrics = metrics_access::token;

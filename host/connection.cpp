@@ -144,9 +144,30 @@ struct connection::request_state {
     std::string decoded;  // body bytes decoded from the latest read
     const route_target* route = nullptr;
     exchange::request_head head;
-    std::unique_ptr<body_spool> spool;
+    std::shared_ptr<body_spool> spool;  // the connection's until the body is complete or abandoned
     admission::ticket ticket;
     in_flight_mark counted;
+    // A place among max_streaming_bodies, while this request's handler reads a body that is
+    // still arriving.
+    struct streaming_place {
+        std::atomic<std::uint32_t>* count = nullptr;
+        streaming_place() = default;
+        streaming_place(const streaming_place&) = delete;
+        streaming_place& operator=(const streaming_place&) = delete;
+        ~streaming_place() { leave(); }
+        bool enter(std::atomic<std::uint32_t>& c, std::uint32_t limit) {
+            std::uint32_t cur = c.load(std::memory_order_relaxed);
+            do {
+                if (cur >= limit) return false;
+            } while (!c.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed));
+            count = &c;
+            return true;
+        }
+        void leave() {
+            if (count) count->fetch_sub(1, std::memory_order_relaxed);
+            count = nullptr;
+        }
+    } streaming;
     std::shared_ptr<exchange> ex;  // from dispatch on
     bool keep_alive = true;
     bool http10 = false;
@@ -336,6 +357,7 @@ bool connection::reading() const {
     case read_state::idle:
     case read_state::head:
     case read_state::body:
+    case read_state::streaming:
     case read_state::draining:
     case read_state::lingering:
         return true;
@@ -390,7 +412,7 @@ void connection::wait_readable() {
 }
 
 void connection::peer_gone(const boost::system::error_code& ec) {
-    if (read_ == read_state::body)
+    if (read_ == read_state::body || read_ == read_state::streaming)
         log::debug("http", peer() + ": client went away during the request body (" + ec.message() + ")");
     close();
 }
@@ -420,6 +442,7 @@ void connection::consume(std::string_view bytes) {
             break;
         }
         case read_state::body:
+        case read_state::streaming:
         case read_state::draining: {
             auto& r = *req_;
             r.decoded.clear();
@@ -427,7 +450,7 @@ void connection::consume(std::string_view bytes) {
             r.bytes_in += used;
             bytes.remove_prefix(used);
             r.activity = clock_type::now();
-            if (read_ == read_state::body) {
+            if (read_ != read_state::draining) {
                 on_body_bytes();
                 break;
             }
@@ -603,7 +626,7 @@ void connection::on_head() {
     r.counted = request_state::in_flight_mark(ctx_.get());
 
     if (!has_body) return dispatch();
-    r.spool = std::make_unique<body_spool>(ctx_->cfg.spool_dir, ctx_->cfg.spool_memory_bytes, ctx_->spool);
+    r.spool = std::make_shared<body_spool>(ctx_->cfg.spool_dir, ctx_->cfg.spool_memory_bytes, ctx_->spool);
     if (h.framing == body_framing::length && !r.spool->reserve_total(h.content_length)) {
         ctx_->metrics.refused_requests.counter({"spool_full"}).add(1);
         return answer(503, "The server is receiving too many request bodies at once. Retry later.",
@@ -619,8 +642,11 @@ void connection::on_head() {
 
 void connection::on_body_bytes() {
     auto& r = *req_;
-    if (r.decoder.current() == request_decoder::state::failed)
+    const bool streaming = read_ == read_state::streaming;
+    if (r.decoder.current() == request_decoder::state::failed) {
+        if (streaming) return close();  // never for a Content-Length body; the handler owns the answer
         return answer(r.decoder.error().status, r.decoder.error().message, then::linger);
+    }
     r.rate.moved(r.decoded.size());
     if (r.decoder.body_bytes() > r.route->max_body_bytes) {
         // A chunked body grew past the route's limit: the handler never sees it.
@@ -637,22 +663,66 @@ void connection::on_body_bytes() {
             stored = r.spool->append(r.decoded);
         } catch (const std::system_error& e) {
             log::error("http", std::string(e.what()) + " (request " + r.request_id + ")");
+            if (streaming) return close();
             return answer(500, "The server could not store the request body.", then::linger);
         }
         if (!stored) {
+            // Never while streaming: a Content-Length body reserved its whole length at the head.
             ctx_->metrics.refused_requests.counter({"spool_full"}).add(1);
+            if (streaming) return close();
             return answer(503, "The server is receiving too many request bodies at once. Retry later.", then::linger,
                           {{"retry-after", "1"}}, "", "", "overloaded");
         }
     }
-    if (r.decoder.current() == request_decoder::state::complete) dispatch();
+    if (r.decoder.current() == request_decoder::state::complete) return streaming ? end_streaming() : dispatch();
+    if (!streaming && may_stream()) begin_streaming();
 }
 
 void connection::dispatch() {
     auto& r = *req_;
     read_ = read_state::stopped;
     std::string().swap(r.decoded);
-    r.ex = std::make_shared<exchange>(std::move(r.head), shared_from_this(), std::move(r.spool), ctx_->pool,
+    if (r.spool) r.spool->finish();
+    if (!start_handler()) return;
+    r.spool.reset();  // the exchange's now
+    // The response's pace is measured afresh; the handler's own time is not limited.
+    r.rate = transfer_rate(ctx_->cfg.min_body_rate_bytes_per_s, milliseconds(ctx_->cfg.body_rate_window_ms));
+    arm_timer();
+}
+
+bool connection::may_stream() {
+    auto& r = *req_;
+    const auto& cfg = ctx_->cfg;
+    // Only a Content-Length body: its whole length is reserved in the spool budget, so appending
+    // cannot be refused once the handler runs, and a limit was checked at the head.
+    if (cfg.stream_bodies_after_bytes == 0 || r.head.content_length < 0) return false;
+    if (r.spool->size() < cfg.stream_bodies_after_bytes || !r.spool->memory_part_complete()) return false;
+    if (ctx_->pool.saturated()) return false;  // the handler would only wait in the queue
+    return r.streaming.enter(ctx_->streaming, cfg.max_streaming_bodies);
+}
+
+void connection::begin_streaming() {
+    read_ = read_state::streaming;
+    if (!start_handler()) return;
+    arm_timer();
+}
+
+// The streaming body arrived whole: the handler reads the rest at disk speed, and the
+// connection waits for its answer as for any other request.
+void connection::end_streaming() {
+    auto& r = *req_;
+    read_ = read_state::stopped;
+    std::string().swap(r.decoded);
+    r.spool->finish();
+    r.spool.reset();
+    r.streaming.leave();
+    r.rate = transfer_rate(ctx_->cfg.min_body_rate_bytes_per_s, milliseconds(ctx_->cfg.body_rate_window_ms));
+    arm_timer();
+}
+
+bool connection::start_handler() {
+    auto& r = *req_;
+    r.ex = std::make_shared<exchange>(std::move(r.head), shared_from_this(), r.spool, ctx_->pool,
                                       std::move(r.ticket));
     const aq_handler_fn handler = r.route->handler;
     void* handler_ctx = r.route->ctx;
@@ -664,13 +734,14 @@ void connection::dispatch() {
             ex->handler_returned();
         })) {
         r.ex.reset();  // gives back the principal's place and the spool
+        r.streaming.leave();
         ctx_->metrics.refused_requests.counter({"queue_full"}).add(1);
-        return answer(503, "The server is busy. Retry later.", r.keep_alive ? then::next_request : then::linger,
-                      {{"retry-after", "1"}}, "", "", "overloaded");
+        const bool whole = read_ == read_state::stopped;
+        answer(503, "The server is busy. Retry later.", whole && r.keep_alive ? then::next_request : then::linger,
+               {{"retry-after", "1"}}, "", "", "overloaded");
+        return false;
     }
-    // The response's pace is measured afresh; the handler's own time is not limited.
-    r.rate = transfer_rate(ctx_->cfg.min_body_rate_bytes_per_s, milliseconds(ctx_->cfg.body_rate_window_ms));
-    arm_timer();
+    return true;
 }
 
 // ---- write side --------------------------------------------------------------------------------
@@ -718,6 +789,19 @@ void connection::pump() {
 
 void connection::write_item(exchange::outbound item) {
     auto& r = *req_;
+    if (read_ == read_state::streaming) {
+        // The handler answered before its body was complete: it wants no more of it. The
+        // connection stops reading, and closes after the answer (where the next request would
+        // begin is somewhere in the unread rest).
+        log::debug("http", peer() + ": answered before the end of the streaming body; closing after the answer");
+        read_ = read_state::stopped;
+        std::string().swap(r.decoded);
+        r.spool->abandon();
+        r.spool.reset();
+        r.streaming.leave();
+        r.keep_alive = false;
+        r.rate = transfer_rate(ctx_->cfg.min_body_rate_bytes_per_s, milliseconds(ctx_->cfg.body_rate_window_ms));
+    }
     switch (item.kind) {
     case exchange::outbound::complete: {
         r.status = item.status;
@@ -1027,7 +1111,9 @@ void connection::close() {
     { std::lock_guard lock(ctx_->mutex); }  // so that a waiter cannot miss the notification below
     if (req_) {
         // A handler still running keeps its request (and this connection) until it returns:
-        // its blocked calls fail with AQ_ERR_DISCONNECTED now, and pump() lets go afterwards.
+        // its blocked calls fail with AQ_ERR_DISCONNECTED now (a read of a streaming body too),
+        // and pump() lets go afterwards.
+        if (req_->spool) req_->spool->abandon();
         if (req_->ex) req_->ex->disconnect();
         if (!req_->ex || req_->ex->handler_done()) req_.reset();
     }
@@ -1052,7 +1138,8 @@ connection::time_point connection::next_deadline() const {
     case read_state::head:
     case read_state::lingering:
         return deadline_;
-    case read_state::body: {
+    case read_state::body:
+    case read_state::streaming: {
         const auto& r = *req_;
         auto d = r.activity + body_timeout;
         if (r.rate.enabled()) d = std::min(d, r.rate_mark + r.rate.wait_left());
@@ -1114,6 +1201,22 @@ void connection::on_timer(boost::system::error_code ec) {
         }
         if (now >= r.activity + body_timeout)
             return answer(408, "The request body stopped arriving.", then::close);
+        return arm_timer();
+    }
+    case read_state::streaming: {
+        // As for a body, but its handler owns the answer: the connection closes and the handler
+        // reads a disconnect.
+        auto& r = *req_;
+        if (r.rate.enabled()) {
+            const bool fast_enough = r.rate.waited(now - r.rate_mark);
+            r.rate_mark = now;
+            if (!fast_enough) return cut_slow("request body");
+        }
+        if (now >= r.activity + body_timeout) {
+            log::warn("http", peer() + ": the streaming request body stopped arriving; connection closed (request " +
+                                  r.request_id + ")");
+            return close();
+        }
         return arm_timer();
     }
     case read_state::draining:

@@ -4,6 +4,7 @@
 // example, where reading and writing are separate loops over one stream):
 //
 //   read:  [handshake ->] fresh -> head -> body -> stopped   (TLS first; a request's bytes; the handler's turn)
+//                                              body -> streaming -> stopped  (a large, fast body)
 //          idle (keep-alive, no request) -> head ...
 //          draining (an early answer's unread body), lingering (closing gracefully), closed
 //   write: idle -> sending / sending_file -> idle ... -> done (response written) -> idle
@@ -12,6 +13,18 @@
 // admitted (per-principal limit, worker queue, spool budget), and only then is its body read:
 // completely, into a body_spool, before the handler runs. A handler never waits on the network
 // for a body; a client that trickles or vanishes costs a socket and its spool, never a thread.
+//
+// Streaming, the one exception: a Content-Length body of which stream_bodies_after_bytes have
+// arrived (so the client sends fast enough to get there while the minimum rate holds) starts
+// its handler at once, which reads the spool as it grows. Receiving, and the handler's parsing,
+// hashing and storing, then overlap instead of following each other: an upload takes the
+// longer of the two, not their sum. At most max_streaming_bodies handlers stream at once
+// (a quarter of the workers by default); other bodies are spooled whole, as above, so clients
+// that prove fast and then slow down can hold no more threads than that. A streaming body
+// still has to keep the minimum rate; one cut off, abandoned or failing to spool closes the
+// connection, and its handler reads a disconnect. A handler that answers before the body is
+// complete ends it: the connection stops reading, answers, and closes (lingering, so the
+// client sees the answer).
 //
 // Memory: an idle keep-alive connection holds the socket, a timer, its strand and this object
 // (about 1 KiB); buffers exist only while a request is in progress (request_state) and reads
@@ -73,6 +86,7 @@ struct connection_context {
     const tls_contexts* tls;                             // null: no TLS listener
     admission principals;
     spool_budget spool;
+    std::atomic<std::uint32_t> streaming{0};  // handlers reading a body that still arrives
     std::atomic<bool> stopping{false};
 
     // Requests from an accepted head until the connection is done with them (drain waits).
@@ -106,7 +120,7 @@ public:
     void forget_request();
 
 private:
-    enum class read_state { handshake, fresh, idle, head, body, stopped, draining, lingering, closed };
+    enum class read_state { handshake, fresh, idle, head, body, streaming, stopped, draining, lingering, closed };
     enum class write_state { idle, sending, sending_file, done, closed };
     // What follows a response the host composed itself.
     enum class then { next_request, drain, linger, close };
@@ -134,6 +148,12 @@ private:
     void on_head();
     void on_body_bytes();
     void dispatch();
+    bool may_stream();
+    void begin_streaming();
+    void end_streaming();
+    // Creates the exchange and posts the handler; false (and the answer sent) when the worker
+    // queue refused it.
+    bool start_handler();
     void peer_gone(const boost::system::error_code& ec);
 
     // ---- write side --------------------------------------------------------------------------

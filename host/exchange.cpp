@@ -8,11 +8,12 @@
 #include <aqueduct/plugin.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace aqd {
 
-exchange::exchange(request_head head, std::shared_ptr<owner> owner, std::unique_ptr<body_spool> body,
+exchange::exchange(request_head head, std::shared_ptr<owner> owner, std::shared_ptr<body_spool> body,
                    worker_pool& pool, admission::ticket ticket)
     : head_(std::move(head)), owner_(std::move(owner)), body_(std::move(body)), pool_(pool),
       ticket_(std::move(ticket)) {
@@ -46,6 +47,9 @@ void exchange::log_problem(std::string_view what) const {
 std::int64_t exchange::read_body(void* buf, std::size_t cap) {
     if (!body_ || cap == 0) return 0;
     std::int64_t n = body_->read(buf, cap);
+    // A streaming body the connection gave up on: the client went away or was cut off (the
+    // connection logged why).
+    if (n == -ECONNABORTED) return -static_cast<std::int64_t>(AQ_ERR_DISCONNECTED);
     if (n < 0) {
         log_problem("cannot read the spooled request body: " + std::string(std::strerror(static_cast<int>(-n))));
         return -static_cast<std::int64_t>(AQ_ERR_INTERNAL);

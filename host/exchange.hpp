@@ -1,8 +1,10 @@
 // One HTTP request in flight between the connection and a handler thread.
 //
 // The connection (I/O thread) and the handler (worker thread) never touch each other's state:
-// they meet here, under one mutex. The request body is complete before the exchange exists (the
-// connection spooled it), so read_body() only reads the spool. The response flows through a
+// they meet here, under one mutex. The request body is read from its spool, which the
+// connection fills: usually complete before the exchange exists, while it still arrives for a
+// large body that streams (connection.hpp); a body the client abandons then reads as a
+// disconnect. The response flows through a
 // bounded outbound queue that the connection drains, in one of four forms:
 //
 //  - complete: status, headers and body at once;
@@ -80,7 +82,7 @@ public:
     // Holds its owner (the connection) until the handler returned and the connection let go of
     // the exchange: a handler doing database work keeps its connection alive. `body` may be
     // null (no body). The ticket is the request's place under its principal's limit.
-    exchange(request_head head, std::shared_ptr<owner> owner, std::unique_ptr<body_spool> body, worker_pool& pool,
+    exchange(request_head head, std::shared_ptr<owner> owner, std::shared_ptr<body_spool> body, worker_pool& pool,
              admission::ticket ticket);
     ~exchange();
 
@@ -129,7 +131,7 @@ private:
     request_head head_;
     aq_principal abi_principal_{};
     std::shared_ptr<owner> owner_;
-    std::unique_ptr<body_spool> body_;
+    std::shared_ptr<body_spool> body_;
     worker_pool& pool_;
     admission::ticket ticket_;
 

@@ -69,6 +69,10 @@ http_server::http_server(server_parts parts) : state_(std::make_shared<state>())
                          "Bytes of request bodies being received or waiting for their handler, in memory and on "
                          "disk (the limit is max_spool_bytes).",
                          sample([](state& s) { return double(s.ctx->spool.used()); }));
+    registry.add_sampled(metrics::kind::gauge, "aqueduct_streaming_bodies",
+                         "Handlers reading a request body that is still arriving (the limit is "
+                         "max_streaming_bodies).",
+                         sample([](state& s) { return double(s.ctx->streaming.load(std::memory_order_relaxed)); }));
 }
 
 http_server::~http_server() {

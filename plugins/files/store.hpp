@@ -36,7 +36,7 @@
 
 #include "content_stores.hpp"
 #include "file_record.hpp"
-#include "sha256.hpp"
+#include "pipelined_sha256.hpp"
 #include "sql/dialect.hpp"
 #include "sql/legacy_owner.hpp"
 #include "sql/pool.hpp"
@@ -129,7 +129,7 @@ public:
         content_store& target_;
         std::string id_, owner_;
         std::unique_ptr<content_writer> content_;
-        sha256 hash_;
+        pipelined_sha256 hash_;
         std::uint64_t bytes_ = 0;
         bool intent_recorded_ = false, committed_ = false, paused_ = false, appended_ = false;
         std::string adopted_sha256_;

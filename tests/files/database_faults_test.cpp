@@ -342,9 +342,11 @@ BOOST_AUTO_TEST_CASE(a_database_stopped_then_killed_answers_503_and_recovers_wit
     BOOST_TEST(f.gw->running());
 }
 
-// With the host spooling request bodies, a client that trickles its upload never reaches the
-// files plugin until its body is complete: it holds no database session while it trickles, so
-// twelve of them beside a pool of 8 leave every session to short requests.
+// A client that trickles its upload holds no database session while it trickles, so twelve of
+// them beside a pool of 8 leave every session to short requests. The host spools their bodies;
+// the first max_streaming_bodies of them (32 workers / 4 = 8), which sent their first 2 MiB
+// fast, stream into the files plugin, which has written their "writing" rows and waits for
+// bytes without a session; the other four have not reached it.
 BOOST_AUTO_TEST_CASE(twelve_slow_uploads_with_pool_size_8_do_not_block_list_or_retrieve) {
     // The minimum body rate (a host feature of its own) is off: on a loaded machine the slow
     // uploads may wait here longer than its window before the test sends their rest.
@@ -356,10 +358,14 @@ BOOST_AUTO_TEST_CASE(twelve_slow_uploads_with_pool_size_8_do_not_block_list_or_r
     for (unsigned i = 0; i < 12; ++i)
         uploads.push_back(std::make_unique<slow_upload>(*f.gw, "slow-" + std::to_string(i) + ".bin",
                                                         aqt::pattern_bytes((3 << 20) + i, 100 + i), 2 << 20));
-    // Give the gateway time to (wrongly) start handling them: nothing may reach the database.
+    // Eight rows appear as their uploads stream; give the gateway time in which it could
+    // (wrongly) start more, or hold a session.
+    BOOST_TEST(aqt::wait_until([&] { return count_of(f.pg.url(), "select count(*) from files where state = 'writing'") == 8; },
+                               10s));
     std::this_thread::sleep_for(500ms);
     BOOST_TEST(busy_sessions(f.pg.url()) == 0);
-    BOOST_TEST(count_of(f.pg.url(), "select count(*) from files") == 1);
+    BOOST_TEST(count_of(f.pg.url(), "select count(*) from files") == 9);
+    BOOST_TEST(count_of(f.pg.url(), "select count(*) from files where state = 'writing'") == 8);
 
     // Short requests find sessions at once (a wait would end in 503 after 5 s).
     auto started = std::chrono::steady_clock::now();

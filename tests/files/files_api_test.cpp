@@ -571,6 +571,31 @@ BOOST_AUTO_TEST_CASE(client_disconnect_mid_upload_rolls_back) {
     BOOST_TEST(upload(*g.alice, "after.jsonl", jsonl(1)).status == 200);
 }
 
+// A large upload streams into the plugin as it arrives (the host's stream_bodies_after_bytes):
+// a bad first line is answered while the client is still sending, the connection closes after
+// the answer (the rest of the body is never read), and nothing is stored.
+BOOST_AUTO_TEST_CASE(a_large_batch_upload_with_a_bad_first_line_is_answered_while_it_streams) {
+    files_gateway g;
+    const std::string b = "EarlyBoundary";
+    const std::string head = "--" + b + "\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--" + b +
+                             "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jsonl\"\r\n\r\n";
+    aqt::raw::connection raw(g.gw->port());
+    BOOST_TEST_REQUIRE(raw.send("POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: " + g.gw->bearer("alice") +
+                                "\r\nContent-Type: multipart/form-data; boundary=" + b +
+                                "\r\nContent-Length: 20000000\r\n\r\n" + head + "{oops\n" +
+                                std::string(2 * 1024 * 1024, ' ')));
+    const auto got = raw.read_response(std::chrono::seconds(20));
+    const response r = aqt::raw::parse_response(got.data);
+    expect_error(r, 400, "file", "Invalid JSON at line 1");
+    BOOST_TEST(r.header("connection") == "close");
+    const auto end = raw.read_until_close(std::chrono::seconds(10));
+    BOOST_TEST(aqt::raw::to_string(end.how) != aqt::raw::to_string(aqt::raw::ending::timeout));
+    for (int i = 0; i < 50 && g.stored_contents() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    BOOST_TEST(g.stored_contents() == 0);
+    BOOST_TEST(g.stored_files() == 0);
+    BOOST_TEST(upload(*g.alice, "after.jsonl", jsonl(1)).status == 200);
+}
+
 BOOST_AUTO_TEST_CASE(team_token_files_belong_to_the_team) {
     files_gateway g;
     aqt::http::client carol(g.gw->port());

@@ -273,11 +273,14 @@ typedef struct aq_host_api {
     int64_t (*request_content_length)(aq_request* req);
 
     /* Pulls up to `cap` bytes of the body into `buf`. Returns the number of bytes (> 0), 0 at
-     * the end of the body, or the negated aq_status on failure. The host has received the whole
-     * body before the handler runs (in memory, or in an unnamed temporary file when large), so
-     * this reads at memory or disk speed and never waits on the client. A body over the route's
-     * limit never reaches the handler (the host answers as the route says), so -AQ_ERR_TOO_LARGE
-     * no longer occurs; -AQ_ERR_INTERNAL means the spool file could not be read. */
+     * the end of the body, or the negated aq_status on failure. Usually the host has received
+     * the whole body before the handler runs (in memory, or in an unnamed temporary file when
+     * large), and this reads at memory or disk speed. A large body that arrives fast may reach
+     * its handler while it is still arriving (the host's stream_bodies_after_bytes); then this
+     * waits for the next bytes, and returns -AQ_ERR_DISCONNECTED when the client goes away or is
+     * cut off before the end. A body over the route's limit never reaches the handler (the host
+     * answers as the route says), so -AQ_ERR_TOO_LARGE no longer occurs; -AQ_ERR_INTERNAL means
+     * the spool file could not be read. */
     int64_t (*read_body)(aq_request* req, void* buf, size_t cap);
 
     /* What every response function below checks, on the handler thread, before anything reaches
