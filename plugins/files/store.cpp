@@ -187,8 +187,14 @@ std::int64_t store::lease_until() const { return unix_now() + options_.orphan_gr
 // ---- writer --------------------------------------------------------------------------------
 
 store::writer::writer(store& s, std::string owner)
-    : store_(s), target_(s.stores_.current()), id_(aq::random_id("file-")), owner_(std::move(owner)) {
+    : store_(s), target_(s.stores_.current()), id_(aq::random_id("file-")), owner_(std::move(owner)),
+      behind_([this](std::string_view block) {
+          hash_.update(block);
+          content_->write(block);
+          renew();
+      }) {
     content_ = target_.create(id_, [this] { record_intent(); });
+    handed_at_ = unix_now();
 }
 
 store::writer::~writer() {
@@ -230,12 +236,17 @@ void store::writer::renew() {
 
 void store::writer::write(std::string_view data) {
     bytes_ += data.size();
-    hash_.update(data);
-    content_->write(data);
-    renew();
+    behind_.push(data);
+    // A slow upload fills its blocks slowly: its bytes reach the store, and its lease is
+    // renewed, at least every third of the grace all the same.
+    if (const std::int64_t now = unix_now(); now - handed_at_ >= store_.options_.orphan_grace_seconds / 3) {
+        behind_.flush();
+        handed_at_ = now;
+    }
     if (!paused_ && bytes_ >= database_store::chunk_bytes) {
         paused_ = true;
         // Test-only (test_pause.hpp): an upload whose content is partly in its store.
+        behind_.flush();
         pause_point("content_written");
     }
 }
@@ -264,6 +275,7 @@ file_record store::writer::commit_part(const std::string& upload_id, std::int64_
 }
 
 void store::writer::append(const file_record& part, bool last) {
+    behind_.flush();  // whatever write() handed over is in the content first (an Upload writes none)
     content_store& from = store_.stores_.get(part.store);
     appended_ = true;
     if (!content_->append(from, part, last)) {
@@ -281,6 +293,7 @@ void store::writer::append(const file_record& part, bool last) {
 
 file_record store::writer::finish(const finish_as& as) {
     const quota& limit = as.limit;
+    behind_.finish();
     content_->seal();
     if (!intent_recorded_) record_intent();  // a store that never asked for one
     // Test-only (test_pause.hpp): the content is durable under its key, the row not yet ready.
@@ -336,6 +349,7 @@ file_record store::writer::finish(const finish_as& as) {
 // Removes what this writer wrote and its row; whatever it cannot remove now keeps a row whose
 // lease is ended, for the next purge.
 void store::writer::abandon() noexcept {
+    behind_.cancel();  // nothing reaches content_ any more
     try {
         content_.reset();  // an unsealed content writer discards its own unnamed or unfinished state
     } catch (...) {

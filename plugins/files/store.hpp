@@ -36,7 +36,8 @@
 
 #include "content_stores.hpp"
 #include "file_record.hpp"
-#include "pipelined_sha256.hpp"
+#include "sha256.hpp"
+#include "write_behind.hpp"
 #include "sql/dialect.hpp"
 #include "sql/legacy_owner.hpp"
 #include "sql/pool.hpp"
@@ -129,7 +130,12 @@ public:
         content_store& target_;
         std::string id_, owner_;
         std::unique_ptr<content_writer> content_;
-        pipelined_sha256 hash_;
+        sha256 hash_;
+        // Hashes and stores the bytes beside the handler. The lease (record_intent, renew) is
+        // kept on its thread too, where the content store asks for it; the caller reads
+        // intent_recorded_ only after finish() or cancel().
+        write_behind behind_;
+        std::int64_t handed_at_ = 0;  // when the caller last made behind_ pass everything on
         std::uint64_t bytes_ = 0;
         bool intent_recorded_ = false, committed_ = false, paused_ = false, appended_ = false;
         std::string adopted_sha256_;

@@ -10,8 +10,11 @@
 #include "response_rules.hpp"
 #include "transfer_rate.hpp"
 
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -69,6 +72,7 @@ BOOST_AUTO_TEST_CASE(spool_keeps_small_bodies_in_memory_and_large_ones_in_a_file
     BOOST_TEST(spool.on_disk());
     BOOST_TEST(spool.size() == body.size());
     BOOST_TEST(budget.used() == body.size());
+    spool.finish();
     std::string back;
     char buf[7777];
     while (auto n = spool.read(buf, sizeof buf)) {
@@ -76,6 +80,38 @@ BOOST_AUTO_TEST_CASE(spool_keeps_small_bodies_in_memory_and_large_ones_in_a_file
         back.append(buf, static_cast<std::size_t>(n));
     }
     BOOST_TEST((back == body));
+}
+
+// A streaming body: the reader waits for bytes still arriving, gets 0 once the body is
+// finished, and -ECONNABORTED (after what did arrive) once it is abandoned.
+BOOST_AUTO_TEST_CASE(a_spool_read_while_the_body_arrives_waits_for_its_bytes) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::filesystem::path dir = tmp && *tmp ? tmp : "/tmp";
+    aqd::spool_budget budget(0);
+    std::string body;
+    for (int i = 0; i < 400000; ++i) body.push_back(static_cast<char>(i * 13 + i / 1000));
+    for (const bool completes : {true, false}) {
+        aqd::body_spool spool(dir, 4096, budget);
+        BOOST_TEST_REQUIRE(spool.append(std::string_view(body).substr(0, 4096)));
+        BOOST_TEST(spool.memory_part_complete());
+        std::string back;
+        std::int64_t last = 1;
+        std::thread reader([&] {
+            char buf[5000];
+            while ((last = spool.read(buf, sizeof buf)) > 0) back.append(buf, static_cast<std::size_t>(last));
+        });
+        // The writer, in pieces, while the reader reads.
+        for (std::size_t at = 4096; at < body.size(); at += 30000) {
+            BOOST_TEST_REQUIRE(spool.append(std::string_view(body).substr(at, 30000)));
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        if (completes) spool.finish();
+        else spool.abandon();
+        reader.join();
+        BOOST_TEST((back == body));
+        BOOST_TEST(last == (completes ? 0 : -ECONNABORTED));
+    }
+    BOOST_TEST(budget.used() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(spool_budget_refuses_what_does_not_fit_and_returns_on_destruction) {

@@ -1,21 +1,10 @@
-#include "pipelined_sha256.hpp"
+#include "write_behind.hpp"
 
 #include <algorithm>
 
 namespace aq::files {
 
-pipelined_sha256::~pipelined_sha256() {
-    if (!thread_.joinable()) return;
-    {
-        std::lock_guard lock(mutex_);
-        closing_ = true;
-        queued_.clear();  // an abandoned upload: its digest is never asked for
-    }
-    changed_.notify_all();
-    thread_.join();
-}
-
-void pipelined_sha256::update(std::string_view data) {
+void write_behind::push(std::string_view data) {
     while (!data.empty()) {
         if (filling_.capacity() < block_bytes) filling_.reserve(block_bytes);
         const std::size_t take = std::min(data.size(), block_bytes - filling_.size());
@@ -25,57 +14,88 @@ void pipelined_sha256::update(std::string_view data) {
     }
 }
 
-void pipelined_sha256::hand_over() {
+void write_behind::hand_over() {
     if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return queued_.size() < blocks_in_flight || failure_; });
     if (failure_) std::rethrow_exception(failure_);
     queued_.push_back(std::move(filling_));
+    filling_ = std::string();
     if (!spare_.empty()) {
         filling_ = std::move(spare_.front());
         spare_.pop_front();
-    } else {
-        filling_ = std::string();
+        filling_.clear();
     }
-    filling_.clear();
     lock.unlock();
     changed_.notify_all();
 }
 
-void pipelined_sha256::run() {
+void write_behind::run() {
     std::unique_lock lock(mutex_);
     for (;;) {
         changed_.wait(lock, [&] { return !queued_.empty() || closing_; });
-        if (queued_.empty()) return;  // closing, everything hashed
+        if (queued_.empty()) return;  // closing, everything passed on
         std::string block = std::move(queued_.front());
         queued_.pop_front();
+        busy_ = true;
         lock.unlock();
+        changed_.notify_all();  // room in the queue: a caller may hand over the next block now
         try {
-            hash_.update(block);
+            sink_(block);
         } catch (...) {
             lock.lock();
+            busy_ = false;
             failure_ = std::current_exception();
+            queued_.clear();
             changed_.notify_all();
             return;
         }
         lock.lock();
+        busy_ = false;
         if (spare_.size() < blocks_in_flight) spare_.push_back(std::move(block));
         changed_.notify_all();
     }
 }
 
-std::string pipelined_sha256::hex() {
+void write_behind::rethrow_failure() {
+    std::lock_guard lock(mutex_);
+    if (failure_) std::rethrow_exception(failure_);
+}
+
+void write_behind::wait_idle() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return (queued_.empty() && !busy_) || failure_; });
+    if (failure_) std::rethrow_exception(failure_);
+}
+
+void write_behind::flush() {
+    if (!filling_.empty()) hand_over();
+    if (thread_.joinable()) wait_idle();
+}
+
+void write_behind::finish() {
     if (thread_.joinable()) {
         {
             std::lock_guard lock(mutex_);
-            closing_ = true;  // the thread hashes what is queued, then ends
+            closing_ = true;  // the thread passes on what is queued, then ends
         }
         changed_.notify_all();
         thread_.join();
-        if (failure_) std::rethrow_exception(failure_);
+        rethrow_failure();
     }
-    hash_.update(filling_);  // the last, partial block (or the whole content), inline
-    return hash_.hex();
+    if (!filling_.empty()) sink_(filling_);  // the last, partial block (or the whole content)
+    filling_.clear();
+}
+
+void write_behind::cancel() noexcept {
+    if (!thread_.joinable()) return;
+    {
+        std::lock_guard lock(mutex_);
+        closing_ = true;
+        queued_.clear();
+    }
+    changed_.notify_all();
+    thread_.join();
 }
 
 }  // namespace aq::files
