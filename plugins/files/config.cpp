@@ -145,6 +145,10 @@ config config::parse(const boost::json::object& section) {
             c.s3 = parse_s3(v);
         } else if (key == "orphan_grace_seconds") {
             c.orphan_grace_seconds = static_cast<std::uint32_t>(unsigned_value(v, key, 1, 7 * 24 * 3600));
+        } else if (key == "max_upload_bytes") {
+            c.max_upload_bytes = unsigned_value(v, key, 1, i64 / 2);
+        } else if (key == "upload_expiry_seconds") {
+            c.upload_expiry_seconds = static_cast<std::int64_t>(unsigned_value(v, key, 1, 7 * 24 * 3600));
         } else if (key == "legacy_team_owners") {
             try {
                 c.legacy_team_owners = sql::legacy_team_owners_from(v);

@@ -35,6 +35,10 @@
 //                            stores) that shows no life for this long is abandoned: the purge job
 //                            removes what it wrote; default 600 (a live writer renews every third
 //                            of it)
+//   max_upload_bytes         largest file made by the Uploads API (uploads.hpp), default 8 GiB;
+//                            each part is at most 64 MiB, whatever this says
+//   upload_expiry_seconds    how long an Upload takes parts before it expires, default 3600 (as
+//                            OpenAI's); a short one is for tests
 //   legacy_team_owners       bare owner names of rows written before owner keys carried their
 //                            kind that were teams; the migration to schema 2 makes them
 //                            "team:NAME", every other name "user:NAME" (sql/legacy_owner.hpp)
@@ -89,6 +93,8 @@ struct config {
     filesystem_settings filesystem;
     std::optional<s3_settings> s3;                 // set when the s3 store is configured
     std::uint32_t orphan_grace_seconds = 600;
+    std::uint64_t max_upload_bytes = 8ull << 30;
+    std::int64_t upload_expiry_seconds = 3600;
 
     // The stores this config can read: "database" always, "filesystem" when it has a path, "s3"
     // when configured. New files go to `store`, which is one of them.

@@ -49,12 +49,27 @@ struct content_unavailable : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+class content_store;
+
 class content_writer {
 public:
     // An unsealed writer discards what it wrote (best effort: what it cannot remove, the purge
     // finds through the row `intent` recorded).
     virtual ~content_writer() = default;
     virtual void write(std::string_view data) = 0;
+    // Appends the whole content of `part` (held by `from`) without its bytes passing through
+    // this process, when the store can (the Uploads API joining parts, uploads.hpp): the
+    // filesystem store copies in the kernel (copy_file_range), the database store copies chunks
+    // inside the database. False, having appended nothing, when it cannot: the caller streams
+    // the part through write() instead. `last`: nothing is written after it (a store of
+    // fixed-size chunks takes a part that ends mid-chunk only then). Throws content_gone when
+    // the part's content is not there.
+    virtual bool append(content_store& from, const file_record& part, bool last) {
+        (void)from;
+        (void)part;
+        (void)last;
+        return false;
+    }
     // Makes the content durable under its key; afterwards only remove() takes it away.
     virtual void seal() = 0;
 };

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 namespace aq::files {
 
@@ -19,6 +20,7 @@ public:
         : store_(store), key_(std::move(key)), intent_(std::move(intent)) {}
 
     void write(std::string_view data) override {
+        if (ended_short_) throw std::logic_error("a write after a part that ended mid-chunk");
         while (!data.empty()) {
             if (buffer_.capacity() < database_store::chunk_bytes) buffer_.reserve(database_store::chunk_bytes);
             std::size_t take = std::min(database_store::chunk_bytes - buffer_.size(), data.size());
@@ -26,6 +28,39 @@ public:
             data.remove_prefix(take);
             if (buffer_.size() == database_store::chunk_bytes) flush();
         }
+    }
+
+    // The part's chunks copied inside the database under this key, 64 per short transaction (as
+    // remove() deletes them), renumbered after this writer's own: only at a chunk boundary, and
+    // a part that ends mid-chunk only as the last. The part keeps its chunks, so a completion
+    // that fails later leaves the Upload's parts as they were.
+    bool append(content_store& from, const file_record& part, bool last) override {
+        if (&from != &store_ || !buffer_.empty() || ended_short_ || part.chunk_bytes != database_store::chunk_bytes)
+            return false;
+        const bool short_end = part.bytes % database_store::chunk_bytes != 0;
+        if (short_end && !last) return false;
+        if (intent_) record_intent();
+        const long long chunks =
+            static_cast<long long>((part.bytes + database_store::chunk_bytes - 1) / database_store::chunk_bytes);
+        for (long long first = 0; first < chunks; first += 64) {
+            const long long end = std::min(first + 64, chunks);
+            sql::session_lease lease = store_.pool_.lease_streaming();
+            long long copied = lease.run([&](soci::session& s) {
+                sql::write_transaction tx(s, store_.pool_.kind());
+                long long n = store_.dialect_.execute(
+                    s,
+                    "insert into file_chunks (file_id, seq, data) select $1, seq + $2, data from file_chunks"
+                    " where file_id = $3 and seq >= $4 and seq < $5",
+                    {param::text(key_), param::integer(seq_), param::text(part.content_key), param::integer(first),
+                     param::integer(end)});
+                tx.commit();
+                return n;
+            });
+            if (copied != end - first) throw content_gone("the chunks of " + part.content_key + " are gone");
+        }
+        seq_ += chunks;
+        ended_short_ = short_end;
+        return true;
     }
 
     void seal() override {
@@ -60,6 +95,7 @@ private:
     std::function<void()> intent_;
     std::string buffer_;
     long long seq_ = 0;
+    bool ended_short_ = false;  // the last chunk appended is short: nothing may follow
 };
 
 // ---- reader --------------------------------------------------------------------------------

@@ -4,10 +4,10 @@
 
 namespace aq::files {
 
-void register_expiry(aq::host& host, const config& cfg, store& files, const files_metrics& metrics) {
+void register_expiry(aq::host& host, const config& cfg, store& files, uploads& ups, const files_metrics& metrics) {
     const std::uint32_t interval_ms = cfg.expiry_interval_seconds * 1000;
     // Jitter spreads several hosts' runs apart.
-    host.job("purge-expired-files", interval_ms, interval_ms / 10, [host, &cfg, &files, &metrics] {
+    host.job("purge-expired-files", interval_ms, interval_ms / 10, [host, &cfg, &files, &ups, &metrics] {
         std::size_t total = 0;
         bool completed = true;
         try {
@@ -15,6 +15,8 @@ void register_expiry(aq::host& host, const config& cfg, store& files, const file
                 std::size_t n = files.purge_expired(cfg.expiry_batch_size);
                 total += n;
                 if (n < cfg.expiry_batch_size) break;
+            }
+            while (!host.stopping() && ups.purge(cfg.expiry_batch_size) == cfg.expiry_batch_size) {
             }
         } catch (const sql::unavailable&) {
             // The pool logged that the database is gone; the next run tries again.

@@ -2,6 +2,7 @@
 
 #include "unique_fd.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -84,6 +85,34 @@ public:
                                     static_cast<off_t>(written_ - writeback_from_), SYNC_FILE_RANGE_WRITE);
             writeback_from_ = written_;
         }
+    }
+
+    // In the kernel, from the part's file to the end of this one (reflinked on filesystems that
+    // share extents). A filesystem that refuses copy_file_range before the first byte leaves it
+    // to the caller's streamed copy.
+    bool append(content_store& from, const file_record& part, bool) override {
+        if (&from != static_cast<const content_store*>(&store_)) return false;
+        const std::filesystem::path source = store_.path_of(part.content_key);
+        unique_fd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!in) {
+            if (errno == ENOENT) throw content_gone("no stored file " + source.string());
+            fail("opening " + source.string(), errno);
+        }
+        off_t offset = 0;
+        std::uint64_t left = part.bytes;
+        while (left > 0) {
+            const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, 1ull << 30));
+            ssize_t n = ::copy_file_range(in.get(), &offset, fd_.get(), nullptr, want, 0);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (offset == 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
+                    return false;
+                fail("copying " + source.string(), errno);
+            }
+            if (n == 0) throw content_gone("the stored file " + source.string() + " ended before its recorded size");
+            left -= static_cast<std::uint64_t>(n);
+        }
+        return true;
     }
 
     void seal() override {

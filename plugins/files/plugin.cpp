@@ -12,6 +12,7 @@
 #include "service.hpp"
 #include "store.hpp"
 #include "test_pause.hpp"
+#include "uploads.hpp"
 
 #include "sql/pool.hpp"
 #include "sql/pool_metrics.hpp"
@@ -26,6 +27,7 @@ struct files_plugin {
     std::unique_ptr<aq::sql::pool> pool;
     std::unique_ptr<aq::files::content_stores> stores;
     std::unique_ptr<aq::files::store> files;
+    std::unique_ptr<aq::files::uploads> uploads;
     std::unique_ptr<aq::files::service> service;
 };
 
@@ -62,8 +64,9 @@ aq_status init(aq::host& host, void** ctx) {
     if (std::size_t n = p->files->abandoned_at_start())
         host.info("files: " + std::to_string(n) + " write(s) left unfinished by an earlier run; the purge removes them");
     p->service = std::make_unique<aq::files::service>(host, p->cfg, *p->files);
-    aq::files::register_routes(host, p->cfg, *p->files, *p->metrics);
-    aq::files::register_expiry(host, p->cfg, *p->files, *p->metrics);
+    p->uploads = std::make_unique<aq::files::uploads>(*p->files, p->cfg);
+    aq::files::register_routes(host, p->cfg, *p->files, *p->uploads, *p->metrics);
+    aq::files::register_expiry(host, p->cfg, *p->files, *p->uploads, *p->metrics);
     host.provide(AQ_FILES_SERVICE_NAME, AQ_FILES_SERVICE_VERSION, p->service->table());
     std::string where = p->cfg.store;
     if (p->cfg.store == "filesystem") where += " (" + p->cfg.filesystem.path + ")";

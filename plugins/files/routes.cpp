@@ -2,6 +2,7 @@
 
 #include "download.hpp"
 #include "upload.hpp"
+#include "upload_routes.hpp"
 
 #include "sql/unavailable.hpp"
 
@@ -81,7 +82,7 @@ aq::handler answering_unavailable(Fn fn) {
 
 }  // namespace
 
-void register_routes(aq::host& host, const config& cfg, store& files, const files_metrics& metrics) {
+void register_routes(aq::host& host, const config& cfg, store& files, uploads& ups, const files_metrics& metrics) {
     // DELETE and GET take no body, but the Python SDK sends "Content-Type: application/json"
     // with an empty body on DELETE: a small limit tolerates a stray body.
     constexpr std::uint64_t small_body = 64 * 1024;
@@ -101,6 +102,20 @@ void register_routes(aq::host& host, const config& cfg, store& files, const file
                answering_unavailable([&files](aq::request& req) { remove(req, files); }));
     host.route("GET", "/files/{file_id}/content", 0,
                answering_unavailable([&files](aq::request& req) { download(req, files); }));
+
+    // The Uploads API (uploads.hpp). A part over its limit is refused like an oversize file:
+    // 400 naming `data`, before its body is read when Content-Length says so.
+    constexpr std::uint64_t json_body = 1 << 20;  // 10,000 part ids fit
+    host.route("POST", "/uploads", small_body,
+               answering_unavailable([&cfg, &ups](aq::request& req) { create_upload(req, cfg, ups); }));
+    aq::body_limit part_limit{uploads::max_part_bytes + multipart_overhead_bytes, 400, part_too_large_message(),
+                              "data"};
+    host.route("POST", "/uploads/{upload_id}/parts", std::move(part_limit),
+               answering_unavailable([&files, &ups](aq::request& req) { add_upload_part(req, files, ups); }));
+    host.route("POST", "/uploads/{upload_id}/complete", json_body,
+               answering_unavailable([&ups](aq::request& req) { complete_upload(req, ups); }));
+    host.route("POST", "/uploads/{upload_id}/cancel", small_body,
+               answering_unavailable([&ups](aq::request& req) { cancel_upload(req, ups); }));
 }
 
 }  // namespace aq::files

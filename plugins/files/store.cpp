@@ -30,6 +30,14 @@ std::vector<sql::migration> migrations(const sql::name_set& legacy_teams, sql::o
         "update files set content_key = id",
         "create index files_content on files (store, content_key)",
     };
+    const std::vector<std::string> uploads_schema = {
+        "create table uploads (id text primary key, owner text not null, filename text not null,"
+        " purpose text not null, mime_type text not null, bytes bigint not null, created_at bigint not null,"
+        " expires_at bigint not null, status text not null, file_lifetime bigint not null,"
+        " file_id text not null default '', claim text not null default '', claimed_until bigint not null default 0)",
+        "create index uploads_expires on uploads (expires_at)",
+        "create index files_parts on files (filename) where state = 'part'",
+    };
     return {
         {1,
          {
@@ -62,6 +70,8 @@ std::vector<sql::migration> migrations(const sql::name_set& legacy_teams, sql::o
          }},
         // Content stores: a row's state, and where its content is.
         {3, content_stores, content_stores},
+        // The Uploads API (uploads.hpp): Uploads, and the lookup of an Upload's parts.
+        {4, uploads_schema, uploads_schema},
     };
 }
 
@@ -242,7 +252,47 @@ void store::writer::write(std::string_view data) {
 }
 
 file_record store::writer::commit(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
-                                  const quota& limit) {
+                                  const quota& limit, const std::function<void(soci::session&)>& also) {
+    finish_as as;
+    as.state = "ready";
+    as.filename = filename;
+    as.purpose = purpose;
+    as.lifetime_seconds = lifetime_seconds;
+    as.limit = limit;
+    as.also = also ? &also : nullptr;
+    return finish(as);
+}
+
+file_record store::writer::commit_part(const std::string& upload_id, std::int64_t expires_at,
+                                       const std::function<void(soci::session&)>& also) {
+    finish_as as;
+    as.state = "part";
+    as.filename = upload_id;
+    as.purpose = "upload.part";
+    as.expires_at = expires_at;
+    as.also = also ? &also : nullptr;
+    return finish(as);
+}
+
+void store::writer::append(const file_record& part, bool last) {
+    behind_.flush();  // whatever write() handed over is in the content first (an Upload writes none)
+    content_store& from = store_.stores_.get(part.store);
+    appended_ = true;
+    if (!content_->append(from, part, last)) {
+        // Streamed: a bounded buffer, whatever the part's size.
+        auto source = from.open(part, 0, part.bytes);
+        std::string buffer(256 * 1024, '\0');
+        while (std::size_t n = source->read(buffer)) {
+            content_->write(std::string_view(buffer.data(), n));
+            renew();
+        }
+    }
+    bytes_ += part.bytes;
+    renew();
+}
+
+file_record store::writer::finish(const finish_as& as) {
+    const quota& limit = as.limit;
     behind_.finish();
     content_->seal();
     if (!intent_recorded_) record_intent();  // a store that never asked for one
@@ -252,9 +302,11 @@ file_record store::writer::commit(std::string_view filename, std::string_view pu
     file_record r;
     r.id = id_;
     r.owner = owner_;
-    r.filename = std::string(filename);
-    r.purpose = std::string(purpose);
-    r.sha256 = hash_.hex();
+    r.filename = std::string(as.filename);
+    r.purpose = std::string(as.purpose);
+    if (appended_ && adopted_sha256_.empty()) throw std::logic_error("appended content needs its SHA-256");
+    r.sha256 = appended_ ? adopted_sha256_ : hash_.hex();
+    const std::string state(as.state);
     r.bytes = bytes_;
     r.chunk_bytes = database_store::chunk_bytes;
     r.store = std::string(target_.name());
@@ -277,15 +329,16 @@ file_record store::writer::commit(std::string_view filename, std::string_view pu
                                      " bytes may be stored.");
         }
         r.created_at = unix_now();
-        r.expires_at = r.created_at + lifetime_seconds;
+        r.expires_at = as.expires_at ? *as.expires_at : r.created_at + as.lifetime_seconds;
         long long b = static_cast<long long>(r.bytes), c = r.created_at, e = r.expires_at;
         soci::statement st =
             (s.prepare << "update files set filename = :f, purpose = :p, bytes = :b, created_at = :c, expires_at = :e,"
-                          " sha256 = :h, state = 'ready' where id = :i and state = 'writing'",
+                          " sha256 = :h, state = :st where id = :i and state = 'writing'",
              soci::use(r.filename), soci::use(r.purpose), soci::use(b), soci::use(c), soci::use(e),
-             soci::use(r.sha256), soci::use(id_));
+             soci::use(r.sha256), soci::use(state), soci::use(id_));
         st.execute(true);
         if (affected(st) != 1) throw content_unavailable("the write of " + id_ + " was abandoned: it showed no life for orphan_grace_seconds");
+        if (as.also) (*as.also)(s);
         tx.commit();
     });
     committed_ = true;
@@ -364,6 +417,29 @@ std::unique_ptr<store::reader> store::open(std::string_view owner, std::string_v
     auto record = find(owner, id);
     if (!record) return nullptr;
     return std::unique_ptr<reader>(new reader(*this, std::move(*record)));
+}
+
+std::optional<file_record> store::find_part(std::string_view owner, std::string_view upload_id,
+                                            std::string_view row_id) {
+    return pool_.run([&](soci::session& s) -> std::optional<file_record> {
+        std::string o(owner), u(upload_id), i(row_id);
+        record_row row;
+        soci::statement st = prepared(s,
+                                      "select " + std::string(record_columns) +
+                                          " from files where id = :i and owner = :o and filename = :u and state = 'part'",
+                                      &row, [&](soci::statement& b) {
+                                          b.exchange(soci::use(i));
+                                          b.exchange(soci::use(o));
+                                          b.exchange(soci::use(u));
+                                      });
+        st.execute();
+        if (!st.fetch()) return std::nullopt;
+        return row.take();
+    });
+}
+
+std::unique_ptr<store::reader> store::open_record(file_record record) {
+    return std::unique_ptr<reader>(new reader(*this, std::move(record)));
 }
 
 std::optional<file_record> store::find(std::string_view owner, std::string_view id) {

@@ -13,6 +13,9 @@
 //              visible; expires_at is the writer's lease, renewed while it writes
 //   ready      a visible file, until expires_at
 //   deleting   deleted or expired; its content is being removed, expires_at is that lease
+//   part       a part of an Upload (uploads.hpp): never visible as a file; filename holds the
+//              Upload's id, expires_at the Upload's (0 once it is completed or cancelled), so
+//              the purge removes it like an expired file
 // Every read filters by owner, state = 'ready' and expires_at > now, so another owner's file, an
 // expired one and one being written are all simply "not found", whether or not the purge ran.
 //
@@ -42,6 +45,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -90,8 +94,22 @@ public:
         // visible. created_at is now; expires_at = created_at + lifetime_seconds. A writer that
         // went longer than orphan_grace_seconds without a write has been abandoned (the purge
         // may have removed its content): write and commit then throw content_unavailable.
+        // `also` runs in the same transaction, after the flip (an Upload's completion records its
+        // file there); it may throw, which rolls the commit back.
         file_record commit(std::string_view filename, std::string_view purpose, std::int64_t lifetime_seconds,
-                           const quota& limit);
+                           const quota& limit, const std::function<void(soci::session&)>& also = {});
+        // Seals the content as a part of the Upload `upload_id` (state "part", expires_at the
+        // Upload's), `also` in the same transaction (the Upload's checks). No quota: parts are
+        // counted when the Upload completes into a file.
+        file_record commit_part(const std::string& upload_id, std::int64_t expires_at,
+                                const std::function<void(soci::session&)>& also);
+
+        // Appends the content of `part` (any store's): the store concatenates where it can
+        // (content_writer::append), else it is streamed through a bounded buffer. Content
+        // appended this way is not hashed here: commit then takes the SHA-256 the caller
+        // computed over the whole content (adopt_sha256).
+        void append(const file_record& part, bool last);
+        void adopt_sha256(std::string hex) { adopted_sha256_ = std::move(hex); }
 
     private:
         friend class store;
@@ -99,6 +117,14 @@ public:
         void record_intent();
         void renew();
         void abandon() noexcept;
+        struct finish_as {
+            std::string_view state, filename, purpose;
+            std::int64_t lifetime_seconds = 0;         // expires_at = created_at + this, unless
+            std::optional<std::int64_t> expires_at;    // given
+            quota limit;
+            const std::function<void(soci::session&)>* also = nullptr;
+        };
+        file_record finish(const finish_as& as);
 
         store& store_;
         content_store& target_;
@@ -111,7 +137,8 @@ public:
         write_behind behind_;
         std::int64_t handed_at_ = 0;  // when the caller last made behind_ pass everything on
         std::uint64_t bytes_ = 0;
-        bool intent_recorded_ = false, committed_ = false, paused_ = false;
+        bool intent_recorded_ = false, committed_ = false, paused_ = false, appended_ = false;
+        std::string adopted_sha256_;
         std::int64_t renewed_at_ = 0;
     };
 
@@ -187,6 +214,11 @@ public:
     // nullptr when the file does not exist for this owner (or expired). Reads metadata only.
     std::unique_ptr<reader> open(std::string_view owner, std::string_view id);
     std::optional<file_record> find(std::string_view owner, std::string_view id);
+    // The part `row_id` of the owner's Upload `upload_id` (a row in state "part"), whatever its
+    // expiry (the Upload's own status decides); nullopt when there is none.
+    std::optional<file_record> find_part(std::string_view owner, std::string_view upload_id, std::string_view row_id);
+    // A reader of a row the caller found itself (an Upload's part, which find() never returns).
+    std::unique_ptr<reader> open_record(file_record record);
     // Throws unknown_after when `after` names no visible file of the owner.
     list_page list(std::string_view owner, const list_query& q);
     // Deletes a visible file: invisible at once, its content removed (or left to the purge when
@@ -226,6 +258,7 @@ public:
     std::pair<std::uint64_t, std::uint64_t> count_outside(std::string_view store);
 
 private:
+    friend class uploads;  // the Uploads API's tables live beside these (uploads.hpp)
     std::int64_t lease_until() const;
     void check_stores_in_use();
 

@@ -83,7 +83,7 @@ private:
             if (auto problem = filename_problem(*p.filename); !problem.empty()) bad_request(problem, "file");
             filename_ = *p.filename;
             writer_ = files_.create(owner_);
-            if (!purpose_ || *purpose_ == "batch") validator_.emplace(batch_options());
+            if (!purpose_ || *purpose_ == "batch") validator_.emplace(batch_validation(cfg_, files_));
             kind_ = part_kind::file;
         } else if (p.name == "purpose" || p.name == "expires_after[anchor]" || p.name == "expires_after[seconds]") {
             field_name_ = p.name;
@@ -117,7 +117,7 @@ private:
             validator_.reset();
         } else if (kind_ == part_kind::field) {
             if (field_name_ == "purpose") {
-                check_purpose(field_value_);
+                if (auto problem = purpose_problem(cfg_, field_value_); !problem.empty()) bad_request(problem, "purpose");
                 purpose_ = field_value_;
                 // The file came first and was validated as batch content on speculation.
                 if (*purpose_ != "batch") batch_error_.reset();
@@ -128,24 +128,6 @@ private:
             }
         }
         kind_ = part_kind::none;
-    }
-
-    void check_purpose(const std::string& purpose) {
-        if (purpose.empty()) bad_request("Missing required parameter: 'purpose'.", "purpose");
-        if (purpose == "batch_output" || !cfg_.purposes.contains(purpose)) {
-            std::string accepted;
-            for (const auto& p : cfg_.purposes) accepted += (accepted.empty() ? "'" : ", '") + p + "'";
-            bad_request("Invalid value for 'purpose': '" + purpose + "'. Supported values are: " + accepted + ".",
-                        "purpose");
-        }
-    }
-
-    batch_line::options batch_options() const {
-        batch_line::options o;
-        o.limit.max_line_bytes = cfg_.max_line_bytes;
-        o.limit.max_requests = cfg_.max_requests_per_file;
-        o.scratch_dir = files_.scratch_folder();
-        return o;
     }
 
     // With purpose "batch" known, the validator's first problem answers at once; while the
@@ -175,6 +157,24 @@ private:
 };
 
 }  // namespace
+
+std::string purpose_problem(const config& cfg, const std::string& purpose) {
+    if (purpose.empty()) return "Missing required parameter: 'purpose'.";
+    if (purpose == "batch_output" || !cfg.purposes.contains(purpose)) {
+        std::string accepted;
+        for (const auto& p : cfg.purposes) accepted += (accepted.empty() ? "'" : ", '") + p + "'";
+        return "Invalid value for 'purpose': '" + purpose + "'. Supported values are: " + accepted + ".";
+    }
+    return {};
+}
+
+batch_line::options batch_validation(const config& cfg, const store& files) {
+    batch_line::options o;
+    o.limit.max_line_bytes = cfg.max_line_bytes;
+    o.limit.max_requests = cfg.max_requests_per_file;
+    o.scratch_dir = files.scratch_folder();
+    return o;
+}
 
 std::string too_large_message(const config& cfg) {
     return "File is too large: the limit is " + std::to_string(cfg.max_file_bytes) + " bytes.";

@@ -12,6 +12,8 @@
 #include "config.hpp"
 #include "store.hpp"
 
+#include "batch_line/validator.hpp"
+
 #include <aqueduct/plugin.hpp>
 
 namespace aq::files {
@@ -25,6 +27,12 @@ std::uint64_t upload(aq::request& req, const config& cfg, store& files);
 
 // "File is too large: the limit is N bytes." — one wording for every place that refuses one.
 std::string too_large_message(const config& cfg);
+
+// Why a purpose is refused for an upload (not one of cfg.purposes, or "batch_output"), or empty.
+std::string purpose_problem(const config& cfg, const std::string& purpose);
+
+// The batch validator's settings for an uploaded batch file (direct or through the Uploads API).
+batch_line::options batch_validation(const config& cfg, const store& files);
 
 // Why a filename is refused, or empty when it is acceptable: non-empty, at most 255 bytes,
 // UTF-8, no path separators, quotes or control characters.

@@ -55,6 +55,14 @@ std::string sha256_hex(std::string_view data) {
     return h.hex();
 }
 
+std::string md5_hex(std::string_view data) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr) != 1)
+        throw std::runtime_error("md5: EVP_Digest failed");
+    return to_hex(md, len);
+}
+
 std::string random_hex(std::size_t bytes) {
     std::vector<unsigned char> buf(bytes);
     if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1)

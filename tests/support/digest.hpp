@@ -11,6 +11,9 @@ namespace aqt {
 // Lowercase hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);
 
+// Lowercase hex MD5 of `data` (the checksum OpenAI's Uploads API takes).
+std::string md5_hex(std::string_view data);
+
 // Incremental SHA-256 for bodies too large to hold.
 class sha256 {
 public:
