@@ -86,6 +86,26 @@ void expand_all(json::value& v, const std::string& path, const env_lookup& env) 
     }
 }
 
+// ---- numbers -----------------------------------------------------------------------------------
+
+// Boost.JSON (1.81) parses a decimal number with up to 1 ULP of error, so a number with many
+// digits (an integer beyond 64 bits, such as 10737444444444444444444...) may not survive being
+// written back and read again: the config `check-config` prints, or a plugin's section as the
+// plugin receives it, would then hold a different value than the file. Such a number is refused,
+// naming its key, rather than silently changed (found by tests/fuzz/config_fuzz.cpp).
+void check_numbers(const json::value& v, const std::string& path) {
+    if (const double* d = v.if_double()) {
+        json::error_code ec;
+        const json::value back = json::parse(json::serialize(v), ec);
+        if (ec || !back.is_double() || back.get_double() != *d)
+            fail(path, "the number " + json::serialize(v) + " cannot be kept exactly; write it with fewer digits");
+    } else if (const auto* o = v.if_object()) {
+        for (const auto& kv : *o) check_numbers(kv.value(), child(path, kv.key()));
+    } else if (const auto* a = v.if_array()) {
+        for (std::size_t i = 0; i < a->size(); ++i) check_numbers((*a)[i], element(path, i));
+    }
+}
+
 // ---- duplicate keys ---------------------------------------------------------------------------
 
 // Boost.JSON keeps the last of two equal keys without a word; in a config that hides a typo or a
@@ -394,6 +414,7 @@ config parse_config(std::string_view text, const std::filesystem::path& config_d
     if (!root.is_object()) throw config_error("config: expected a JSON object at the top level");
 
     expand_all(root, "", env);
+    check_numbers(root, "");
 
     config cfg;
     cfg.config_dir = std::filesystem::absolute(config_dir).lexically_normal();
