@@ -18,14 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Spool files of the gateway: unnamed files in its directory ("DIR/#123 (deleted)").
-std::size_t spool_files(const aqt::gateway& gw) {
-    std::size_t n = 0;
-    for (auto& target : aqt::open_files(gw.pid()))
-        if (target.rfind((gw.dir() / "#").string(), 0) == 0) ++n;
-    return n;
-}
-
 template <class F>
 bool eventually(F f, std::chrono::milliseconds limit = 5s) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -60,14 +52,14 @@ BOOST_AUTO_TEST_CASE(a_large_body_waits_in_an_unnamed_file_and_a_small_one_in_me
     BOOST_TEST_REQUIRE(small.send(aqt::count_upload_head(gw, 1000) + body.substr(0, 500)));
     aqt::raw::connection large(gw.port());
     BOOST_TEST_REQUIRE(large.send(aqt::count_upload_head(gw, body.size()) + body.substr(0, 600000)));
-    BOOST_TEST(eventually([&] { return spool_files(gw) == 1; }), "spool files: " << spool_files(gw));
+    BOOST_TEST(eventually([&] { return aqt::spool_files(gw) == 1; }), "spool files: " << aqt::spool_files(gw));
     BOOST_TEST(aqt::count_handler_starts(gw) == 0u);  // neither body is complete
 
     BOOST_TEST_REQUIRE(large.send(body.substr(600000)));
     auto res = aqt::raw::parse_response(large.read_response(10s).data);
     BOOST_TEST(res.status == 200);
     BOOST_TEST(res.json().at("sha256").as_string() == aqt::sha256_hex(body));
-    BOOST_TEST(eventually([&] { return spool_files(gw) == 0; }));  // closed, so gone
+    BOOST_TEST(eventually([&] { return aqt::spool_files(gw) == 0; }));  // closed, so gone
 
     BOOST_TEST_REQUIRE(small.send(body.substr(0, 500)));
     BOOST_TEST(aqt::raw::parse_response(small.read_response(10s).data).json().at("bytes") == 1000);

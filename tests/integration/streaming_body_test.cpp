@@ -10,6 +10,7 @@
 #include "support/http_client.hpp"
 #include "support/process_stats.hpp"
 #include "support/raw_connection.hpp"
+#include "support/wait_until.hpp"
 #include "testplug.hpp"
 
 #include <thread>
@@ -23,23 +24,6 @@ constexpr std::size_t MiB = 1024 * 1024;
 std::uint64_t count_gone(const aqt::gateway& gw) {
     aqt::http::client c(gw.port());
     return c.get("/counters", {{"Authorization", gw.bearer("alice")}}).json().at("count_gone").to_number<std::uint64_t>();
-}
-
-std::size_t spool_files(const aqt::gateway& gw) {
-    std::size_t n = 0;
-    for (auto& target : aqt::open_files(gw.pid()))
-        if (target.rfind((gw.dir() / "#").string(), 0) == 0) ++n;
-    return n;
-}
-
-template <class F>
-bool eventually(F f, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!f()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(10ms);
-    }
-    return true;
 }
 
 // Bytes that differ along the body, so a piece out of place changes the digest.
@@ -63,7 +47,7 @@ BOOST_AUTO_TEST_CASE(a_large_fast_body_reaches_its_handler_while_it_arrives) {
     const std::string body = body_of(3 * MiB);
     aqt::raw::connection conn(gw.port());
     BOOST_TEST_REQUIRE(conn.send(aqt::count_upload_head(gw, body.size()) + body.substr(0, 3 * MiB / 2)));
-    BOOST_TEST(eventually([&] { return aqt::count_handler_starts(gw) == 1; }),
+    BOOST_TEST(aqt::wait_until([&] { return aqt::count_handler_starts(gw) == 1; }, 10s),
                "starts: " << aqt::count_handler_starts(gw));
     BOOST_TEST_REQUIRE(conn.send(body.substr(3 * MiB / 2)));
     expect_counted(conn.read_response(20s), body);
@@ -73,7 +57,7 @@ BOOST_AUTO_TEST_CASE(a_large_fast_body_reaches_its_handler_while_it_arrives) {
     const auto next = aqt::raw::parse_response(conn.read_response(10s).data);
     BOOST_TEST(next.status == 200);
     BOOST_TEST(next.json().at("sha256").as_string() == aqt::sha256_hex("hello"));
-    BOOST_TEST(eventually([&] { return spool_files(gw) == 0; }));
+    BOOST_TEST(aqt::wait_until([&] { return aqt::spool_files(gw) == 0; }, 10s));
 }
 
 BOOST_AUTO_TEST_CASE(small_chunked_and_unstreamed_bodies_reach_their_handler_whole) {
@@ -107,7 +91,7 @@ BOOST_AUTO_TEST_CASE(at_most_max_streaming_bodies_stream_at_once) {
     const std::string body = body_of(3 * MiB);
     aqt::raw::connection first(gw.port()), second(gw.port());
     BOOST_TEST_REQUIRE(first.send(aqt::count_upload_head(gw, body.size()) + body.substr(0, 2 * MiB)));
-    BOOST_TEST(eventually([&] { return aqt::count_handler_starts(gw) == 1; }));
+    BOOST_TEST(aqt::wait_until([&] { return aqt::count_handler_starts(gw) == 1; }, 10s));
     BOOST_TEST_REQUIRE(second.send(aqt::count_upload_head(gw, body.size()) + body.substr(0, 2 * MiB)));
     std::this_thread::sleep_for(500ms);  // as above: time in which a second start would be seen
     BOOST_TEST(aqt::count_handler_starts(gw) == 1u);
@@ -126,15 +110,15 @@ BOOST_AUTO_TEST_CASE(a_client_vanishing_mid_stream_reaches_its_handler_as_a_disc
     {
         aqt::raw::connection conn(gw.port());
         BOOST_TEST_REQUIRE(conn.send(aqt::count_upload_head(gw, body.size()) + body.substr(0, 2 * MiB)));
-        BOOST_TEST_REQUIRE(eventually([&] { return aqt::count_handler_starts(gw) == 1; }));
+        BOOST_TEST_REQUIRE(aqt::wait_until([&] { return aqt::count_handler_starts(gw) == 1; }, 10s));
     }  // closed
-    BOOST_TEST(eventually([&] { return count_gone(gw) == 1; }), "gone: " << count_gone(gw));
-    BOOST_TEST(eventually([&] { return spool_files(gw) == 0; }));
+    BOOST_TEST(aqt::wait_until([&] { return count_gone(gw) == 1; }, 10s), "gone: " << count_gone(gw));
+    BOOST_TEST(aqt::wait_until([&] { return aqt::spool_files(gw) == 0; }, 10s));
 
     // Its place is free again: the next large body streams too.
     aqt::raw::connection next(gw.port());
     BOOST_TEST_REQUIRE(next.send(aqt::count_upload_head(gw, body.size()) + body.substr(0, 2 * MiB)));
-    BOOST_TEST(eventually([&] { return aqt::count_handler_starts(gw) == 2; }));
+    BOOST_TEST(aqt::wait_until([&] { return aqt::count_handler_starts(gw) == 2; }, 10s));
     BOOST_TEST_REQUIRE(next.send(body.substr(2 * MiB)));
     expect_counted(next.read_response(20s), body);
 }
@@ -144,13 +128,13 @@ BOOST_AUTO_TEST_CASE(a_streaming_body_that_stops_is_cut_at_the_minimum_rate_and_
     const std::string body = body_of(3 * MiB);
     aqt::raw::connection conn(gw.port());
     BOOST_TEST_REQUIRE(conn.send(aqt::count_upload_head(gw, body.size()) + body.substr(0, 2 * MiB)));
-    BOOST_TEST_REQUIRE(eventually([&] { return aqt::count_handler_starts(gw) == 1; }));
+    BOOST_TEST_REQUIRE(aqt::wait_until([&] { return aqt::count_handler_starts(gw) == 1; }, 10s));
     // Then nothing: the handler owns the answer, so the cut closes the connection without one.
     const auto cut = conn.read_until_close(10s);
     BOOST_TEST(aqt::raw::to_string(cut.how) != aqt::raw::to_string(aqt::raw::ending::timeout));
     BOOST_TEST(cut.data == "");
     BOOST_TEST(gw.wait_for_log("request body slower than 100000 bytes/s"));
-    BOOST_TEST(eventually([&] { return count_gone(gw) == 1; }));
+    BOOST_TEST(aqt::wait_until([&] { return count_gone(gw) == 1; }, 10s));
 
     aqt::http::client c(gw.port());
     const auto r = c.post("/count", std::string(1000, 'z'), {{"Authorization", gw.bearer("alice")}});
@@ -173,7 +157,7 @@ BOOST_AUTO_TEST_CASE(a_handler_answering_before_the_end_closes_the_connection_af
     const auto end = conn.read_until_close(10s);
     BOOST_TEST(aqt::raw::to_string(end.how) != aqt::raw::to_string(aqt::raw::ending::timeout));
     BOOST_TEST(end.data == "");
-    BOOST_TEST(eventually([&] { return spool_files(gw) == 0; }));
+    BOOST_TEST(aqt::wait_until([&] { return aqt::spool_files(gw) == 0; }, 10s));
 }
 
 BOOST_AUTO_TEST_CASE(max_streaming_bodies_must_leave_workers_for_everyone_else) {

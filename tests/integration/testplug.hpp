@@ -3,6 +3,7 @@
 
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
+#include "support/process_stats.hpp"
 
 #include <boost/json.hpp>
 
@@ -28,6 +29,14 @@ inline std::uint64_t count_handler_starts(const gateway& gw) {
 inline std::string count_upload_head(const gateway& gw, std::size_t length) {
     return "POST /count HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
            "\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+}
+
+// Spool files the gateway holds open: unnamed files in its directory ("DIR/#123 (deleted)").
+inline std::size_t spool_files(const gateway& gw) {
+    std::size_t n = 0;
+    for (auto& target : open_files(gw.pid()))
+        if (target.rfind((gw.dir() / "#").string(), 0) == 0) ++n;
+    return n;
 }
 
 // The bytes GET /stream?bytes=N sends: byte i is 'a' + i % 26.
