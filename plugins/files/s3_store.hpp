@@ -13,8 +13,8 @@
 // uploads older than the grace period that no live writer holds (a CreateMultipartUpload that a
 // retry duplicated).
 //
-// Reads stream through a bounded buffer (1 MiB) that one GET fills from a thread of its own
-// while the reader empties it. When the reader stops taking bytes (a client that reads slowly or
+// Reads stream through a ring buffer (1 MiB, allocated once per reader) that one GET fills from a
+// thread of its own while the reader empties it. When the reader stops taking bytes (a client that reads slowly or
 // not at all) the GET ends after a second and nothing but the buffer is held; the next read
 // resumes with a ranged GET from where it stopped. A ranged download asks S3 for that range only.
 //
