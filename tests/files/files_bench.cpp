@@ -3,7 +3,7 @@
 //
 //   build-dir/tests/files/files_bench [--mib 1024] [--stores filesystem,database,s3]
 //                                     [--line-bytes 2048] [--connections 32] [--seconds 5]
-//                                     [--perf DIR]
+//                                     [--perf DIR] [--s3 '{"part_bytes": 16777216}']
 //
 // For each store a real aqueductd is started with the default config for that store (filesystem:
 // the embedded default beside a SQLite database; database: chunks in a throwaway PostgreSQL that
@@ -24,7 +24,8 @@
 //              s3: one streamed PUT and one GET of as many bytes to the same server with the
 //              store's client (tests/support/s3_reference.hpp)
 // It prints each figure, its reference, the ratio, the issue's target, and the gateway's peak
-// RSS (VmHWM) growth over the upload and download. With --perf DIR the gateway is recorded with
+// RSS (VmHWM) growth over the upload and download, and the CPU seconds the gateway (and, for s3,
+// Swift's servers) spent in each transfer, which a loaded machine hardly changes. With --perf DIR the gateway is recorded with
 // `perf record --call-graph dwarf` (libraries have no frame pointers) during each phase (DIR/STORE-PHASE.data): the figures of such a run are not
 // the ones to report.
 //
@@ -81,6 +82,7 @@ struct options {
     int connections = 32;
     int seconds = 5;
     fs::path perf_dir;
+    json::object s3_extra;  // --s3 JSON: more keys of the s3 store's settings (to compare part sizes)
 };
 
 // One line of the report.
@@ -294,6 +296,42 @@ struct servers {
     }
 };
 
+// CPU seconds (user + system) of the gateway and, for the s3 store, of Swift's servers over one
+// phase: unlike MiB/s these hardly depend on what else the machine runs, so alternatives can be
+// compared on a loaded machine.
+class cpu_meter {
+public:
+    cpu_meter(pid_t gateway, const servers& srv) : gateway_(gateway) {
+        if (srv.s3_state.empty()) return;
+        std::ifstream root_file(srv.s3_state / "root");
+        std::string root;
+        std::getline(root_file, root);
+        std::ifstream in(fs::path(root) / "pids");
+        std::string name;
+        pid_t pid;
+        long long start;
+        while (in >> name >> pid >> start)
+            if (name != "memcached") swift_.push_back(pid);
+    }
+    void start() { start_ = now(); }
+    void print(const std::string& phase) const {
+        auto [gw, swift] = now();
+        std::printf("%s: CPU seconds: gateway %.2f", phase.c_str(), gw - start_.first);
+        if (!swift_.empty()) std::printf(", Swift %.2f", swift - start_.second);
+        std::printf("\n");
+    }
+
+private:
+    std::pair<double, double> now() const {
+        double swift = 0;
+        for (pid_t p : swift_) swift += aqt::cpu_seconds(p);
+        return {aqt::cpu_seconds(gateway_), swift};
+    }
+    pid_t gateway_;
+    std::vector<pid_t> swift_;
+    std::pair<double, double> start_;
+};
+
 void run_store(const options& o, const std::string& store, servers& srv, const fs::path& work, const fs::path& batch,
                std::uint64_t lines) {
     const std::uint64_t bytes = o.mib * MiB;
@@ -310,6 +348,7 @@ void run_store(const options& o, const std::string& store, servers& srv, const f
         files["s3"] = json::object{{"endpoint", srv.s3->endpoint},     {"bucket", srv.s3->bucket},
                                    {"region", srv.s3->region},         {"addressing", "path"},
                                    {"access_key", srv.s3->access_key}, {"secret_key", srv.s3->secret_key}};
+        for (const auto& [k, v] : o.s3_extra) files["s3"].as_object()[k] = v;
     } else if (store != "filesystem") {
         throw std::runtime_error("unknown store " + store);
     }
@@ -330,12 +369,15 @@ void run_store(const options& o, const std::string& store, servers& srv, const f
         if (t.status != 201 && t.status != 204) throw std::runtime_error("nginx PUT: " + std::to_string(t.status));
         nginx_put = mib_per_s(bytes, t.seconds);
     }
+    cpu_meter cpu(gw.pid(), srv);
     transfer up;
     {
         perf_recording p(o, gw.pid(), store + "-upload");
+        cpu.start();
         up = curl({"-H", "Authorization: " + auth, "-F", "purpose=batch", "-F", "file=@" + batch.string(),
                    gw.base_url() + "/v1/files"},
                   work / "upload.json");
+        cpu.print(store + " upload");
     }
     if (up.status != 200) throw std::runtime_error(store + " upload: " + std::to_string(up.status) + " " + up.body);
     const std::string id(json::parse(up.body).at("id").as_string());
@@ -351,7 +393,9 @@ void run_store(const options& o, const std::string& store, servers& srv, const f
     transfer down;
     {
         perf_recording p(o, gw.pid(), store + "-download");
+        cpu.start();
         down = curl({"-H", "Authorization: " + auth, gw.base_url() + "/v1/files/" + id + "/content"}, {});
+        cpu.print(store + " download");
     }
     if (down.status != 200) throw std::runtime_error(store + " download: " + std::to_string(down.status));
     const long long hwm_download = aqt::status_kib(gw.pid(), "VmHWM");
@@ -430,6 +474,7 @@ int main(int argc, char** argv) {
             else if (a == "--connections") o.connections = std::stoi(next());
             else if (a == "--seconds") o.seconds = std::stoi(next());
             else if (a == "--perf") o.perf_dir = next();
+            else if (a == "--s3") o.s3_extra = json::parse(next()).as_object();
             else if (a == "--stores") {
                 o.stores.clear();
                 std::istringstream in(next());
@@ -438,7 +483,7 @@ int main(int argc, char** argv) {
         } catch (const std::exception& e) {
             std::cerr << "files_bench: " << e.what()
                       << "\nusage: files_bench [--mib N] [--stores filesystem,database,s3] [--line-bytes B] "
-                         "[--connections C] [--seconds S] [--perf DIR]\n";
+                         "[--connections C] [--seconds S] [--perf DIR] [--s3 JSON]\n";
             return 2;
         }
     }
