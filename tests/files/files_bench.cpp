@@ -428,7 +428,29 @@ void run_store(const options& o, const std::string& store, servers& srv, const f
         report.push_back({store, "metadata GET", gw_meta, "req/s", "", 0, 0});
     } else {
         aq::s3::client c(*srv.s3);
+        {
+            // The store's object (multipart) read straight from Swift, without the gateway: what
+            // serving that object costs, beside the single-PUT object of the reference below.
+            cpu.start();
+            std::uint64_t got = 0;
+            auto t0 = clock_type::now();
+            c.get_object("files/" + id, [&](std::string_view piece) { got += piece.size(); });
+            std::printf("s3: direct GET of the store's object: %.0f MiB/s\n", mib_per_s(got, seconds_since(t0)));
+            cpu.print("s3 direct GET of the store's object");
+        }
+        cpu.start();
         auto direct = aqt::s3_client_put_get(c, "files-bench/direct", bytes);
+        cpu.print("s3 direct PUT + GET (reference)");
+        {
+            // Once more, the reference's GET alone: what a plain (single-PUT) object costs Swift to
+            // serve, beside the store's multipart object above.
+            cpu.start();
+            std::uint64_t got = 0;
+            auto t0 = clock_type::now();
+            c.get_object("files-bench/direct", [&](std::string_view piece) { got += piece.size(); });
+            std::printf("s3: direct GET of the reference's object again: %.0f MiB/s\n", mib_per_s(got, seconds_since(t0)));
+            cpu.print("s3 direct GET of the reference's object");
+        }
         c.delete_object("files-bench/direct");
         report.push_back({store, "upload", up_rate, "MiB/s", "direct S3 PUT, same server", direct.put_mib_s, 0.7});
         report.push_back({store, "download", down_rate, "MiB/s", "direct S3 GET, same server", direct.get_mib_s, 0.7});
