@@ -46,6 +46,16 @@ struct store_fixture {
         f.content_key = key;
         return store.open(f, offset, length);
     }
+    // Stores `content` under `key` and opens a reader of all of it that has handed out its first
+    // 10 bytes (into `got`): its GET is under way.
+    std::unique_ptr<aq::files::content_reader> started(const std::string& key, const std::string& content,
+                                                       std::string& got) {
+        put(key, content);
+        auto r = open(key, 0, content.size());
+        got.assign(10, '\0');
+        BOOST_TEST_REQUIRE(r->read(got) == 10u);
+        return r;
+    }
     std::uint64_t requests() const { return const_cast<aq::files::s3_store&>(store).client().stats().requests; }
 };
 
@@ -89,10 +99,8 @@ BOOST_AUTO_TEST_CASE(reads_of_any_size_return_the_exact_bytes_whole_and_in_range
 
 BOOST_AUTO_TEST_CASE(a_reader_that_stops_taking_bytes_ends_its_get_and_resumes_where_it_stopped) {
     const std::string content = aqt::byte_pattern(6, 4 * MiB + 1).all();
-    put("slow", content);
-    auto r = open("slow", 0, content.size());
-    std::string got(10, '\0');
-    BOOST_TEST_REQUIRE(r->read(got) == 10u);
+    std::string got;
+    auto r = started("slow", content, got);
     const std::uint64_t before = requests();
     // Three times the GET's stall limit (1 s): it fills the ring, waits, and ends.
     std::this_thread::sleep_for(3s);
@@ -104,10 +112,8 @@ BOOST_AUTO_TEST_CASE(a_reader_that_stops_taking_bytes_ends_its_get_and_resumes_w
 
 BOOST_AUTO_TEST_CASE(content_removed_while_its_reader_paused_is_gone_after_the_buffered_bytes) {
     const std::string content = aqt::byte_pattern(7, 4 * MiB).all();
-    put("removed", content);
-    auto r = open("removed", 0, content.size());
-    std::string got(10, '\0');
-    BOOST_TEST_REQUIRE(r->read(got) == 10u);
+    std::string got;
+    auto r = started("removed", content, got);
     std::this_thread::sleep_for(3s);  // the GET ends with the ring full
     store.remove("removed", false);
     std::string buf(65536, '\0');
@@ -130,10 +136,8 @@ BOOST_AUTO_TEST_CASE(content_removed_while_its_reader_paused_is_gone_after_the_b
 
 BOOST_AUTO_TEST_CASE(a_reader_destroyed_mid_download_stops_its_get) {
     const std::string content = aqt::byte_pattern(8, 4 * MiB).all();
-    put("dropped", content);
-    auto r = open("dropped", 0, content.size());
-    std::string got(10, '\0');
-    BOOST_TEST_REQUIRE(r->read(got) == 10u);
+    std::string got;
+    auto r = started("dropped", content, got);
     r.reset();  // joins the GET's thread: returns, with nothing left running
     r = open("dropped", 5, 20);
     BOOST_TEST((read_all(*r, {7}) == content.substr(5, 20)));
