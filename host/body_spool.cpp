@@ -75,6 +75,11 @@ bool body_spool::append(std::string_view bytes) {
         written_ += take;
         bytes.remove_prefix(take);
     }
+    if (!bytes.empty() && window_max_ > 0) {
+        append_window(bytes);  // publishes size_ itself
+        arrived_.notify_one();
+        return true;
+    }
     if (!bytes.empty()) {
         if (fd_ < 0) open_file();
         write_file(bytes);
@@ -85,6 +90,37 @@ bool body_spool::append(std::string_view bytes) {
         size_ = written_;
     }
     arrived_.notify_one();
+    return true;
+}
+
+void body_spool::stream_through_memory(std::size_t window_bytes, std::function<void()> on_room) {
+    std::lock_guard lock(mutex_);
+    file_end_ = written_;
+    window_max_ = std::max<std::size_t>(window_bytes, 1);
+    on_room_ = std::move(on_room);
+}
+
+void body_spool::append_window(std::string_view bytes) {
+    std::string block;
+    {
+        std::lock_guard lock(mutex_);
+        if (!spare_.empty()) {
+            block = std::move(spare_.back());
+            spare_.pop_back();
+        }
+    }
+    block.assign(bytes);  // keeps a reused block's capacity: no allocation in the steady state
+    written_ += bytes.size();
+    std::lock_guard lock(mutex_);
+    window_.push_back(std::move(block));
+    window_bytes_ += bytes.size();
+    size_ = written_;
+}
+
+bool body_spool::hold() {
+    std::lock_guard lock(mutex_);
+    if (window_max_ == 0 || window_bytes_ < window_max_) return false;
+    held_ = true;
     return true;
 }
 
@@ -132,8 +168,10 @@ std::int64_t body_spool::read(void* buf, std::size_t cap) {
         read_pos_ += n;
         return static_cast<std::int64_t>(n);
     }
+    if (read_pos_ >= file_end_) return read_window(buf, cap);
     const std::uint64_t file_pos = read_pos_ - memory_.size();
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(cap, available - read_pos_));
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(cap, std::min(available, file_end_) - read_pos_));
     for (;;) {
         ssize_t n = ::pread(fd_, buf, want, static_cast<off_t>(file_pos));
         if (n < 0 && errno == EINTR) continue;
@@ -142,6 +180,63 @@ std::int64_t body_spool::read(void* buf, std::size_t cap) {
         read_pos_ += static_cast<std::uint64_t>(n);
         return n;
     }
+}
+
+// The next bytes of the window (there are some: read() saw size_ beyond read_pos_).
+std::int64_t body_spool::read_window(void* buf, std::size_t cap) {
+    // Read blocks kept for the writer: as many as a window holds of the connection's 64 KiB
+    // reads, so that a body streaming at full speed allocates nothing (at most one window's
+    // memory more, and only while the body streams).
+    constexpr std::size_t spare_blocks = 64;
+    // The blocks to copy from, taken under the mutex; their bytes are copied without it, so the
+    // writer (the I/O thread) never waits for a copy.
+    constexpr std::size_t most = 64;
+    const std::string* blocks[most];
+    std::size_t count = 0, offset;
+    {
+        std::lock_guard lock(mutex_);
+        offset = window_front_used_;
+        std::size_t covered = 0;
+        for (const std::string& b : window_) {
+            if (count == most || covered >= cap + offset) break;
+            blocks[count++] = &b;
+            covered += b.size();
+        }
+    }
+    char* out = static_cast<char*>(buf);
+    std::size_t n = 0, whole = 0, used_in_last = offset;
+    for (std::size_t i = 0; i < count && n < cap; ++i) {
+        const std::string& b = *blocks[i];
+        const std::size_t from = i == 0 ? offset : 0;
+        const std::size_t take = std::min(b.size() - from, cap - n);
+        std::memcpy(out + n, b.data() + from, take);
+        n += take;
+        if (from + take == b.size()) {
+            ++whole;
+            used_in_last = 0;
+        } else {
+            used_in_last = from + take;
+        }
+    }
+    bool wake = false;
+    {
+        std::lock_guard lock(mutex_);
+        for (std::size_t i = 0; i < whole; ++i) {
+            if (spare_.size() < spare_blocks) spare_.push_back(std::move(window_.front()));
+            window_.pop_front();
+        }
+        window_front_used_ = used_in_last;
+        window_bytes_ -= n;
+        // Half the window free before the writer goes on: it resumes in long runs, not a read at
+        // a time.
+        if (held_ && window_bytes_ <= window_max_ / 2) {
+            held_ = false;
+            wake = true;
+        }
+    }
+    read_pos_ += n;
+    if (wake && on_room_) on_room_();
+    return static_cast<std::int64_t>(n);
 }
 
 }  // namespace aqd

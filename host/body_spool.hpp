@@ -16,20 +16,32 @@
 // arriving (the connection decides: "streaming" in connection.hpp); read() then waits for the
 // bytes it has not got yet, and reports an abandoned body as -ECONNABORTED.
 //
-// Threads: append(), finish() and abandon() on the connection's I/O thread; read() on the
-// handler thread, at the same time while the body streams. The first memory_bytes are complete
-// before a handler can start (the connection streams only past them), so the memory part is
-// never written while it is read; the file is only appended to, and a reader reads only what
-// the size it saw under the mutex covers.
+// A streaming body goes on through memory, not the file (stream_through_memory): the bytes that
+// arrive while its handler reads are queued in a window of at most window_bytes, and the
+// connection stops reading the socket while the window is full (hold), until the reader has
+// taken half of it. So the handler's pace paces the client through TCP, and the bytes are copied
+// once into memory and once out, instead of written to the file and read back (a quarter of
+// the gateway's CPU per byte of a large upload went to the spool file's write and read).
+//
+// Threads: append(), finish(), abandon(), hold() and stream_through_memory() on the connection's
+// I/O thread; read() on the handler thread, at the same time while the body streams. The first
+// memory_bytes are complete before a handler can start (the connection streams only past them),
+// so the memory part is never written while it is read; the file is only appended to (and not at
+// all once streaming through memory), and a reader reads only what the size it saw under the
+// mutex covers. The window's blocks are pushed by the writer and popped by the reader under the
+// mutex; a block's bytes are copied out without it (a deque's elements stay where they are).
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace aqd {
 
@@ -67,6 +79,13 @@ public:
     // gets -ECONNABORTED.
     void abandon();
 
+    // From now on, bytes past those stored go to a window in memory (see above). `on_room` is
+    // called on the reader's thread, outside any lock, when a held writer may go on.
+    void stream_through_memory(std::size_t window_bytes, std::function<void()> on_room);
+    // Streaming through memory: true when the window is full, and marks the writer held (it
+    // stops appending until on_room). False otherwise.
+    bool hold();
+
     // Thread: the connection's (the writer's view).
     std::uint64_t size() const noexcept { return written_; }
     bool on_disk() const noexcept { return fd_ >= 0; }
@@ -84,6 +103,8 @@ public:
 private:
     void open_file();
     void write_file(std::string_view bytes);
+    void append_window(std::string_view bytes);
+    std::int64_t read_window(void* buf, std::size_t cap);
 
     std::filesystem::path dir_;
     std::size_t memory_bytes_;
@@ -102,6 +123,17 @@ private:
     std::condition_variable arrived_;
     std::uint64_t size_ = 0;
     state state_ = state::receiving;
+
+    // Streaming through memory. file_end_ is where the file's bytes end in the body (set once,
+    // before the reader starts; the maximum while the file takes everything).
+    std::uint64_t file_end_ = UINT64_MAX;
+    std::size_t window_max_ = 0;
+    std::function<void()> on_room_;
+    std::deque<std::string> window_;    // guarded by mutex_; the reader pops, the writer pushes
+    std::size_t window_front_used_ = 0;  // bytes of window_.front() already read; guarded
+    std::size_t window_bytes_ = 0;       // unread bytes in window_; guarded
+    bool held_ = false;                  // the writer waits for room; guarded
+    std::vector<std::string> spare_;     // read blocks kept for the writer to refill; guarded
 };
 
 }  // namespace aqd

@@ -40,6 +40,9 @@ namespace {
 // whether idle or receiving, and the bytes are copied out (to the head, the spool or `pending_`)
 // before the thread moves on.
 constexpr std::size_t scratch_bytes = 64 * 1024;
+// How far a streaming body may run ahead of its handler, in memory (body_spool's window): a few
+// of the handler's reads, so that neither side waits for the other while both keep up.
+constexpr std::size_t streaming_window_bytes = 4 * 1024 * 1024;
 char* scratch() {
     thread_local std::unique_ptr<char[]> buffer(new char[scratch_bytes]);
     return buffer.get();
@@ -141,7 +144,8 @@ struct connection::request_state {
 
     request_decoder decoder;
     std::string request_id;
-    std::string decoded;  // body bytes decoded from the latest read
+    std::string chunk_scratch;  // a chunked body's bytes decoded from the latest read
+    std::string_view decoded;   // the body bytes of the latest read (in it, or in chunk_scratch)
     const route_target* route = nullptr;
     exchange::request_head head;
     std::shared_ptr<body_spool> spool;  // the connection's until the body is complete or abandoned
@@ -361,6 +365,8 @@ bool connection::reading() const {
     case read_state::draining:
     case read_state::lingering:
         return true;
+    case read_state::held:  // until the handler has read half of the window
+        return false;
     default:
         return false;
     }
@@ -412,7 +418,7 @@ void connection::wait_readable() {
 }
 
 void connection::peer_gone(const boost::system::error_code& ec) {
-    if (read_ == read_state::body || read_ == read_state::streaming)
+    if (read_ == read_state::body || read_ == read_state::streaming || read_ == read_state::held)
         log::debug("http", peer() + ": client went away during the request body (" + ec.message() + ")");
     close();
 }
@@ -426,7 +432,7 @@ void connection::consume(std::string_view bytes) {
             break;
         case read_state::head: {
             auto& r = *req_;
-            const std::size_t used = r.decoder.feed(bytes, r.decoded);
+            const std::size_t used = r.decoder.feed(bytes, r.chunk_scratch, r.decoded);
             r.bytes_in += used;
             bytes.remove_prefix(used);
             switch (r.decoder.current()) {
@@ -443,10 +449,10 @@ void connection::consume(std::string_view bytes) {
         }
         case read_state::body:
         case read_state::streaming:
+        case read_state::held:  // never with bytes left: holding follows the read's last body byte
         case read_state::draining: {
             auto& r = *req_;
-            r.decoded.clear();
-            const std::size_t used = r.decoder.feed(bytes, r.decoded);
+            const std::size_t used = r.decoder.feed(bytes, r.chunk_scratch, r.decoded);
             r.bytes_in += used;
             bytes.remove_prefix(used);
             r.activity = clock_type::now();
@@ -642,7 +648,7 @@ void connection::on_head() {
 
 void connection::on_body_bytes() {
     auto& r = *req_;
-    const bool streaming = read_ == read_state::streaming;
+    const bool streaming = read_ == read_state::streaming || read_ == read_state::held;
     if (r.decoder.current() == request_decoder::state::failed) {
         if (streaming) return close();  // never for a Content-Length body; the handler owns the answer
         return answer(r.decoder.error().status, r.decoder.error().message, then::linger);
@@ -675,13 +681,18 @@ void connection::on_body_bytes() {
         }
     }
     if (r.decoder.current() == request_decoder::state::complete) return streaming ? end_streaming() : dispatch();
-    if (!streaming && may_stream()) begin_streaming();
+    if (streaming) {
+        if (r.spool->hold()) hold_reading();
+        return;
+    }
+    if (may_stream()) begin_streaming();
 }
 
 void connection::dispatch() {
     auto& r = *req_;
     read_ = read_state::stopped;
-    std::string().swap(r.decoded);
+    std::string().swap(r.chunk_scratch);
+    r.decoded = {};
     if (r.spool) r.spool->finish();
     if (!start_handler()) return;
     r.spool.reset();  // the exchange's now
@@ -703,8 +714,33 @@ bool connection::may_stream() {
 
 void connection::begin_streaming() {
     read_ = read_state::streaming;
+    // The reader wakes this connection through its strand; a connection gone by then is not
+    // kept alive for it.
+    req_->spool->stream_through_memory(streaming_window_bytes, [weak = weak_from_this(), ex = socket_.get_executor()] {
+        asio::post(ex, [weak] {
+            if (auto self = weak.lock()) self->guarded([&] { self->resume_reading(); });
+        });
+    });
     if (!start_handler()) return;
     arm_timer();
+}
+
+// The window is full: the handler has not caught up. The socket is left unread (TCP makes the
+// client wait), and no deadline runs: the wait is the handler's, not the client's.
+void connection::hold_reading() {
+    read_ = read_state::held;
+    arm_timer();
+}
+
+void connection::resume_reading() {
+    if (read_ != read_state::held) return;  // answered early, closed, or ended meanwhile
+    auto& r = *req_;
+    read_ = read_state::streaming;
+    // The client's pace is measured afresh: the held time was not its own.
+    r.activity = r.rate_mark = clock_type::now();
+    r.rate = transfer_rate(ctx_->cfg.min_body_rate_bytes_per_s, milliseconds(ctx_->cfg.body_rate_window_ms));
+    arm_timer();
+    read_more();
 }
 
 // The streaming body arrived whole: the handler reads the rest at disk speed, and the
@@ -712,7 +748,8 @@ void connection::begin_streaming() {
 void connection::end_streaming() {
     auto& r = *req_;
     read_ = read_state::stopped;
-    std::string().swap(r.decoded);
+    std::string().swap(r.chunk_scratch);
+    r.decoded = {};
     r.spool->finish();
     r.spool.reset();
     r.streaming.leave();
@@ -789,13 +826,14 @@ void connection::pump() {
 
 void connection::write_item(exchange::outbound item) {
     auto& r = *req_;
-    if (read_ == read_state::streaming) {
+    if (read_ == read_state::streaming || read_ == read_state::held) {
         // The handler answered before its body was complete: it wants no more of it. The
         // connection stops reading, and closes after the answer (where the next request would
         // begin is somewhere in the unread rest).
         log::debug("http", peer() + ": answered before the end of the streaming body; closing after the answer");
         read_ = read_state::stopped;
-        std::string().swap(r.decoded);
+        std::string().swap(r.chunk_scratch);
+        r.decoded = {};
         r.spool->abandon();
         r.spool.reset();
         r.streaming.leave();

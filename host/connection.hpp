@@ -5,6 +5,7 @@
 //
 //   read:  [handshake ->] fresh -> head -> body -> stopped   (TLS first; a request's bytes; the handler's turn)
 //                                              body -> streaming -> stopped  (a large, fast body)
+//                                                      streaming <-> held  (its handler is behind)
 //          idle (keep-alive, no request) -> head ...
 //          draining (an early answer's unread body), lingering (closing gracefully), closed
 //   write: idle -> sending / sending_file -> idle ... -> done (response written) -> idle
@@ -16,7 +17,9 @@
 //
 // Streaming, the one exception: a Content-Length body of which stream_bodies_after_bytes have
 // arrived (so the client sends fast enough to get there while the minimum rate holds) starts
-// its handler at once, which reads the spool as it grows. Receiving, and the handler's parsing,
+// its handler at once, which reads the rest through a window in memory as it arrives (body_spool;
+// while the window is full the connection holds: it stops reading the socket until the handler
+// has caught up, so the client goes at the handler's pace). Receiving, and the handler's parsing,
 // hashing and storing, then overlap instead of following each other: an upload takes the
 // longer of the two, not their sum. At most max_streaming_bodies handlers stream at once
 // (a quarter of the workers by default); other bodies are spooled whole, as above, so clients
@@ -120,7 +123,7 @@ public:
     void forget_request();
 
 private:
-    enum class read_state { handshake, fresh, idle, head, body, streaming, stopped, draining, lingering, closed };
+    enum class read_state { handshake, fresh, idle, head, body, streaming, held, stopped, draining, lingering, closed };
     enum class write_state { idle, sending, sending_file, done, closed };
     // What follows a response the host composed itself.
     enum class then { next_request, drain, linger, close };
@@ -150,6 +153,8 @@ private:
     void dispatch();
     bool may_stream();
     void begin_streaming();
+    void hold_reading();
+    void resume_reading();
     void end_streaming();
     // Creates the exchange and posts the handler; false (and the answer sent) when the worker
     // queue refused it.

@@ -126,14 +126,28 @@ void request_decoder::fail(int status, std::string message) {
 }
 
 std::size_t request_decoder::feed(std::string_view bytes, std::string& body) {
+    std::string scratch;
+    std::string_view piece;
+    const std::size_t used = feed(bytes, scratch, piece);
+    body.append(piece);
+    return used;
+}
+
+std::size_t request_decoder::feed(std::string_view bytes, std::string& scratch, std::string_view& piece) {
+    piece = {};
     switch (state_) {
     case state::head: return feed_head(bytes);
     case state::body:
-        if (parsed_.framing == body_framing::chunked) return feed_chunked(bytes, body);
+        if (parsed_.framing == body_framing::chunked) {
+            scratch.clear();
+            const std::size_t used = feed_chunked(bytes, scratch);
+            piece = scratch;
+            return used;
+        }
         {
             const std::size_t take =
                 static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), parsed_.content_length - body_bytes_));
-            body.append(bytes.substr(0, take));
+            piece = bytes.substr(0, take);
             body_bytes_ += take;
             if (body_bytes_ == parsed_.content_length) state_ = state::complete;
             return take;

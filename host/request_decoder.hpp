@@ -73,6 +73,10 @@ public:
     // body bytes are appended to `body`. After the head is complete feed() returns, so the
     // caller can look at it before any body byte is decoded.
     std::size_t feed(std::string_view bytes, std::string& body);
+    // The same, without copying a Content-Length body: this call's decoded body bytes are
+    // `piece`, a view of `bytes` for a Content-Length body, or of `scratch` (cleared first) for
+    // a chunked one. The connection's path: a large upload's bytes are not copied once more.
+    std::size_t feed(std::string_view bytes, std::string& scratch, std::string_view& piece);
 
     state current() const noexcept { return state_; }
     // Bytes of the head received so far (0 before the first byte).

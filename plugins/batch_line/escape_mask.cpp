@@ -1,6 +1,11 @@
 #include "batch_line/escape_mask.hpp"
 
+#include <bit>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace aq::batch_line {
 namespace {
@@ -47,6 +52,25 @@ std::ptrdiff_t judge_escape(const char* p, const char* end) noexcept {
     return 12;
 }
 
+// The first '"' or '\\' at or after p, or end: where a string's plain run stops. One pass finds
+// either, 16 bytes at a time with SSE2 (in every x86-64); it replaced a memchr for each (two
+// calls per string, most of them a few bytes long, and one more per escape), which made memchr
+// a fifth of the validator's time (perf of batch_line_bench).
+const char* find_quote_or_backslash(const char* p, const char* end) noexcept {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    while (end - p >= 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const int hits = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+        if (hits != 0) return p + std::countr_zero(static_cast<unsigned>(hits));
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\') ++p;
+    return p;
+}
+
 }  // namespace
 
 void escape_mask::reset() noexcept {
@@ -61,13 +85,10 @@ std::string_view escape_mask::apply(std::string_view piece) {
     const char* const end = begin + piece.size();
     bool copied = false;
     const char* p = begin;
-    // The next quote at or after p while in a string: searched once per string part, never
-    // again over the same bytes (a string of many escapes costs one pass, not one per escape).
-    const char* quote = nullptr;
     while (p < end) {
         if (!in_string_) {
             switch (*p++) {
-            case '"': in_string_ = true; quote = nullptr; break;
+            case '"': in_string_ = true; break;
             case '{': case '[': ++depth_; break;
             case '}': case ']': if (depth_ > 0) --depth_; break;
             default: break;
@@ -79,17 +100,14 @@ std::string_view escape_mask::apply(std::string_view piece) {
             ++p;
             continue;
         }
-        if (!quote || quote < p) {
-            quote = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
-            if (!quote) quote = end;
-        }
-        const char* slash = static_cast<const char*>(std::memchr(p, '\\', static_cast<std::size_t>(quote - p)));
-        if (!slash) {
-            if (quote == end) return copied ? std::string_view(copy_) : piece;
+        const char* const stop = find_quote_or_backslash(p, end);
+        if (stop == end) return copied ? std::string_view(copy_) : piece;  // the string goes on
+        if (*stop == '"') {
             in_string_ = false;
-            p = quote + 1;
+            p = stop + 1;
             continue;
         }
+        const char* const slash = stop;
         const std::ptrdiff_t n = depth_ >= masked_depth && !refused_ ? judge_escape(slash, end) : refused;
         if (n == refused && depth_ >= masked_depth) refused_ = true;  // the parser stops there
         if (n > 0) {

@@ -2,9 +2,14 @@
 // Rejects overlong forms, surrogates and code points above U+10FFFF (RFC 3629).
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace aq::batch_line {
 
@@ -16,14 +21,8 @@ public:
         const auto* end = p + bytes.size();
         while (p < end) {
             if (!valid_) return false;
-            // ASCII runs, 8 bytes at a time: the common case costs one load and one test.
             if (need_ == 0) {
-                while (end - p >= 8) {
-                    std::uint64_t word;
-                    std::memcpy(&word, p, 8);
-                    if (word & 0x8080808080808080ull) break;
-                    p += 8;
-                }
+                p = skip_ascii(p, end);
                 if (p == end) break;
             }
             step(*p++);
@@ -35,6 +34,34 @@ public:
     bool valid() const noexcept { return valid_; }
 
 private:
+    // The first byte at or after p that is not ASCII, or end. ASCII is almost every byte of a
+    // batch file, so this loop was most of the validator's own time when it went 8 bytes at a
+    // time (perf of files_bench): 64 bytes per turn with SSE2 (in every x86-64), then words,
+    // and the exact byte found from the word's mask instead of stepping up to it.
+    static const unsigned char* skip_ascii(const unsigned char* p, const unsigned char* end) noexcept {
+#if defined(__SSE2__)
+        while (end - p >= 64) {
+            const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+            const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
+            const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48));
+            if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d))) != 0) break;
+            p += 64;
+        }
+#endif
+        while (end - p >= 8) {
+            std::uint64_t word;
+            std::memcpy(&word, p, 8);
+            if (const std::uint64_t high = word & 0x8080808080808080ull) {
+                if constexpr (std::endian::native == std::endian::little) return p + std::countr_zero(high) / 8;
+                break;
+            }
+            p += 8;
+        }
+        while (p < end && *p < 0x80) ++p;
+        return p;
+    }
+
     void step(unsigned char c) noexcept {
         if (need_ == 0) {
             if (c < 0x80) return;

@@ -188,11 +188,13 @@ std::int64_t store::lease_until() const { return unix_now() + options_.orphan_gr
 
 store::writer::writer(store& s, std::string owner)
     : store_(s), target_(s.stores_.current()), id_(aq::random_id("file-")), owner_(std::move(owner)),
-      behind_([this](std::string_view block) {
-          hash_.update(block);
-          content_->write(block);
-          renew();
-      }) {
+      // Two stages, so that a block is stored (a database round trip, an S3 part) while the
+      // next one is hashed.
+      behind_({[this](std::string_view block) { hash_.update(block); },
+               [this](std::string_view block) {
+                   content_->write(block);
+                   renew();
+               }}) {
     content_ = target_.create(id_, [this] { record_intent(); });
     handed_at_ = unix_now();
 }

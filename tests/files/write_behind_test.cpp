@@ -7,6 +7,8 @@
 #include "content_store.hpp"
 #include "write_behind.hpp"
 
+#include <algorithm>
+
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -114,6 +116,7 @@ BOOST_AUTO_TEST_CASE(a_cancelled_write_never_calls_the_sink_again) {
         w.push(block);  // the thread takes it and blocks in the sink
         w.push(block);
         w.push(block);  // two more wait in the queue
+        while (calls.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         std::thread releaser([&] {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             release = true;
@@ -123,4 +126,97 @@ BOOST_AUTO_TEST_CASE(a_cancelled_write_never_calls_the_sink_again) {
         BOOST_TEST(calls.load() == 1);  // the block it held; never the two dropped
     }  // the destructor after cancel: nothing more
     BOOST_TEST(calls.load() == 1);
+}
+
+// The store's writer has two stages (hash, then store): each sees every byte in order, on a
+// thread of its own, and a block reaches the second only after the first is done with it.
+BOOST_AUTO_TEST_CASE(two_stages_see_every_block_in_order_the_second_after_the_first) {
+    recorder first, second;
+    std::mutex mutex;
+    std::vector<std::string> events;
+    const std::string content = pattern(5 * write_behind::block_bytes + 777);
+    {
+        write_behind w({[&](std::string_view b) {
+                            first.sink()(b);
+                            std::lock_guard lock(mutex);
+                            events.push_back("1:" + std::to_string(first.blocks.size()));
+                        },
+                        [&](std::string_view b) {
+                            second.sink()(b);
+                            std::lock_guard lock(mutex);
+                            events.push_back("2:" + std::to_string(second.blocks.size()));
+                        }});
+        for (std::size_t at = 0; at < content.size(); at += 100000) w.push(std::string_view(content).substr(at, 100000));
+        w.finish();
+    }
+    BOOST_TEST((first.bytes == content));
+    BOOST_TEST((second.bytes == content));
+    const std::vector<std::size_t> expected = {write_behind::block_bytes, write_behind::block_bytes,
+                                               write_behind::block_bytes, write_behind::block_bytes,
+                                               write_behind::block_bytes, 777};
+    BOOST_TEST(first.blocks == expected, boost::test_tools::per_element());
+    BOOST_TEST(second.blocks == expected, boost::test_tools::per_element());
+    // Block k is through the first stage before the second sees it.
+    for (std::size_t k = 1; k <= expected.size(); ++k) {
+        const auto one = std::find(events.begin(), events.end(), "1:" + std::to_string(k));
+        const auto two = std::find(events.begin(), events.end(), "2:" + std::to_string(k));
+        BOOST_TEST_REQUIRE((one != events.end() && two != events.end()));
+        BOOST_TEST((one < two));
+    }
+    // The full blocks ran on two threads other than this one; the last, partial one inline.
+    BOOST_TEST((first.threads[0] != second.threads[0]));
+    BOOST_TEST((first.threads[0] != std::this_thread::get_id()));
+    BOOST_TEST((first.threads[5] == std::this_thread::get_id()));
+}
+
+// A failure of the second stage ends the first too: it is not called for later blocks.
+BOOST_AUTO_TEST_CASE(a_failure_of_the_second_stage_stops_the_first) {
+    std::atomic<int> hashed{0}, stored{0};
+    write_behind w({[&](std::string_view) { ++hashed; },
+                    [&](std::string_view) {
+                        if (++stored == 2) throw aq::files::content_unavailable("the disk is full");
+                    }});
+    const std::string block(write_behind::block_bytes, 'z');
+    bool thrown = false;
+    try {
+        for (int i = 0; i < 50; ++i) w.push(block);
+        w.finish();
+    } catch (const aq::files::content_unavailable& e) {
+        thrown = true;
+        BOOST_TEST(std::string(e.what()) == "the disk is full");
+    }
+    BOOST_TEST(thrown);
+    BOOST_TEST(stored.load() == 2);
+    const int hashed_then = hashed.load();
+    // At most the blocks in flight were hashed beyond the two stored.
+    BOOST_TEST(hashed_then >= 2);
+    BOOST_TEST(hashed_then <= 2 + static_cast<int>(write_behind::blocks_in_flight));
+    BOOST_CHECK_THROW(w.finish(), aq::files::content_unavailable);
+    BOOST_TEST(hashed.load() == hashed_then);
+    BOOST_TEST(stored.load() == 2);
+}
+
+// cancel() while the first stage holds a block: that block never reaches the second.
+BOOST_AUTO_TEST_CASE(a_cancelled_block_goes_no_further_than_its_stage) {
+    std::atomic<int> hashed{0}, stored{0};
+    std::atomic<bool> release{false};
+    {
+        write_behind w({[&](std::string_view) {
+                            ++hashed;
+                            while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                        },
+                        [&](std::string_view) { ++stored; }});
+        const std::string block(write_behind::block_bytes, 'q');
+        w.push(block);  // the first stage takes it and blocks
+        w.push(block);
+        while (hashed.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        std::thread releaser([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            release = true;
+        });
+        w.cancel();
+        releaser.join();
+    }
+    BOOST_TEST(hashed.load() == 1);
+    BOOST_TEST(stored.load() == 0);
 }

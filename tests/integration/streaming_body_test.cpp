@@ -13,6 +13,7 @@
 #include "support/wait_until.hpp"
 #include "testplug.hpp"
 
+#include <atomic>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -57,6 +58,39 @@ BOOST_AUTO_TEST_CASE(a_large_fast_body_reaches_its_handler_while_it_arrives) {
     const auto next = aqt::raw::parse_response(conn.read_response(10s).data);
     BOOST_TEST(next.status == 200);
     BOOST_TEST(next.json().at("sha256").as_string() == aqt::sha256_hex("hello"));
+    BOOST_TEST(aqt::wait_until([&] { return aqt::spool_files(gw) == 0; }, 10s));
+}
+
+// A handler slower than its client: the body waits in the connection's 4 MiB window and, past
+// it, in the client's socket (the connection stops reading), not in the spool file; once the
+// handler reads on it gets every byte, in order, across the file, the window and the holds.
+BOOST_AUTO_TEST_CASE(a_body_ahead_of_its_handler_waits_in_memory_and_in_the_socket_not_on_disk) {
+    aqt::gateway gw(aqt::with_testplug());
+    const std::string body = body_of(48 * MiB);
+    const long long rss_before = aqt::status_kib(gw.pid(), "VmRSS");
+    aqt::raw::connection conn(gw.port());
+    std::atomic<bool> sent{false};
+    bool sent_ok = false;
+    std::thread sender([&] {
+        sent_ok = conn.send("POST /count?pause_after=" + std::to_string(2 * MiB) +
+                            "&pause_ms=3000 HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
+                            "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+        sent = true;
+    });
+    BOOST_TEST(gw.wait_for_log("count paused after " + std::to_string(2 * MiB) + " bytes"));
+    // A second of the pause: time in which a connection that kept reading would have taken
+    // much of the body (loopback moves hundreds of MiB a second).
+    std::this_thread::sleep_for(1s);
+    // Nothing past the first MiB (received before the body streamed) went to the spool file,
+    // and the client could not hand over the body: 48 MiB do not fit in the window and the
+    // socket buffers.
+    BOOST_TEST(aqt::spool_bytes(gw) <= MiB);
+    BOOST_TEST(!sent.load());
+    // Nor is it in memory beyond the window (and its spare blocks, and the handler's buffer).
+    BOOST_TEST(aqt::status_kib(gw.pid(), "VmRSS") - rss_before <= 16 * 1024);
+    sender.join();
+    BOOST_TEST(sent_ok);
+    expect_counted(conn.read_response(60s), body);
     BOOST_TEST(aqt::wait_until([&] { return aqt::spool_files(gw) == 0; }, 10s));
 }
 
@@ -157,6 +191,31 @@ BOOST_AUTO_TEST_CASE(a_handler_answering_before_the_end_closes_the_connection_af
     const auto end = conn.read_until_close(10s);
     BOOST_TEST(aqt::raw::to_string(end.how) != aqt::raw::to_string(aqt::raw::ending::timeout));
     BOOST_TEST(end.data == "");
+    BOOST_TEST(aqt::wait_until([&] { return aqt::spool_files(gw) == 0; }, 10s));
+}
+
+// The same early answer from a handler that had fallen behind (the connection held, not
+// reading): the connection answers and closes all the same.
+BOOST_AUTO_TEST_CASE(a_handler_answering_while_its_connection_holds_closes_it_after_its_answer) {
+    aqt::gateway gw(aqt::with_testplug());
+    const std::string body = body_of(48 * MiB);
+    aqt::raw::connection conn(gw.port());
+    std::thread sender([&] {
+        // Ends when the connection closes: most of the body is never read.
+        conn.send("POST /count?pause_after=" + std::to_string(2 * MiB) + "&pause_ms=1000&answer_after=" +
+                  std::to_string(8 * MiB) + " HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
+                  "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    });
+    BOOST_TEST(gw.wait_for_log("count paused after " + std::to_string(2 * MiB) + " bytes"));
+    const auto got = conn.read_response(30s);
+    const auto res = aqt::raw::parse_response(got.data);
+    BOOST_TEST(res.status == 400);
+    BOOST_TEST(res.body == "{\"read\":" + std::to_string(8 * MiB) + "}");
+    BOOST_TEST(res.header("connection") == "close");
+    const auto end = conn.read_until_close(20s);
+    BOOST_TEST(aqt::raw::to_string(end.how) != aqt::raw::to_string(aqt::raw::ending::timeout));
+    BOOST_TEST(end.data == "");
+    sender.join();
     BOOST_TEST(aqt::wait_until([&] { return aqt::spool_files(gw) == 0; }, 10s));
 }
 

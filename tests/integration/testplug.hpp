@@ -8,7 +8,10 @@
 #include <boost/json.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
+
+#include <sys/stat.h>
 
 namespace aqt {
 
@@ -36,6 +39,20 @@ inline std::size_t spool_files(const gateway& gw) {
     std::size_t n = 0;
     for (auto& target : open_files(gw.pid()))
         if (target.rfind((gw.dir() / "#").string(), 0) == 0) ++n;
+    return n;
+}
+
+// The bytes in the gateway's spool files now (their sizes, through /proc/PID/fd).
+inline std::uint64_t spool_bytes(const gateway& gw) {
+    std::uint64_t n = 0;
+    const std::string fds = "/proc/" + std::to_string(gw.pid()) + "/fd";
+    for (const auto& e : std::filesystem::directory_iterator(fds)) {
+        std::error_code ec;
+        const auto target = std::filesystem::read_symlink(e.path(), ec);
+        if (ec || target.string().rfind((gw.dir() / "#").string(), 0) != 0) continue;
+        struct stat st {};
+        if (::stat(e.path().c_str(), &st) == 0) n += static_cast<std::uint64_t>(st.st_size);
+    }
     return n;
 }
 

@@ -10,6 +10,7 @@
 #include "response_rules.hpp"
 #include "transfer_rate.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -110,6 +111,57 @@ BOOST_AUTO_TEST_CASE(a_spool_read_while_the_body_arrives_waits_for_its_bytes) {
         reader.join();
         BOOST_TEST((back == body));
         BOOST_TEST(last == (completes ? 0 : -ECONNABORTED));
+    }
+    BOOST_TEST(budget.used() == 0u);
+}
+
+// Streaming through memory: bytes already in the file are read first, then the window's. A
+// full window holds the writer; the reader taking half of it calls on_room once; an abandoned
+// body still gives the reader what arrived, then -ECONNABORTED.
+BOOST_AUTO_TEST_CASE(a_streaming_window_holds_the_writer_until_the_reader_takes_half) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::filesystem::path dir = tmp && *tmp ? tmp : "/tmp";
+    aqd::spool_budget budget(0);
+    std::string body;
+    for (int i = 0; i < 300000; ++i) body.push_back(static_cast<char>(i * 31 + i / 977));
+    for (const bool completes : {true, false}) {
+        aqd::body_spool spool(dir, 4096, budget);
+        BOOST_TEST_REQUIRE(spool.append(std::string_view(body).substr(0, 50000)));  // memory, then file
+        BOOST_TEST(spool.on_disk());
+        std::atomic<int> rooms{0};
+        spool.stream_through_memory(100000, [&] { ++rooms; });
+        BOOST_TEST(!spool.hold());  // an empty window
+        BOOST_TEST_REQUIRE(spool.append(std::string_view(body).substr(50000, 60000)));
+        BOOST_TEST(!spool.hold());  // 60000 of 100000
+        BOOST_TEST_REQUIRE(spool.append(std::string_view(body).substr(110000, 40000)));
+        BOOST_TEST(spool.hold());  // full: the writer stops
+        BOOST_TEST(spool.size() == 150000u);
+
+        std::string back;
+        char buf[7000];
+        // The memory part and the file: no room is made in the window.
+        while (back.size() < 50000) {
+            const auto n = spool.read(buf, std::min<std::size_t>(sizeof buf, 50000 - back.size()));
+            BOOST_TEST_REQUIRE(n > 0);
+            back.append(buf, static_cast<std::size_t>(n));
+        }
+        BOOST_TEST(rooms.load() == 0);
+        // The window: room once 50000 of its 100000 bytes are left, and only then.
+        while (back.size() < 150000) {
+            const auto n = spool.read(buf, sizeof buf);
+            BOOST_TEST_REQUIRE(n > 0);
+            back.append(buf, static_cast<std::size_t>(n));
+            BOOST_TEST(rooms.load() == (back.size() >= 100000 ? 1 : 0));
+        }
+        // The writer goes on; the rest through the window, then the end.
+        BOOST_TEST_REQUIRE(spool.append(std::string_view(body).substr(150000)));
+        if (completes) spool.finish();
+        else spool.abandon();
+        std::int64_t last;
+        while ((last = spool.read(buf, sizeof buf)) > 0) back.append(buf, static_cast<std::size_t>(last));
+        BOOST_TEST((back == body));
+        BOOST_TEST(last == (completes ? 0 : -ECONNABORTED));
+        BOOST_TEST(rooms.load() == 1);  // never held again: the window was not full
     }
     BOOST_TEST(budget.used() == 0u);
 }
