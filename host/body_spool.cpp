@@ -109,7 +109,11 @@ void body_spool::append_window(std::string_view bytes) {
             spare_.pop_back();
         }
     }
-    block.assign(bytes);  // keeps a reused block's capacity: no allocation in the steady state
+    // Every block gets room for the connection's largest read, so a reused block never grows:
+    // reads vary in size, and a spare from a short read would otherwise be reallocated by the
+    // next long one. So a streaming body allocates nothing in the steady state.
+    block.reserve(std::max(bytes.size(), window_block_bytes));
+    block.assign(bytes);
     written_ += bytes.size();
     std::lock_guard lock(mutex_);
     window_.push_back(std::move(block));
@@ -184,10 +188,10 @@ std::int64_t body_spool::read(void* buf, std::size_t cap) {
 
 // The next bytes of the window (there are some: read() saw size_ beyond read_pos_).
 std::int64_t body_spool::read_window(void* buf, std::size_t cap) {
-    // Read blocks kept for the writer: as many as a window holds of the connection's 64 KiB
-    // reads, so that a body streaming at full speed allocates nothing (at most one window's
-    // memory more, and only while the body streams).
-    constexpr std::size_t spare_blocks = 64;
+    // Read blocks kept for the writer: what it refills after a hold (half the 4 MiB window, in
+    // the connection's 64 KiB reads), so that a body streaming at full speed allocates nothing;
+    // 2 MiB more per streaming body, and only while it streams.
+    constexpr std::size_t spare_blocks = 32;
     // The blocks to copy from, taken under the mutex; their bytes are copied without it, so the
     // writer (the I/O thread) never waits for a copy.
     constexpr std::size_t most = 64;

@@ -79,6 +79,9 @@ public:
     // gets -ECONNABORTED.
     void abandon();
 
+    // The room each block of the window gets: the connection's reads are at most this long.
+    static constexpr std::size_t window_block_bytes = 64 * 1024;
+
     // From now on, bytes past those stored go to a window in memory (see above). `on_room` is
     // called on the reader's thread, outside any lock, when a held writer may go on.
     void stream_through_memory(std::size_t window_bytes, std::function<void()> on_room);

@@ -39,7 +39,7 @@ namespace {
 // Reads go through one buffer per I/O thread: a connection holds no read buffer of its own,
 // whether idle or receiving, and the bytes are copied out (to the head, the spool or `pending_`)
 // before the thread moves on.
-constexpr std::size_t scratch_bytes = 64 * 1024;
+constexpr std::size_t scratch_bytes = body_spool::window_block_bytes;  // a read fits a window block
 // How far a streaming body may run ahead of its handler, in memory (body_spool's window): a few
 // of the handler's reads, so that neither side waits for the other while both keep up.
 constexpr std::size_t streaming_window_bytes = 4 * 1024 * 1024;
