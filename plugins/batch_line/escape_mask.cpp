@@ -71,6 +71,18 @@ const char* find_quote_or_backslash(const char* p, const char* end) noexcept {
     return p;
 }
 
+// Overwrites an accepted escape (2, 6 or 12 bytes) with 'x'. Copies of fixed sizes compile to
+// a store or two; a memset call per escape was a third of the mask's time on prose with an
+// escape every few dozen bytes.
+void mask(char* at, std::ptrdiff_t n) noexcept {
+    static constexpr char xs[12] = {'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x'};
+    switch (n) {
+    case 2: std::memcpy(at, xs, 2); break;
+    case 6: std::memcpy(at, xs, 6); break;
+    default: std::memcpy(at, xs, 12); break;  // a surrogate pair
+    }
+}
+
 }  // namespace
 
 void escape_mask::reset() noexcept {
@@ -115,7 +127,7 @@ std::string_view escape_mask::apply(std::string_view piece) {
                 copy_.assign(begin, end);
                 copied = true;
             }
-            std::memset(copy_.data() + (slash - begin), 'x', static_cast<std::size_t>(n));
+            mask(copy_.data() + (slash - begin), n);
             p = slash + n;
         } else if (slash + 1 < end) {
             p = slash + 2;  // the backslash and the character it escapes
