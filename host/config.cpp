@@ -7,16 +7,21 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <set>
+#include <thread>
 
 #include <fcntl.h>
 #include <unistd.h>
 
 namespace aqd {
+
+unsigned default_io_threads() { return std::clamp(std::thread::hardware_concurrency(), 1u, 4u); }
+
 
 namespace json = boost::json;
 

@@ -5,9 +5,11 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <thread>
 #include <unistd.h>
 
 using aqd::config;
@@ -52,7 +54,7 @@ BOOST_AUTO_TEST_CASE(empty_object_keeps_defaults) {
     BOOST_TEST(cfg.listen_address == "127.0.0.1");
     BOOST_TEST(cfg.listen_port == 8080);
     BOOST_TEST(cfg.workers == 16u);
-    BOOST_TEST(cfg.io_threads == 1u);
+    BOOST_TEST(cfg.io_threads == std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
     BOOST_TEST(cfg.database.empty());
     BOOST_TEST(cfg.config_dir == "/etc/aq");
     BOOST_TEST(cfg.log_level == "info");
