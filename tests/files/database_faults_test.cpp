@@ -342,6 +342,60 @@ BOOST_AUTO_TEST_CASE(a_database_stopped_then_killed_answers_503_and_recovers_wit
     BOOST_TEST(f.gw->running());
 }
 
+// A streaming upload when PostgreSQL stops under it: the client has sent 8 MiB of 40 (the
+// handler streams them, its first chunks are in the database) when the server stops, and goes
+// on sending. The upload fails cleanly: the exact 503 database_unavailable envelope with
+// Connection: close, or the connection closed, never a 500 or a 200; nothing of it becomes
+// visible; its rows are purged; and once the server is back the same gateway takes uploads.
+BOOST_AUTO_TEST_CASE(a_streaming_upload_when_the_database_stops_fails_cleanly) {
+    faults_fixture f(json::object{{"pool_size", 4}, {"orphan_grace_seconds", 8}, {"expiry_interval_seconds", 1}});
+    const std::string before_id = f.upload("before.bin", aqt::pattern_bytes(100000, 3));
+
+    aqt::multipart form;
+    form.field("purpose", "user_data").file("file", "streaming.bin", aqt::pattern_bytes(40 << 20, 5));
+    const std::string body = form.body();
+    aqt::raw::connection conn(f.gw->port());
+    BOOST_TEST_REQUIRE(conn.send("POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: " + f.gw->bearer("alice") +
+                                 "\r\nContent-Type: " + form.content_type() + "\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 8 << 20)));
+    BOOST_TEST_REQUIRE(aqt::wait_until(
+                           [&] {
+                               return count_of(f.pg.url(), "select count(*) from files where state = 'writing'") == 1 &&
+                                      count_of(f.pg.url(), "select count(*) from file_chunks") >= 1;
+                           },
+                           20s),
+                       "the streaming upload never reached the database");
+    f.pg.stop();
+    // The rest, while the handler fails: the gateway may close before taking it all.
+    std::thread sender([&] { conn.send(std::string_view(body).substr(8 << 20)); });
+    const auto got = conn.read_response(60s);
+    sender.join();
+    if (got.how == aqt::raw::ending::data) {
+        const auto res = aqt::raw::parse_response(got.data);
+        BOOST_TEST(aqt::not_database_unavailable(res) == "");
+        BOOST_TEST(res.header("connection") == "close");
+        BOOST_TEST_MESSAGE("the streaming upload got 503");
+    } else {
+        BOOST_TEST_MESSAGE("the streaming upload was cut off");
+        BOOST_TEST((got.how == aqt::raw::ending::closed || got.how == aqt::raw::ending::reset),
+                   aqt::raw::to_string(got.how));
+    }
+
+    f.pg.start();
+    BOOST_TEST_REQUIRE(aqt::wait_until([&] { return f.alice->get("/v1/files").status == 200; }, 30s));
+    const auto visible = f.listed();
+    BOOST_TEST(visible.size() == 1u);
+    BOOST_TEST(visible.count(before_id) == 1u);
+    // Its "writing" row and chunks go once the lease has run out.
+    BOOST_TEST(aqt::wait_until([&] { return count_of(f.pg.url(), "select count(*) from files where state <> 'ready'") == 0; },
+                               30s));
+    BOOST_TEST(count_of(f.pg.url(), "select count(*) from file_chunks c where not exists (select 1 from files f"
+                                    " where f.id = c.file_id and f.state = 'ready')") == 0);
+    f.upload("after.bin", aqt::pattern_bytes(2 << 20, 4));
+    BOOST_TEST(f.listed().size() == 2u);
+    BOOST_TEST(f.gw->running());
+}
+
 // A client that trickles its upload holds no database session while it trickles, so twelve of
 // them beside a pool of 8 leave every session to short requests. The host spools their bodies;
 // the first max_streaming_bodies of them (32 workers / 4 = 8), which sent their first 2 MiB
