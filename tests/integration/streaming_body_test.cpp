@@ -1,7 +1,8 @@
 // A large body that arrives fast streams: once stream_bodies_after_bytes of it are in, its
 // handler starts and reads the rest as it comes. At most max_streaming_bodies do so at once;
 // a streaming client that vanishes or slows below the minimum rate is cut off, and its handler
-// reads a disconnect; a handler that answers early ends the body and the connection.
+// reads a disconnect (also while its connection holds); a handler that answers early ends the
+// body and the connection.
 #define BOOST_TEST_MODULE streaming_body
 #include <boost/test/unit_test.hpp>
 
@@ -15,6 +16,8 @@
 
 #include <atomic>
 #include <thread>
+
+#include <sys/socket.h>
 
 using namespace std::chrono_literals;
 
@@ -92,6 +95,36 @@ BOOST_AUTO_TEST_CASE(a_body_ahead_of_its_handler_waits_in_memory_and_in_the_sock
     BOOST_TEST(sent_ok);
     expect_counted(conn.read_response(60s), body);
     BOOST_TEST(aqt::wait_until([&] { return aqt::spool_files(gw) == 0; }, 10s));
+}
+
+// A client that goes away while its connection holds (the handler paused, the window full): the
+// handler, once it reads on, gets the window's bytes and then a disconnect; nothing stays in the
+// spool directory, and the gateway serves the next body whole.
+BOOST_AUTO_TEST_CASE(a_client_vanishing_while_its_connection_holds_reaches_its_handler_as_a_disconnect) {
+    aqt::gateway gw(aqt::with_testplug());
+    const std::string body = body_of(48 * MiB);
+    {
+        aqt::raw::connection conn(gw.port());
+        std::atomic<bool> sent{false};
+        std::thread sender([&] {
+            conn.send("POST /count?pause_after=" + std::to_string(2 * MiB) +
+                      "&pause_ms=2000 HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
+                      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+            sent = true;
+        });
+        BOOST_TEST_REQUIRE(gw.wait_for_log("count paused after " + std::to_string(2 * MiB) + " bytes"));
+        std::this_thread::sleep_for(500ms);
+        BOOST_TEST(!sent.load());  // held: the body cannot all be handed over
+        ::shutdown(conn.fd(), SHUT_RDWR);
+        sender.join();
+    }  // closed
+    BOOST_TEST(aqt::wait_until([&] { return count_gone(gw) == 1; }, 10s), "gone: " << count_gone(gw));
+    BOOST_TEST(aqt::wait_until([&] { return aqt::spool_files(gw) == 0; }, 10s));
+
+    const std::string small = body_of(3 * MiB);
+    aqt::raw::connection next(gw.port());
+    BOOST_TEST_REQUIRE(next.send(aqt::count_upload_head(gw, small.size()) + small));
+    expect_counted(next.read_response(20s), small);
 }
 
 BOOST_AUTO_TEST_CASE(small_chunked_and_unstreamed_bodies_reach_their_handler_whole) {
