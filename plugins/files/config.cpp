@@ -73,7 +73,11 @@ s3_settings parse_s3(const boost::json::value& v) {
         else if (k == "part_bytes") s.part_bytes = unsigned_value(item, key, min_part, 5ull << 30);
         else if (k == "parts_in_flight") s.parts_in_flight = static_cast<std::uint32_t>(unsigned_value(item, key, 0, 16));
         else if (k == "max_attempts") s.max_attempts = static_cast<std::uint32_t>(unsigned_value(item, key, 1, 20));
-        else bad(key, "unknown key");
+        else if (k == "payload_signing") {
+            s.payload_signing = string_value(item, key);
+            if (s.payload_signing != "unless_tls" && s.payload_signing != "always" && s.payload_signing != "never")
+                bad(key, "must be \"unless_tls\", \"always\" or \"never\"");
+        } else bad(key, "unknown key");
     }
     for (auto [value, key] : {std::pair{&s.endpoint, "endpoint"}, std::pair{&s.bucket, "bucket"},
                               std::pair{&s.access_key, "access_key"}, std::pair{&s.secret_key, "secret_key"}})

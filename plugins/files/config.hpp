@@ -30,7 +30,9 @@
 //                            "virtual_host", default "virtual_host"), "access_key", "secret_key",
 //                            "session_token" (""), "ca_file" (""), "prefix" ("files/"),
 //                            "part_bytes" (8 MiB, at least 5 MiB), "parts_in_flight" (2),
-//                            "max_attempts" (4)}; credentials usually "${ENV}"
+//                            "max_attempts" (4), "payload_signing" ("unless_tls" | "always" |
+//                            "never", default "unless_tls": see s3/client.hpp)}; credentials
+//                            usually "${ENV}"
 //   orphan_grace_seconds     an unfinished write (an upload, a service write, a move between
 //                            stores) that shows no life for this long is abandoned: the purge job
 //                            removes what it wrote; default 600 (a live writer renews every third
@@ -70,6 +72,7 @@ struct s3_settings {
     std::uint64_t part_bytes = 8ull << 20;
     std::uint32_t parts_in_flight = 2;
     std::uint32_t max_attempts = 4;
+    std::string payload_signing = "unless_tls";  // checked at parse: "unless_tls", "always", "never"
 };
 
 struct config {

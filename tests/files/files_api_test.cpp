@@ -613,6 +613,17 @@ BOOST_AUTO_TEST_CASE(unknown_config_key_fails_startup_naming_it) {
     BOOST_TEST(failure.log.find("plugins.files.max_file_byte: unknown key") != std::string::npos, failure.log);
 }
 
+BOOST_AUTO_TEST_CASE(an_unknown_s3_payload_signing_fails_startup_naming_the_choices) {
+    json::object s3{{"endpoint", "http://127.0.0.1:9"}, {"bucket", "b"}, {"access_key", "a"},
+                    {"secret_key", "s"}, {"payload_signing", "sometimes"}};
+    json::object files{{"enabled", true}, {"store", "s3"}, {"s3", s3}};
+    auto failure = aqt::expect_startup_failure(json::object{{"plugins", json::object{{"files", files}}}});
+    BOOST_TEST(!failure.status.success());
+    BOOST_TEST(failure.log.find("plugins.files.s3.payload_signing: must be \"unless_tls\", \"always\" or \"never\"") !=
+                   std::string::npos,
+               failure.log);
+}
+
 // ---- owner keys ------------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(a_user_and_a_team_with_the_same_name_are_isolated_on_every_route) {
