@@ -10,10 +10,12 @@
 //     the same counts: "Verdicts depend on the bytes only, never on how they were split";
 //   - accepted lines come in order, their text is exactly the file's line, and a file without
 //     problems accepted every non-blank line;
-//   - no more problems than max_problems, each naming a line of the file (or 0, the file).
+//   - no more problems than max_problems, each naming a line of the file (or 0, the file);
+//   - the UTF-8 check's simd method, fed in pieces, agrees with its bytewise one.
 #include "invariant.hpp"
 #include "piece_plan.hpp"
 
+#include "batch_line/utf8.hpp"
 #include "batch_line/validator.hpp"
 
 #include <cstddef>
@@ -94,6 +96,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     s.max_problems = plan.pick(problems);
     s.keep_text = plan.below(2) == 1;
     s.creation = plan.below(2) == 1;
+
+    // The UTF-8 check's two methods agree on the whole input, fed in the plan's pieces.
+    if (bl::utf8_validator::available(bl::utf8_validator::method::simd)) {
+        bl::utf8_validator simd(bl::utf8_validator::method::simd), bytewise(bl::utf8_validator::method::bytewise);
+        for (std::string_view piece : plan.cut(file)) simd.feed(piece);
+        bytewise.feed(file);
+        AQ_FUZZ_CHECK(simd.complete() == bytewise.complete(), "UTF-8 verdicts differ");
+    }
 
     const outcome whole = validate(s, {file});
     const outcome split = validate(s, plan.cut(file));
