@@ -1,8 +1,8 @@
 // TLS on the listener: a CA and certificates made in the test (test_ca), curl with --cacert and
 // the test's own OpenSSL client against the TLS port while the plain port serves too; every
 // response form over TLS (complete, streamed, pulled, a file, chunked uploads, 100-continue); a
-// plain HTTP request to the TLS port gets a clean 400; the certificate reloads on SIGHUP for new
-// connections while established ones go on.
+// large body streaming to a handler that pauses; a plain HTTP request to the TLS port gets a clean
+// 400; the certificate reloads on SIGHUP for new connections while established ones go on.
 #define BOOST_TEST_MODULE tls
 #include <boost/test/unit_test.hpp>
 
@@ -18,6 +18,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <thread>
 
 using namespace std::chrono_literals;
 namespace json = boost::json;
@@ -122,6 +123,30 @@ BOOST_AUTO_TEST_CASE(every_response_form_works_over_tls) {
     BOOST_TEST_REQUIRE(c.send(get(gw, "/items/1") + get(gw, "/items/2") + get(gw, "/items/3")));
     for (const char* id : {"1", "2", "3"})
         BOOST_TEST(aqt::raw::parse_response(c.read_response(10s).data).json().at("id") == id);
+}
+
+// A large body over TLS streams to its handler and, while the handler pauses, waits in the
+// window and the socket: the connection stops reading (bytes OpenSSL already decrypted stay
+// there) and resumes when the handler reads on. Every byte arrives, in order.
+BOOST_AUTO_TEST_CASE(a_large_body_streams_over_tls_and_holds_while_its_handler_pauses) {
+    const std::size_t size = 24 * 1024 * 1024;
+    std::string body = aqt::stream_pattern(size);
+    auto c = tls_connection();
+    bool sent = false;
+    std::thread sender([&] {
+        sent = c.send("POST /count?pause_after=" + std::to_string(2 * 1024 * 1024) +
+                      "&pause_ms=1500 HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + gw.bearer("alice") +
+                      "\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n" + body);
+    });
+    BOOST_TEST(gw.wait_for_log("count paused after " + std::to_string(2 * 1024 * 1024) + " bytes"));
+    sender.join();
+    BOOST_TEST_REQUIRE(sent);
+    auto res = aqt::raw::parse_response(c.read_response(60s).data);
+    BOOST_TEST(res.status == 200);
+    BOOST_TEST(res.json().at("bytes").to_number<std::uint64_t>() == size);
+    BOOST_TEST(res.json().at("sha256").as_string() == aqt::sha256_hex(body));
+    // The connection goes on.
+    BOOST_TEST(roundtrip(c, get(gw, "/public")).status == 200);
 }
 
 BOOST_AUTO_TEST_CASE(plain_http_to_the_tls_port_gets_a_clean_400_and_a_close) {
