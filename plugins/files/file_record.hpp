@@ -23,18 +23,18 @@ struct file_record {
 
     // {"id", "object": "file", "bytes", "created_at", "expires_at", "filename", "purpose",
     //  "status": "processed", "status_details": null}
+    // Built in one go (the object's table sized once): key by key it rehashed as it grew, a
+    // few percent of a metadata GET's CPU.
     boost::json::object to_json() const {
-        boost::json::object o;
-        o["id"] = id;
-        o["object"] = "file";
-        o["bytes"] = bytes;
-        o["created_at"] = created_at;
-        o["expires_at"] = expires_at;
-        o["filename"] = filename;
-        o["purpose"] = purpose;
-        o["status"] = "processed";
-        o["status_details"] = nullptr;
-        return o;
+        return boost::json::object{{"id", id},
+                                   {"object", "file"},
+                                   {"bytes", bytes},
+                                   {"created_at", created_at},
+                                   {"expires_at", expires_at},
+                                   {"filename", filename},
+                                   {"purpose", purpose},
+                                   {"status", "processed"},
+                                   {"status_details", nullptr}};
     }
 };
 
