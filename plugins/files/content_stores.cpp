@@ -8,7 +8,7 @@
 
 namespace aq::files {
 
-content_stores::content_stores(const config& cfg, sql::pool& pool, std::function<void(const std::string&)> warn) {
+content_stores::content_stores(const config& cfg, sql::pool& pool, s3_store::retry_report on_s3_retry) {
     auto add = [this](std::unique_ptr<content_store> s) {
         std::string name(s->name());
         stores_.emplace(std::move(name), std::move(s));
@@ -17,7 +17,7 @@ content_stores::content_stores(const config& cfg, sql::pool& pool, std::function
     if (!cfg.filesystem.path.empty()) add(std::make_unique<filesystem_store>(cfg.filesystem.path, cfg.filesystem.fsync));
     if (cfg.s3) {
         try {
-            add(std::make_unique<s3_store>(*cfg.s3, std::move(warn)));
+            add(std::make_unique<s3_store>(*cfg.s3, std::move(on_s3_retry)));
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument(std::string("plugins.files.s3: ") + e.what());
         }

@@ -5,6 +5,7 @@
 
 #include "config.hpp"
 #include "content_store.hpp"
+#include "s3_store.hpp"  // s3_store::retry_report (s3/client.hpp: no Beast or Asio)
 
 #include "sql/pool.hpp"
 
@@ -21,8 +22,8 @@ public:
     // Opens what `cfg` sets up: the database store (on `pool`) always, the filesystem store when
     // it has a path, the s3 store when configured; new files go to cfg.store. Throws
     // std::runtime_error (std::invalid_argument for bad settings) naming the store and why it
-    // cannot open; `warn` receives operational warnings (S3 retries).
-    content_stores(const config& cfg, sql::pool& pool, std::function<void(const std::string&)> warn);
+    // cannot open; `on_s3_retry` is told of the s3 store's retried requests.
+    content_stores(const config& cfg, sql::pool& pool, s3_store::retry_report on_s3_retry);
     // A set of given stores, new files going to `current` (tests, tools).
     content_stores(std::vector<std::unique_ptr<content_store>> stores, std::string_view current);
 

@@ -77,7 +77,8 @@ int move(const std::string& config_path, const std::string& to) {
     po.wait = std::chrono::milliseconds(cfg.session_wait_ms);
     try {
         aq::sql::pool pool(cfg.database, po);
-        aq::files::content_stores stores(cfg, pool, [](const std::string& line) { std::cerr << line << "\n"; });
+        aq::files::content_stores stores(cfg, pool,
+                                         [](const std::string& line, aq::s3::error_kind) { std::cerr << line << "\n"; });
         aq::files::store::options so;
         so.orphan_grace_seconds = cfg.orphan_grace_seconds;
         so.legacy_teams = cfg.legacy_team_owners;

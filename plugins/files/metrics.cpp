@@ -2,7 +2,7 @@
 
 namespace aq::files {
 
-files_metrics::files_metrics(const aq::host& host) {
+files_metrics::files_metrics(const aq::host& host, bool s3) {
     auto uploads = host.counter_family("aqueduct_files_uploads_total", "Uploads, by how they ended.", {"outcome"});
     stored_ = uploads.with({"stored"});
     rejected_ = uploads.with({"rejected"});
@@ -16,6 +16,14 @@ files_metrics::files_metrics(const aq::host& host) {
     purge_ok_ = runs.with({"ok"});
     purge_unavailable_ = runs.with({"unavailable"});
     purged_ = host.counter("aqueduct_files_purged_total", "Expired files and abandoned writes purged.");
+    if (s3) {
+        auto retries = host.counter_family("aqueduct_files_s3_retries_total",
+                                           "Requests to S3 retried, by the kind of failure retried.", {"kind"});
+        // The kinds the client retries (s3/error.cpp); the others never are.
+        for (auto kind : {aq::s3::error_kind::throttled, aq::s3::error_kind::server, aq::s3::error_kind::network,
+                          aq::s3::error_kind::rejected})
+            s3_retries_[static_cast<std::size_t>(kind)] = retries.with({std::string(aq::s3::to_string(kind))});
+    }
 }
 
 void files_metrics::rejected(const aq::http_error& e) const {
@@ -29,6 +37,11 @@ void files_metrics::rejected(const aq::http_error& e) const {
     } catch (...) {
         // A refused label value loses one sample, never the answer to the client.
     }
+}
+
+void files_metrics::s3_retried(aq::s3::error_kind kind) const {
+    const auto k = static_cast<std::size_t>(kind);
+    if (k < s3_error_kinds) s3_retries_[k].inc();
 }
 
 void files_metrics::purge_run(bool completed, std::size_t purged) const {

@@ -6,13 +6,19 @@
 //       expires_after[seconds], ...), else "multipart" (a malformed body)
 //   aqueduct_files_purge_runs_total{outcome="ok|unavailable"}, aqueduct_files_purged_total (expired
 //       files and abandoned writes)
+//   aqueduct_files_s3_retries_total{kind="throttled|server|network|rejected"}, with the s3 store
+//       only: requests to S3 retried after a failure of that kind (s3/error.hpp: a 503 SlowDown
+//       or a 429 is "throttled", another 5xx "server", no answer "network", a 400
+//       RequestTimeout "rejected"). The four series are there from the start, at 0.
 // Kept apart from the handlers: routes.cpp and expiry.cpp only wrap their work in these calls.
 #pragma once
 
+#include "s3/error.hpp"
 #include "sql/unavailable.hpp"
 
 #include <aqueduct/plugin.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -20,7 +26,8 @@ namespace aq::files {
 
 class files_metrics {
 public:
-    explicit files_metrics(const aq::host& host);
+    // `s3`: whether the s3 store is configured (its retries are counted then).
+    files_metrics(const aq::host& host, bool s3);
 
     // Runs an upload (fn returns the bytes stored) and counts how it ended; exceptions pass.
     template <class Fn>
@@ -41,6 +48,7 @@ public:
     }
 
     void purge_run(bool completed, std::size_t purged) const;
+    void s3_retried(aq::s3::error_kind kind) const;
 
 private:
     void rejected(const aq::http_error& e) const;
@@ -48,6 +56,8 @@ private:
     aq::counter stored_, rejected_, unavailable_, failed_, stored_bytes_;
     aq::counter_family rejections_;
     aq::counter purge_ok_, purge_unavailable_, purged_;
+    static constexpr std::size_t s3_error_kinds = static_cast<std::size_t>(aq::s3::error_kind::protocol) + 1;
+    std::array<aq::counter, s3_error_kinds> s3_retries_;  // by error_kind; unset without the s3 store
 };
 
 }  // namespace aq::files

@@ -47,9 +47,12 @@ aq_status init(aq::host& host, void** ctx) {
     p->pool = std::make_unique<aq::sql::pool>(p->cfg.database, std::move(po));
     // /readyz: a round trip to the database (never waiting for a session a request holds).
     host.readiness([pool = p->pool.get()] { return pool->ready_now(); });
-    p->metrics = std::make_unique<aq::files::files_metrics>(host);
-    p->stores = std::make_unique<aq::files::content_stores>(p->cfg, *p->pool,
-                                                            [host](const std::string& line) { host.warn(line); });
+    p->metrics = std::make_unique<aq::files::files_metrics>(host, p->cfg.s3.has_value());
+    p->stores = std::make_unique<aq::files::content_stores>(
+        p->cfg, *p->pool, [host, metrics = p->metrics.get()](const std::string& line, aq::s3::error_kind kind) {
+            metrics->s3_retried(kind);
+            host.warn(line);
+        });
     aq::files::store::options so;
     so.orphan_grace_seconds = p->cfg.orphan_grace_seconds;
     so.legacy_teams = p->cfg.legacy_team_owners;

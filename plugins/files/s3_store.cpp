@@ -18,7 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-aq::s3::client_config client_config_of(const s3_settings& s, std::function<void(const std::string&)> warn) {
+aq::s3::client_config client_config_of(const s3_settings& s, s3_store::retry_report report) {
     aq::s3::client_config c;
     c.endpoint = s.endpoint;
     c.bucket = s.bucket;
@@ -34,11 +34,12 @@ aq::s3::client_config client_config_of(const s3_settings& s, std::function<void(
     c.signing = s.payload_signing == "always" ? aq::s3::payload_signing::always
                 : s.payload_signing == "never" ? aq::s3::payload_signing::never
                                                : aq::s3::payload_signing::unless_tls;
-    if (warn)
-        c.on_retry = [warn](std::string_view operation, unsigned attempt, std::chrono::milliseconds delay,
-                            const aq::s3::error& e) {
-            warn("files: s3 " + std::string(operation) + " failed (attempt " + std::to_string(attempt) +
-                 "), retrying in " + std::to_string(delay.count()) + " ms: " + e.what());
+    if (report)
+        c.on_retry = [report](std::string_view operation, unsigned attempt, std::chrono::milliseconds delay,
+                              const aq::s3::error& e) {
+            report("files: s3 " + std::string(operation) + " failed (attempt " + std::to_string(attempt) +
+                       "), retrying in " + std::to_string(delay.count()) + " ms: " + e.what(),
+                   e.kind());
         };
     return c;
 }
@@ -238,8 +239,8 @@ private:
 
 // ---- store ---------------------------------------------------------------------------------
 
-s3_store::s3_store(const s3_settings& settings, std::function<void(const std::string&)> warn)
-    : client_(client_config_of(settings, std::move(warn))), prefix_(settings.prefix) {
+s3_store::s3_store(const s3_settings& settings, retry_report on_retry)
+    : client_(client_config_of(settings, std::move(on_retry))), prefix_(settings.prefix) {
     try {
         client_.list_objects(prefix_, {}, 1);
     } catch (const std::exception& e) {

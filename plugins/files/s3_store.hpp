@@ -35,10 +35,14 @@ namespace aq::files {
 
 class s3_store : public content_store {
 public:
+    // Told of each retried request: a line for the log, and the kind of failure it retries (for
+    // the metrics). Called on the thread that made the request.
+    using retry_report = std::function<void(const std::string& line, aq::s3::error_kind kind)>;
+
     // Builds the client and checks that the bucket answers (one listing of at most one key).
     // Throws std::invalid_argument for bad settings, std::runtime_error when the bucket cannot
-    // be reached. `warn` receives a line per retried request.
-    s3_store(const s3_settings& settings, std::function<void(const std::string&)> warn);
+    // be reached. `on_retry` may be empty.
+    s3_store(const s3_settings& settings, retry_report on_retry);
 
     std::string_view name() const noexcept override { return "s3"; }
     std::unique_ptr<content_writer> create(const std::string& key, std::function<void()> intent) override;

@@ -1,0 +1,120 @@
+// The s3 store's retries as an operator sees them, through a real aqueductd whose S3 endpoint is
+// a fault-injecting proxy (tests/s3/fault_proxy.hpp) in front of the real Swift + s3api server:
+// each retried request is a warning line and a count in aqueduct_files_s3_retries_total by the
+// kind of failure; retries that run out answer 503 store_unavailable and store nothing.
+#define BOOST_TEST_MODULE files_s3_retries
+#include <boost/test/unit_test.hpp>
+
+#include "../s3/fault_proxy.hpp"
+
+#include "support/gateway.hpp"
+#include "support/http_client.hpp"
+#include "support/multipart.hpp"
+#include "support/prometheus_text.hpp"
+#include "support/s3.hpp"
+
+#include <boost/json.hpp>
+
+#include <string>
+
+namespace json = boost::json;
+namespace prom = aqt::prometheus;
+
+namespace {
+
+struct s3_gateway {
+    aq::s3::client_config swift = aqt::s3_endpoint();
+    aqt::fault_proxy proxy{static_cast<unsigned short>(std::stoi(swift.endpoint.substr(swift.endpoint.rfind(':') + 1)))};
+    aqt::gateway gw{json::object{
+        {"plugins",
+         json::object{{"files",
+                       json::object{{"enabled", true},
+                                    {"store", "s3"},
+                                    {"s3", json::object{{"endpoint", "http://127.0.0.1:" + std::to_string(proxy.port())},
+                                                        {"bucket", swift.bucket},
+                                                        {"region", swift.region},
+                                                        {"addressing", "path"},
+                                                        {"access_key", swift.access_key},
+                                                        {"secret_key", swift.secret_key},
+                                                        {"max_attempts", 3}}}}}}}}};
+    aqt::http::client alice{gw.port()};
+
+    s3_gateway() { alice.default_headers["Authorization"] = gw.bearer("alice"); }
+
+    aqt::http::response upload(const std::string& filename) {
+        aqt::multipart form;
+        form.field("purpose", "batch");
+        form.file("file", filename,
+                  R"({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}})"
+                  "\n");
+        return alice.request("POST", "/v1/files", {{"Content-Type", form.content_type()}}, form.body());
+    }
+
+    prom::samples scrape() {
+        auto r = alice.get("/metrics");
+        BOOST_TEST_REQUIRE(r.status == 200, r.body);
+        BOOST_TEST(prom::promtool_problems(r.body) == "");
+        return prom::parse(r.body);
+    }
+
+    double files_listed() { return static_cast<double>(alice.get("/v1/files").json().at("data").as_array().size()); }
+};
+
+const std::string throttled = R"(aqueduct_files_s3_retries_total{kind="throttled"})";
+const std::string server = R"(aqueduct_files_s3_retries_total{kind="server"})";
+const std::string network = R"(aqueduct_files_s3_retries_total{kind="network"})";
+const std::string rejected = R"(aqueduct_files_s3_retries_total{kind="rejected"})";
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(s3_retries, s3_gateway)
+
+BOOST_AUTO_TEST_CASE(every_kind_is_exported_from_the_start_at_zero) {
+    const auto now = scrape();
+    for (const auto& series : {throttled, server, network, rejected}) {
+        BOOST_TEST(now.count(series) == 1u, series);
+        BOOST_TEST(prom::value(now, series) == 0);
+    }
+    BOOST_TEST(now.count(R"(aqueduct_files_s3_retries_total{kind="not_found"})") == 0u);  // never retried
+}
+
+BOOST_AUTO_TEST_CASE(slow_down_answers_and_dropped_connections_are_retried_and_counted_by_kind) {
+    const auto before = scrape();
+    proxy.close_all();  // the startup's idle connection: the next request opens a new one
+    proxy.answer_next(2, aqt::slow_down_response());
+    const auto first = upload("throttled.jsonl");
+    BOOST_TEST(first.status == 200, first.body);
+    BOOST_TEST(gw.wait_for_log("failed (attempt 2), retrying in"));
+    proxy.close_all();
+    proxy.drop_next(1);
+    const auto second = upload("dropped.jsonl");
+    BOOST_TEST(second.status == 200, second.body);
+
+    const auto after = scrape();
+    BOOST_TEST(prom::delta(before, after, throttled) == 2);
+    BOOST_TEST(prom::delta(before, after, network) == 1);
+    BOOST_TEST(prom::delta(before, after, server) == 0);
+    BOOST_TEST(prom::delta(before, after, rejected) == 0);
+    BOOST_TEST(gw.log().find("files: s3 PUT object") != std::string::npos, gw.log());
+    BOOST_TEST(files_listed() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(retries_that_run_out_answer_503_store_unavailable_and_keep_nothing) {
+    const auto before = scrape();
+    proxy.close_all();
+    proxy.answer_next(3, aqt::slow_down_response());  // max_attempts 3: every attempt is refused
+    const auto r = upload("refused.jsonl");
+    BOOST_TEST(r.status == 503, r.body);
+    const auto error = r.json().at("error").as_object();
+    BOOST_TEST(error.at("code").as_string() == "store_unavailable");
+    BOOST_TEST(error.at("message").as_string() == "The file store is unavailable; retry later.");
+    BOOST_TEST(r.header("retry-after") == "1");
+    const auto after = scrape();
+    BOOST_TEST(prom::delta(before, after, throttled) == 2);  // attempts 1 and 2 were retried
+    BOOST_TEST(files_listed() == 0);
+    // The next upload, with S3 answering again, is stored.
+    BOOST_TEST(upload("after.jsonl").status == 200);
+    BOOST_TEST(files_listed() == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
