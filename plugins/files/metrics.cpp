@@ -16,6 +16,13 @@ files_metrics::files_metrics(const aq::host& host, bool s3) {
     purge_ok_ = runs.with({"ok"});
     purge_unavailable_ = runs.with({"unavailable"});
     purged_ = host.counter("aqueduct_files_purged_total", "Expired files and abandoned writes purged.");
+    auto events = host.counter_family("aqueduct_files_upload_objects_total",
+                                      "Uploads (the Uploads API's objects), by what happened to them.", {"event"});
+    upload_events_[upload_created] = events.with({"created"});
+    upload_events_[upload_completed] = events.with({"completed"});
+    upload_events_[upload_cancelled] = events.with({"cancelled"});
+    parts_ = host.counter("aqueduct_files_upload_parts_total", "Parts of Uploads stored.");
+    part_bytes_ = host.counter("aqueduct_files_upload_part_bytes_total", "Bytes of the parts of Uploads stored.");
     if (s3) {
         auto retries = host.counter_family("aqueduct_files_s3_retries_total",
                                            "Requests to S3 retried, by the kind of failure retried.", {"kind"});

@@ -107,15 +107,26 @@ void register_routes(aq::host& host, const config& cfg, store& files, uploads& u
     // 400 naming `data`, before its body is read when Content-Length says so.
     constexpr std::uint64_t json_body = 1 << 20;  // 10,000 part ids fit
     host.route("POST", "/uploads", small_body,
-               answering_unavailable([&cfg, &ups](aq::request& req) { create_upload(req, cfg, ups); }));
+               answering_unavailable([&cfg, &ups, &metrics](aq::request& req) {
+                   create_upload(req, cfg, ups);
+                   metrics.upload_event(files_metrics::upload_created);
+               }));
     aq::body_limit part_limit{uploads::max_part_bytes + multipart_overhead_bytes, 400, part_too_large_message(),
                               "data"};
     host.route("POST", "/uploads/{upload_id}/parts", std::move(part_limit),
-               answering_unavailable([&files, &ups](aq::request& req) { add_upload_part(req, files, ups); }));
+               answering_unavailable([&files, &ups, &metrics](aq::request& req) {
+                   metrics.part_stored(add_upload_part(req, files, ups));
+               }));
     host.route("POST", "/uploads/{upload_id}/complete", json_body,
-               answering_unavailable([&ups](aq::request& req) { complete_upload(req, ups); }));
+               answering_unavailable([&ups, &metrics](aq::request& req) {
+                   complete_upload(req, ups);
+                   metrics.upload_event(files_metrics::upload_completed);
+               }));
     host.route("POST", "/uploads/{upload_id}/cancel", small_body,
-               answering_unavailable([&ups](aq::request& req) { cancel_upload(req, ups); }));
+               answering_unavailable([&ups, &metrics](aq::request& req) {
+                   cancel_upload(req, ups);
+                   metrics.upload_event(files_metrics::upload_cancelled);
+               }));
 }
 
 }  // namespace aq::files

@@ -97,7 +97,7 @@ void create_upload(aq::request& req, const config& cfg, uploads& ups) {
     req.respond_json(200, created.to_json(unix_now(), std::nullopt));
 }
 
-void add_upload_part(aq::request& req, store& files, uploads& ups) {
+std::uint64_t add_upload_part(aq::request& req, store& files, uploads& ups) {
     const std::string owner = req.owner();
     const upload_record u = ups.get(owner, req.param("upload_id"));
     uploads::require_pending(u, "add a part to");
@@ -135,7 +135,9 @@ void add_upload_part(aq::request& req, store& files, uploads& ups) {
     }
     if (!data_seen) bad("Missing required parameter: 'data'.", "data");
     if (writer->bytes() == 0) bad("The part is empty.", "data");
+    const std::uint64_t bytes = writer->bytes();
     req.respond_json(200, ups.add_part(u, *writer));
+    return bytes;
 }
 
 void complete_upload(aq::request& req, uploads& ups) {

@@ -10,13 +10,15 @@
 
 #include <aqueduct/plugin.hpp>
 
+#include <cstdint>
+
 namespace aq::files {
 
 // POST /uploads: JSON {bytes, filename, mime_type, purpose, expires_after?}.
 void create_upload(aq::request& req, const config& cfg, uploads& ups);
 // POST /uploads/{upload_id}/parts: multipart/form-data with the part in field `data`, streamed
-// into the current content store (at most uploads::max_part_bytes).
-void add_upload_part(aq::request& req, store& files, uploads& ups);
+// into the current content store (at most uploads::max_part_bytes). Returns the part's bytes.
+std::uint64_t add_upload_part(aq::request& req, store& files, uploads& ups);
 // POST /uploads/{upload_id}/complete: JSON {part_ids, md5?}.
 void complete_upload(aq::request& req, uploads& ups);
 // POST /uploads/{upload_id}/cancel

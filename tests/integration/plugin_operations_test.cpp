@@ -1,5 +1,6 @@
 // The files and batches plugins in operations: their metrics show the exact increments of what
-// happened between two scrapes (uploads stored and refused by reason, bytes stored, batch lines
+// happened between two scrapes (uploads stored and refused by reason, bytes stored, the Uploads
+// API's objects by event and their parts, batch lines
 // by outcome, upstream requests by status, retries, latencies, batches by status, purge runs),
 // and /readyz follows their database: a PostgreSQL stopped under the gateway makes it 503
 // naming both plugins, and started again makes it 200, without a restart.
@@ -86,6 +87,47 @@ BOOST_AUTO_TEST_CASE(files_metrics_count_uploads_bytes_refusals_by_reason_and_pu
     BOOST_TEST(prom::delta(first, second, R"(aqueduct_files_purge_runs_total{outcome="ok"})") >= 1);
     BOOST_TEST(prom::delta(before, second, R"(aqueduct_files_purge_runs_total{outcome="unavailable"})") == 0);
     BOOST_TEST(prom::delta(before, second, "aqueduct_files_purged_total") == 0);  // nothing expired yet
+}
+
+BOOST_AUTO_TEST_CASE(uploads_api_metrics_count_uploads_by_event_and_parts_with_their_bytes) {
+    aqt::fake_upstream up;
+    aqt::gateway gw(plugins_config(up));
+    aqt::http::client c(gw.port());
+    c.default_headers["Authorization"] = gw.bearer("alice");
+    auto post_json = [&](const std::string& target, const json::object& body) {
+        auto r = c.request("POST", target, {{"Content-Type", "application/json"}}, json::serialize(body));
+        BOOST_TEST_REQUIRE(r.status == 200, target << ": " << r.body);
+        return r.json().as_object();
+    };
+    auto add_part = [&](const std::string& upload, const std::string& data) {
+        aqt::multipart form;
+        form.file("data", "blob", data);
+        return c.request("POST", "/v1/uploads/" + upload + "/parts", {{"Content-Type", form.content_type()}}, form.body());
+    };
+    const json::object create{{"bytes", 10}, {"filename", "notes.txt"}, {"mime_type", "text/plain"}, {"purpose", "user_data"}};
+    const auto before = scrape(gw);
+
+    const std::string kept(post_json("/v1/uploads", create).at("id").as_string());
+    auto first = add_part(kept, "01234");
+    auto second = add_part(kept, "56789");
+    BOOST_TEST_REQUIRE(first.status == 200);
+    BOOST_TEST_REQUIRE(second.status == 200);
+    post_json("/v1/uploads/" + kept + "/complete",
+              json::object{{"part_ids", json::array{first.json().at("id"), second.json().at("id")}}});
+    const std::string dropped(post_json("/v1/uploads", create).at("id").as_string());
+    BOOST_TEST(add_part(dropped, "abc").status == 200);
+    BOOST_TEST(add_part(dropped, "").status == 400);  // refused: not counted
+    post_json("/v1/uploads/" + dropped + "/cancel", {});
+    BOOST_TEST(c.request("POST", "/v1/uploads/" + dropped + "/cancel", {}, "").status == 400);  // no longer pending
+
+    const auto after = scrape(gw);
+    BOOST_TEST(prom::delta(before, after, R"(aqueduct_files_upload_objects_total{event="created"})") == 2);
+    BOOST_TEST(prom::delta(before, after, R"(aqueduct_files_upload_objects_total{event="completed"})") == 1);
+    BOOST_TEST(prom::delta(before, after, R"(aqueduct_files_upload_objects_total{event="cancelled"})") == 1);
+    BOOST_TEST(prom::delta(before, after, "aqueduct_files_upload_parts_total") == 3);
+    BOOST_TEST(prom::delta(before, after, "aqueduct_files_upload_part_bytes_total") == 13);
+    // Completing made a file, not a direct upload.
+    BOOST_TEST(prom::delta(before, after, R"(aqueduct_files_uploads_total{outcome="stored"})") == 0);
 }
 
 BOOST_AUTO_TEST_CASE(batches_metrics_count_lines_upstream_statuses_retries_latency_and_batches_by_status) {
