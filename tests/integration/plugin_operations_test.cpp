@@ -1,9 +1,9 @@
 // The files and batches plugins in operations: their metrics show the exact increments of what
 // happened between two scrapes (uploads stored and refused by reason, bytes stored, the Uploads
-// API's objects by event and their parts, batch lines
-// by outcome, upstream requests by status, retries, latencies, batches by status, purge runs),
-// and /readyz follows their database: a PostgreSQL stopped under the gateway makes it 503
-// naming both plugins, and started again makes it 200, without a restart.
+// API's objects by event and their parts, batch lines by outcome, upstream requests by status,
+// retries, latencies, batches by status, purge runs), and /readyz follows their database: a
+// PostgreSQL stopped under the gateway makes it 503 naming both plugins, and started again makes
+// it 200, without a restart.
 #define BOOST_TEST_MODULE plugin_operations
 #include <boost/test/unit_test.hpp>
 
