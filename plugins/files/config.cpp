@@ -74,9 +74,11 @@ s3_settings parse_s3(const boost::json::value& v) {
         else if (k == "parts_in_flight") s.parts_in_flight = static_cast<std::uint32_t>(unsigned_value(item, key, 0, 16));
         else if (k == "max_attempts") s.max_attempts = static_cast<std::uint32_t>(unsigned_value(item, key, 1, 20));
         else if (k == "payload_signing") {
-            s.payload_signing = string_value(item, key);
-            if (s.payload_signing != "unless_tls" && s.payload_signing != "always" && s.payload_signing != "never")
-                bad(key, "must be \"unless_tls\", \"always\" or \"never\"");
+            const std::string v = string_value(item, key);
+            if (v == "unless_tls") s.payload_signing = aq::s3::payload_signing::unless_tls;
+            else if (v == "always") s.payload_signing = aq::s3::payload_signing::always;
+            else if (v == "never") s.payload_signing = aq::s3::payload_signing::never;
+            else bad(key, "must be \"unless_tls\", \"always\" or \"never\"");
         } else bad(key, "unknown key");
     }
     for (auto [value, key] : {std::pair{&s.endpoint, "endpoint"}, std::pair{&s.bucket, "bucket"},

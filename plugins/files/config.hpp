@@ -48,6 +48,8 @@
 // Errors throw std::invalid_argument naming the key: "plugins.files.max_file_byte: unknown key".
 #pragma once
 
+#include "s3/client.hpp"  // aq::s3::payload_signing (no Beast or Asio)
+
 #include <boost/json/object.hpp>
 
 #include <cstdint>
@@ -72,7 +74,7 @@ struct s3_settings {
     std::uint64_t part_bytes = 8ull << 20;
     std::uint32_t parts_in_flight = 2;
     std::uint32_t max_attempts = 4;
-    std::string payload_signing = "unless_tls";  // checked at parse: "unless_tls", "always", "never"
+    aq::s3::payload_signing payload_signing = aq::s3::payload_signing::unless_tls;
 };
 
 struct config {

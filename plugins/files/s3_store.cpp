@@ -31,9 +31,7 @@ aq::s3::client_config client_config_of(const s3_settings& s, s3_store::retry_rep
     c.part_size = static_cast<std::size_t>(s.part_bytes);
     c.parts_in_flight = s.parts_in_flight;
     c.retry.max_attempts = s.max_attempts;
-    c.signing = s.payload_signing == "always" ? aq::s3::payload_signing::always
-                : s.payload_signing == "never" ? aq::s3::payload_signing::never
-                                               : aq::s3::payload_signing::unless_tls;
+    c.signing = s.payload_signing;
     if (report)
         c.on_retry = [report](std::string_view operation, unsigned attempt, std::chrono::milliseconds delay,
                               const aq::s3::error& e) {
