@@ -194,7 +194,7 @@ utf8_validator::utf8_validator(method m) noexcept
 void utf8_validator::feed(std::string_view bytes) noexcept {
     const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
     const auto* const end = p + bytes.size();
-    if (failed_) return;
+    if (failed_ || bytes.empty()) return;  // an empty view may have no data: no memcpy from it
     if (!simd_) return feed_bytewise(p, end);
 #if defined(AQ_UTF8_SIMD)
     std::size_t n = bytes.size();
