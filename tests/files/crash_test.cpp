@@ -35,7 +35,7 @@ namespace {
 // "<point>:<ms>[@<n>]"), with a short grace and a purge every second so that what a crash
 // leaves is removed within the test.
 struct crash_fixture {
-    aqt::store_under_test where{AQT_STORE, AQT_ON_POSTGRES};
+    aqt::store_under_test where;  // this run's (AQ_TEST_STORE, AQ_TEST_POSTGRES)
     std::unique_ptr<aqt::gateway> gw;
     std::unique_ptr<aqt::http::client> alice;
 
@@ -136,7 +136,7 @@ void expect_recovered(crash_fixture& f, const std::string& known, const std::str
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(kill_9_mid_upload_leaves_nothing_visible_and_no_orphan_after_restart) {
-    const bool s3 = std::string(AQT_STORE) == "s3";
+    const bool s3 = aqt::suite_store() == "s3";
     // s3: the first 8 MiB part (part_bytes' default) is sent, the rest not yet.
     const std::string point = s3 ? "s3_part_sent" : "content_written";
     crash_fixture f(point + ":60000");
@@ -176,7 +176,7 @@ BOOST_AUTO_TEST_CASE(kill_9_mid_commit_leaves_nothing_visible_and_the_purge_remo
     const std::string crashed = f.value("select id from files where state = 'writing'");
     BOOST_TEST_REQUIRE(!crashed.empty());
     BOOST_TEST(f.value("select content_key from files where id = '" + crashed + "'") == crashed);
-    BOOST_TEST(f.value("select store from files where id = '" + crashed + "'") == std::string(AQT_STORE));
+    BOOST_TEST(f.value("select store from files where id = '" + crashed + "'") == f.where.name());
     if (f.where.name() == "filesystem")
         BOOST_TEST(std::filesystem::file_size(f.where.folder() / crashed.substr(5, 2) / crashed) == (3u << 20));
 

@@ -48,7 +48,7 @@ void db_exec(const std::string& database, const std::string& sql) { aqt::sql_exe
 
 // A gateway with the files plugin on the store and database under test.
 struct files_gateway {
-    aqt::store_under_test where{AQT_STORE, AQT_ON_POSTGRES};
+    aqt::store_under_test where;  // this run's (AQ_TEST_STORE, AQ_TEST_POSTGRES)
     std::string database;
     std::unique_ptr<aqt::gateway> gw;
     std::unique_ptr<aqt::http::client> alice, bob;

@@ -23,7 +23,7 @@ void log_line(aq_host*, aq_log_level, aq_str) {}
 
 struct service_fixture {
     std::filesystem::path dir;
-    aqt::store_under_test where{AQT_STORE, AQT_ON_POSTGRES};
+    aqt::store_under_test where;  // this run's (AQ_TEST_STORE, AQ_TEST_POSTGRES)
     aq_host_api api{};
     aq::files::config cfg;
     std::unique_ptr<aq::sql::pool> pool;

@@ -8,8 +8,10 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 
 namespace json = boost::json;
 
@@ -46,6 +48,20 @@ std::string query(const std::string& database, const std::string& sql) {
 
 std::string sql_value(const std::string& database, const std::string& sql) { return query(database, sql); }
 void sql_exec(const std::string& database, const std::string& sql) { query(database, sql); }
+
+std::string suite_store() {
+    const char* v = std::getenv("AQ_TEST_STORE");
+    return v ? v : "filesystem";  // the constructor checks the name
+}
+
+bool suite_on_postgres() {
+    const char* v = std::getenv("AQ_TEST_POSTGRES");
+    if (v && std::string_view(v) != "1")
+        throw std::invalid_argument("AQ_TEST_POSTGRES is \"1\" or unset, not \"" + std::string(v) + "\"");
+    return v != nullptr;
+}
+
+store_under_test::store_under_test() : store_under_test(suite_store(), suite_on_postgres()) {}
 
 store_under_test::store_under_test(std::string store, bool postgres) : store_(std::move(store)), postgres_(postgres) {
     if (store_ != "filesystem" && store_ != "database" && store_ != "s3")

@@ -1,15 +1,16 @@
 // The content store (and metadata database) a files suite runs its cases on, so that one test
-// source runs against every store: built several times with different compile definitions,
+// binary runs against every store: ctest runs it once per store, each run with its own
+// environment (aq_add_run in tests/CMakeLists.txt),
 //
-//   AQ_TEST_STORE      "filesystem" (default), "database" or "s3"
-//   AQ_TEST_POSTGRES   defined: metadata in a fresh database of the "postgres" fixture; else a
+//   AQ_TEST_STORE      "filesystem" (when unset), "database" or "s3"
+//   AQ_TEST_POSTGRES   "1": metadata in a fresh database of the "postgres" fixture; unset: a
 //                      SQLite file of the gateway's own
 //
 // With SQLite and "filesystem" the config names no store at all: the suite runs the embedded
 // default (the folder beside the database). Otherwise the store is named, with a folder of the
 // instance's own (filesystem) or a fresh bucket of the "s3" fixture (s3, FIXTURES s3).
 //
-//   aqt::store_under_test where(AQT_STORE, AQT_ON_POSTGRES);
+//   aqt::store_under_test where;  // this run's store
 //   aqt::gateway gw(json::object{{"plugins", {{"files", where.files_config({...})}}}});
 //   where.attach(gw);
 //   BOOST_TEST(where.content_objects() == 0);
@@ -23,18 +24,6 @@
 #include <optional>
 #include <string>
 
-// The settings of the suite being compiled (macros, so that each suite has its own).
-#ifdef AQ_TEST_STORE
-#define AQT_STORE AQ_TEST_STORE
-#else
-#define AQT_STORE "filesystem"
-#endif
-#ifdef AQ_TEST_POSTGRES
-#define AQT_ON_POSTGRES true
-#else
-#define AQT_ON_POSTGRES false
-#endif
-
 namespace aqt {
 
 class gateway;
@@ -45,9 +34,15 @@ std::string sql_value(const std::string& database, const std::string& sql);
 // Runs a statement that returns no rows.
 void sql_exec(const std::string& database, const std::string& sql);
 
+// This run's settings: AQ_TEST_STORE ("filesystem" when unset; anything but the three stores
+// throws std::invalid_argument) and AQ_TEST_POSTGRES ("1" or unset; anything else throws).
+std::string suite_store();
+bool suite_on_postgres();
+
 class store_under_test {
 public:
-    // A suite passes its build's settings: store_under_test(AQT_STORE, AQT_ON_POSTGRES).
+    // This run's store and database: suite_store(), suite_on_postgres().
+    store_under_test();
     store_under_test(std::string store, bool postgres);
     ~store_under_test();
     store_under_test(const store_under_test&) = delete;
