@@ -1,6 +1,8 @@
 #include "batch_line/escape_mask.hpp"
 
+#include <algorithm>
 #include <bit>
+#include <cstdint>
 #include <cstring>
 
 #if defined(__SSE2__)
@@ -52,23 +54,45 @@ std::ptrdiff_t judge_escape(const char* p, const char* end) noexcept {
     return 12;
 }
 
-// The first '"' or '\\' at or after p, or end: where a string's plain run stops. One pass finds
-// either, 16 bytes at a time with SSE2 (in every x86-64); it replaced a memchr for each (two
-// calls per string, most of them a few bytes long, and one more per escape), which made memchr
-// a fifth of the validator's time (perf of batch_line_bench).
-const char* find_quote_or_backslash(const char* p, const char* end) noexcept {
+// Where the state machine of apply() acts: bit i is set when byte i of the (up to) 64 bytes at
+// p is a quote, a backslash or a bracket ('{' '[' '}' ']'). apply() goes from one such byte to
+// the next with countr_zero, whatever the state: a string's plain run, or the keys and numbers
+// between strings, costs a few vector instructions per 64 bytes, and an escape costs one step.
+// It replaced a byte-at-a-time loop outside strings and an SSE2 search inside them that
+// restarted after every escape (on prose with an escape every few dozen bytes, the search's
+// exit branch and the restarts made escape_mask the validator's largest part: perf of a
+// files_bench upload). Bytes 0x5B '[' and 0x7B '{' are the only ones whose value with bit 5
+// set is '{' (likewise ']' and '}' for '}'), so one OR folds the four brackets into two
+// compares.
+std::uint64_t events(const char* p, std::size_t n) noexcept {
+    if (n < 64) {
+        char tail[64] = {};  // no byte of the padding is an event
+        std::memcpy(tail, p, n);
+        return events(tail, 64);
+    }
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"');
     const __m128i backslash = _mm_set1_epi8('\\');
-    while (end - p >= 16) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        const int hits = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-        if (hits != 0) return p + std::countr_zero(static_cast<unsigned>(hits));
-        p += 16;
+    const __m128i open = _mm_set1_epi8('{');
+    const __m128i close = _mm_set1_epi8('}');
+    const __m128i bit5 = _mm_set1_epi8(0x20);
+    std::uint64_t m = 0;
+    for (int i = 0; i < 4; ++i) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i));
+        const __m128i folded = _mm_or_si128(v, bit5);
+        const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                         _mm_or_si128(_mm_cmpeq_epi8(folded, open), _mm_cmpeq_epi8(folded, close)));
+        m |= static_cast<std::uint64_t>(static_cast<std::uint16_t>(_mm_movemask_epi8(hit))) << (16 * i);
     }
+    return m;
+#else
+    std::uint64_t m = 0;
+    for (int i = 0; i < 64; ++i) {
+        const char c = p[i];
+        if (c == '"' || c == '\\' || c == '{' || c == '[' || c == '}' || c == ']') m |= std::uint64_t{1} << i;
+    }
+    return m;
 #endif
-    while (p < end && *p != '"' && *p != '\\') ++p;
-    return p;
 }
 
 // Overwrites an accepted escape (2, 6 or 12 bytes) with 'x'. Copies of fixed sizes compile to
@@ -95,45 +119,50 @@ void escape_mask::reset() noexcept {
 std::string_view escape_mask::apply(std::string_view piece) {
     const char* const begin = piece.data();
     const char* const end = begin + piece.size();
+    const char* p = begin;  // the next byte the state machine has not passed
+    if (escape_pending_ && p < end) {  // the character after a backslash that ended the last piece
+        escape_pending_ = false;
+        ++p;
+    }
     bool copied = false;
-    const char* p = begin;
-    while (p < end) {
-        if (!in_string_) {
-            switch (*p++) {
-            case '"': in_string_ = true; break;
-            case '{': case '[': ++depth_; break;
-            case '}': case ']': if (depth_ > 0) --depth_; break;
-            default: break;
-            }
-            continue;
-        }
-        if (escape_pending_) {  // the character after a backslash that ended the last piece
-            escape_pending_ = false;
-            ++p;
-            continue;
-        }
-        const char* const stop = find_quote_or_backslash(p, end);
-        if (stop == end) return copied ? std::string_view(copy_) : piece;  // the string goes on
-        if (*stop == '"') {
-            in_string_ = false;
-            p = stop + 1;
-            continue;
-        }
-        const char* const slash = stop;
-        const std::ptrdiff_t n = depth_ >= masked_depth && !refused_ ? judge_escape(slash, end) : refused;
-        if (n == refused && depth_ >= masked_depth) refused_ = true;  // the parser stops there
-        if (n > 0) {
-            if (!copied) {
-                copy_.assign(begin, end);
-                copied = true;
-            }
-            mask(copy_.data() + (slash - begin), n);
-            p = slash + n;
-        } else if (slash + 1 < end) {
-            p = slash + 2;  // the backslash and the character it escapes
-        } else {
-            escape_pending_ = true;
-            p = end;
+    for (const char* block = p; block < end; block += 64) {
+        const auto n = static_cast<std::size_t>(std::min<std::ptrdiff_t>(64, end - block));
+        // Where the state machine stands in this block: before it (0), or inside it after an
+        // escape that crossed into it; past it, the block holds nothing to do.
+        const std::ptrdiff_t from = std::max<std::ptrdiff_t>(0, p - block);
+        if (from >= static_cast<std::ptrdiff_t>(n)) continue;
+        std::uint64_t m = events(block, n) & (~std::uint64_t{0} << from);
+        while (m != 0) {
+            const char* const at = block + std::countr_zero(m);
+            p = at + 1;
+            if (!in_string_) {
+                switch (*at) {
+                case '"': in_string_ = true; break;
+                case '{': case '[': ++depth_; break;
+                case '}': case ']': if (depth_ > 0) --depth_; break;
+                default: break;  // a backslash outside strings: the parser judges it
+                }
+            } else if (*at == '"') {
+                in_string_ = false;
+            } else if (*at == '\\') {
+                const std::ptrdiff_t len = depth_ >= masked_depth && !refused_ ? judge_escape(at, end) : refused;
+                if (len == refused && depth_ >= masked_depth) refused_ = true;  // the parser stops there
+                if (len > 0) {
+                    if (!copied) {
+                        copy_.assign(begin, end);
+                        copied = true;
+                    }
+                    mask(copy_.data() + (at - begin), len);
+                    p = at + len;
+                } else if (at + 1 < end) {
+                    p = at + 2;  // the backslash and the character it escapes
+                } else {
+                    escape_pending_ = true;
+                    p = end;
+                }
+            }  // a bracket inside a string is a plain character
+            if (p - block >= static_cast<std::ptrdiff_t>(n)) break;
+            m &= ~std::uint64_t{0} << (p - block);
         }
     }
     return copied ? std::string_view(copy_) : piece;

@@ -1,8 +1,10 @@
 // batch_line_bench: how fast the batch-line validator reads a batch file, beside references
 // measured in the same run on the same bytes. A program, not a test:
 //
-//   build/tests/batch_line/batch_line_bench [--lines N] [--line-bytes B]
+//   build/tests/batch_line/batch_line_bench [--lines N] [--line-bytes B] [--content x|prose]
 //
+// The user message of each line is 'x's (the default) or files_bench's prose (escapes and
+// two-byte UTF-8, which the validator's escape masking and UTF-8 check meet in real prompts).
 // Prints MB/s for: memchr line splitting alone (the floor: touching the bytes), Boost.JSON's
 // basic_parser with a handler that does nothing (parsing alone), and the validator (parsing,
 // UTF-8, the rules and the custom_id set), each the best of three runs.
@@ -67,13 +69,32 @@ void each_line(std::string_view data, Fn fn) {
     }
 }
 
+// The user message of each line: plain 'x's, or files_bench's prose (an escape every ~55 bytes
+// and two-byte UTF-8; never cut mid-escape: the rest is padded with spaces).
+std::string content(const std::string& kind, std::size_t room) {
+    static const std::string prose =
+        "Summarize the following report in three sentences, keeping every figure: "
+        "the caf\xc3\xa9 on the corner sold 1,204 cups in M\xc3\xa4rz, "
+        "up from 987 \\\"last year\\\";\\nthe bakery next door, 3.5% fewer loaves. ";
+    if (kind == "x") return std::string(room, 'x');
+    std::string out;
+    while (out.size() + prose.size() <= room) out += prose;
+    return out.append(room - out.size(), ' ');
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::size_t lines = 1000000, line_bytes = 537;
+    std::string kind = "x";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (std::strcmp(argv[i], "--lines") == 0) lines = std::stoul(argv[i + 1]);
         else if (std::strcmp(argv[i], "--line-bytes") == 0) line_bytes = std::stoul(argv[i + 1]);
+        else if (std::strcmp(argv[i], "--content") == 0) kind = argv[i + 1];
+    }
+    if (kind != "x" && kind != "prose") {
+        std::fprintf(stderr, "--content is x or prose\n");
+        return 2;
     }
     std::string data;
     data.reserve(lines * line_bytes);
@@ -81,10 +102,10 @@ int main(int argc, char** argv) {
         std::string line = R"({"custom_id":"request-)" + std::to_string(i) +
                            R"(","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":")";
         const std::string end = "\"}]}}\n";
-        line.append(line_bytes > line.size() + end.size() ? line_bytes - line.size() - end.size() : 0, 'x');
+        line += content(kind, line_bytes > line.size() + end.size() ? line_bytes - line.size() - end.size() : 0);
         data += line + end;
     }
-    std::printf("%zu lines, %.1f MB\n", lines, data.size() / 1e6);
+    std::printf("%zu lines of %s, %.1f MB\n", lines, kind.c_str(), data.size() / 1e6);
 
     std::size_t count = 0;
     double framing = best_mb_per_s(data, [&] { each_line(data, [&](std::string_view) { ++count; }); });

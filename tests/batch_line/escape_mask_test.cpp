@@ -9,7 +9,10 @@
 
 #include <boost/json.hpp>
 
+#include <cctype>
+#include <algorithm>
 #include <random>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,78 @@ std::string masked(const std::vector<std::string>& pieces) {
 }
 
 std::string masked(const std::string& line) { return masked(std::vector<std::string>{line}); }
+
+// escape_mask.hpp's rules a byte at a time, as plainly as they can be written: what apply()
+// must return, piece by piece, byte for byte (apply() itself goes from event to event, 64 bytes
+// of them at a time).
+class reference_mask {
+public:
+    std::string apply(const std::string& piece) {
+        std::string out = piece;
+        std::size_t i = 0;
+        if (pending_ && i < piece.size()) {
+            pending_ = false;
+            ++i;
+        }
+        while (i < piece.size()) {
+            const char c = piece[i];
+            if (!in_string_) {
+                if (c == '"') in_string_ = true;
+                if (c == '{' || c == '[') ++depth_;
+                if ((c == '}' || c == ']') && depth_ > 0) --depth_;
+                ++i;
+            } else if (c == '"') {
+                in_string_ = false;
+                ++i;
+            } else if (c != '\\') {
+                ++i;
+            } else {
+                const long n = depth_ >= 3 && !refused_ ? judge(piece, i) : 0;
+                if (n == 0 && depth_ >= 3) refused_ = true;
+                if (n > 0) {
+                    out.replace(i, n, std::string(n, 'x'));
+                    i += n;
+                } else if (i + 1 < piece.size()) {
+                    i += 2;
+                } else {
+                    pending_ = true;
+                    i += 1;
+                }
+            }
+        }
+        return out;
+    }
+
+private:
+    // The accepted escape's length at s[i] (a backslash), 0 when Boost.JSON refuses it, -1 when
+    // the piece ends before it does.
+    static long judge(const std::string& s, std::size_t i) {
+        auto hex = [&](std::size_t at) -> long {  // four hex digits at `at`, -1 if not, -2 if cut
+            if (at + 4 > s.size()) {
+                for (std::size_t k = at; k < s.size(); ++k)
+                    if (!std::isxdigit(static_cast<unsigned char>(s[k]))) return -1;
+                return -2;
+            }
+            for (std::size_t k = at; k < at + 4; ++k)
+                if (!std::isxdigit(static_cast<unsigned char>(s[k]))) return -1;
+            return std::stol(s.substr(at, 4), nullptr, 16);
+        };
+        if (i + 1 >= s.size()) return -1;
+        if (std::string_view("\"\\/bfnrt").find(s[i + 1]) != std::string_view::npos) return 2;
+        if (s[i + 1] != 'u') return 0;
+        const long u1 = hex(i + 2);
+        if (u1 < 0) return u1 == -2 ? -1 : 0;
+        if (u1 < 0xD800 || u1 > 0xDFFF) return 6;
+        if (u1 > 0xDBFF) return 0;
+        if (i + 12 > s.size()) return -1;
+        if (s[i + 6] != '\\' || s[i + 7] != 'u') return 0;
+        const long u2 = hex(i + 8);
+        return u2 >= 0xDC00 && u2 <= 0xDFFF ? 12 : 0;
+    }
+
+    bool in_string_ = false, pending_ = false, refused_ = false;
+    std::size_t depth_ = 0;
+};
 
 }  // namespace
 
@@ -127,4 +202,51 @@ BOOST_AUTO_TEST_CASE(the_parser_decides_as_boost_json_on_the_unmasked_line) {
     }
     BOOST_TEST(valid > 2000);
     BOOST_TEST(invalid > 2000);
+}
+
+// apply() against reference_mask on generated lines long enough to cross several 64-byte blocks
+// (runs of up to 200 plain bytes between escapes, so that escapes, quotes and brackets fall on
+// every block edge), with bytes changed, dropped or added, in up to four pieces.
+BOOST_AUTO_TEST_CASE(apply_returns_the_bytes_of_the_byte_at_a_time_rules) {
+    std::mt19937 rng(20261201);
+    auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+    const std::vector<std::string> escapes{R"(\n)", R"(\")", R"(\\)", R"(\u00e9)", R"(\ud83d\ude00)", R"(\q)",
+                                           R"(\udc00)", R"(\ud800\u0041)", R"(\u12)", "\\", "{", "]", "\""};
+    auto text = [&] {
+        std::string s;
+        for (std::size_t i = 0, n = pick(5); i < n; ++i) {
+            s.append(pick(200), "ab c"[pick(4)]);
+            s += escapes[pick(escapes.size())];
+        }
+        return s;
+    };
+    std::size_t masked_lines = 0;
+    for (int round = 0; round < 20000; ++round) {
+        std::string line = R"({"custom_id":")" + text() + R"(","body":{"model":")" + text() +
+                           R"(","messages":[{"role":"user","content":")" + text() + R"("},[")" + text() +
+                           R"("]],"x":{"y":")" + text() + "\"}}}";
+        if (pick(2) == 0) {
+            std::size_t at = pick(line.size());
+            switch (pick(3)) {
+            case 0: line[at] = "\"\\{}[]:,u0"[pick(10)]; break;
+            case 1: line.erase(at, 1); break;
+            default: line.insert(at, 1, "\"\\{}[]:,u0"[pick(10)]); break;
+            }
+        }
+        std::vector<std::size_t> cuts{0, line.size()};
+        for (std::size_t i = 0, n = pick(4); i < n; ++i) cuts.push_back(pick(line.size() + 1));
+        std::sort(cuts.begin(), cuts.end());
+        bl::escape_mask m;
+        m.reset();
+        reference_mask want;
+        std::string whole;
+        for (std::size_t i = 0; i + 1 < cuts.size(); ++i) {
+            const std::string piece = line.substr(cuts[i], cuts[i + 1] - cuts[i]);
+            const std::string got(m.apply(piece));
+            BOOST_TEST_REQUIRE(got == want.apply(piece), line << " piece " << i);
+            whole += got;
+        }
+        if (whole != line) ++masked_lines;
+    }
+    BOOST_TEST(masked_lines > 5000u);
 }
