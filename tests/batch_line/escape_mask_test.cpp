@@ -32,6 +32,18 @@ std::string masked(const std::vector<std::string>& pieces) {
 
 std::string masked(const std::string& line) { return masked(std::vector<std::string>{line}); }
 
+// One byte of `line` changed, dropped or added (a quote, a backslash, a bracket, a colon, a
+// comma, 'u' or '0': what breaks JSON, strings and escapes).
+void damage(std::string& line, std::mt19937& rng) {
+    static constexpr char bytes[] = "\"\\{}[]:,u0";
+    const std::size_t at = rng() % line.size();
+    switch (rng() % 3) {
+    case 0: line[at] = bytes[rng() % 10]; break;
+    case 1: line.erase(at, 1); break;
+    default: line.insert(at, 1, bytes[rng() % 10]); break;
+    }
+}
+
 // escape_mask.hpp's rules a byte at a time, as plainly as they can be written: what apply()
 // must return, piece by piece, byte for byte (apply() itself goes from event to event, 64 bytes
 // of them at a time).
@@ -173,14 +185,7 @@ BOOST_AUTO_TEST_CASE(the_parser_decides_as_boost_json_on_the_unmasked_line) {
         std::string line = R"({"custom_id":")" + text() + R"(","method":"POST","url":"/v1/chat/completions",)" +
                            R"("body":{"model":")" + text() + R"(","messages":[{"role":"user","content":)" +
                            value(3, value) + "}],\"x\":" + value(2, value) + "}}";
-        if (pick(2) == 0) {
-            std::size_t at = pick(line.size());
-            switch (pick(3)) {
-            case 0: line[at] = "\"\\{}[]:,u0"[pick(10)]; break;
-            case 1: line.erase(at, 1); break;
-            default: line.insert(at, 1, "\"\\{}[]:,u0"[pick(10)]); break;
-            }
-        }
+        if (pick(2) == 0) damage(line, rng);
         std::vector<std::string> pieces;
         std::size_t a = pick(line.size() + 1), b = pick(line.size() + 1);
         if (a > b) std::swap(a, b);
@@ -225,14 +230,7 @@ BOOST_AUTO_TEST_CASE(apply_returns_the_bytes_of_the_byte_at_a_time_rules) {
         std::string line = R"({"custom_id":")" + text() + R"(","body":{"model":")" + text() +
                            R"(","messages":[{"role":"user","content":")" + text() + R"("},[")" + text() +
                            R"("]],"x":{"y":")" + text() + "\"}}}";
-        if (pick(2) == 0) {
-            std::size_t at = pick(line.size());
-            switch (pick(3)) {
-            case 0: line[at] = "\"\\{}[]:,u0"[pick(10)]; break;
-            case 1: line.erase(at, 1); break;
-            default: line.insert(at, 1, "\"\\{}[]:,u0"[pick(10)]); break;
-            }
-        }
+        if (pick(2) == 0) damage(line, rng);
         std::vector<std::size_t> cuts{0, line.size()};
         for (std::size_t i = 0, n = pick(4); i < n; ++i) cuts.push_back(pick(line.size() + 1));
         std::sort(cuts.begin(), cuts.end());
