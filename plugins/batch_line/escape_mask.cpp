@@ -54,8 +54,8 @@ std::ptrdiff_t judge_escape(const char* p, const char* end) noexcept {
     return 12;
 }
 
-// Where the state machine of apply() acts: bit i is set when byte i of the (up to) 64 bytes at
-// p is a quote, a backslash or a bracket ('{' '[' '}' ']'). apply() goes from one such byte to
+// Where the state machine of apply() acts: bit i is set when byte i of the 64 bytes at p is
+// a quote, a backslash or a bracket ('{' '[' '}' ']'). apply() goes from one such byte to
 // the next with countr_zero, whatever the state: a string's plain run, or the keys and numbers
 // between strings, costs a few vector instructions per 64 bytes, and an escape costs one step.
 // It replaced a byte-at-a-time loop outside strings and an SSE2 search inside them that
@@ -64,12 +64,7 @@ std::ptrdiff_t judge_escape(const char* p, const char* end) noexcept {
 // files_bench upload). Bytes 0x5B '[' and 0x7B '{' are the only ones whose value with bit 5
 // set is '{' (likewise ']' and '}' for '}'), so one OR folds the four brackets into two
 // compares.
-std::uint64_t events(const char* p, std::size_t n) noexcept {
-    if (n < 64) {
-        char tail[64] = {};  // no byte of the padding is an event
-        std::memcpy(tail, p, n);
-        return events(tail, 64);
-    }
+inline std::uint64_t events64(const char* p) noexcept {
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"');
     const __m128i backslash = _mm_set1_epi8('\\');
@@ -93,6 +88,13 @@ std::uint64_t events(const char* p, std::size_t n) noexcept {
     }
     return m;
 #endif
+}
+
+// The same for the last n < 64 bytes of a piece, read from a padded copy.
+std::uint64_t events_tail(const char* p, std::size_t n) noexcept {
+    char tail[64] = {};  // no byte of the padding is an event
+    std::memcpy(tail, p, n);
+    return events64(tail);
 }
 
 // Overwrites an accepted escape (2, 6 or 12 bytes) with 'x'. Copies of fixed sizes compile to
@@ -131,7 +133,7 @@ std::string_view escape_mask::apply(std::string_view piece) {
         // escape that crossed into it; past it, the block holds nothing to do.
         const std::ptrdiff_t from = std::max<std::ptrdiff_t>(0, p - block);
         if (from >= static_cast<std::ptrdiff_t>(n)) continue;
-        std::uint64_t m = events(block, n) & (~std::uint64_t{0} << from);
+        std::uint64_t m = (n == 64 ? events64(block) : events_tail(block, n)) & (~std::uint64_t{0} << from);
         while (m != 0) {
             const char* const at = block + std::countr_zero(m);
             p = at + 1;
