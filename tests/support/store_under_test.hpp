@@ -34,8 +34,9 @@ std::string sql_value(const std::string& database, const std::string& sql);
 // Runs a statement that returns no rows.
 void sql_exec(const std::string& database, const std::string& sql);
 
-// This run's settings: AQ_TEST_STORE ("filesystem" when unset; anything but the three stores
-// throws std::invalid_argument) and AQ_TEST_POSTGRES ("1" or unset; anything else throws).
+// This run's settings: AQ_TEST_STORE ("filesystem" when unset; store_under_test refuses a name
+// other than the three stores) and AQ_TEST_POSTGRES ("1" or unset; anything else throws
+// std::invalid_argument).
 std::string suite_store();
 bool suite_on_postgres();
 
