@@ -420,10 +420,13 @@ BOOST_AUTO_TEST_CASE(cancel_ends_the_upload_and_the_purge_takes_its_parts) {
 }
 
 BOOST_AUTO_TEST_CASE(an_expired_upload_refuses_parts_and_completion) {
-    uploads_gateway g(json::object{{"upload_expiry_seconds", 1}, {"expiry_interval_seconds", 1}});
+    // Times are whole seconds: an Upload created at t + 0.99 with an expiry of N seconds has
+    // expired at t + N, so the part has N - 1 seconds at least to arrive (with N = 1 a CI run
+    // saw it refused as expired). It has 2; the Upload has surely expired 4.1 s after creation.
+    uploads_gateway g(json::object{{"upload_expiry_seconds", 3}, {"expiry_interval_seconds", 1}});
     const std::string id = create_id(*g.alice, 10);
     const std::string p = part_id(*g.alice, id, "0123456789");
-    std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(4100));
     expect_error(complete(*g.alice, id, {p}), 400, std::nullopt, not_pending("complete", id, "expired"));
     expect_error(add_part(*g.alice, id, "x"), 400, std::nullopt, not_pending("add a part to", id, "expired"));
     expect_error(cancel(*g.alice, id), 400, std::nullopt, not_pending("cancel", id, "expired"));
