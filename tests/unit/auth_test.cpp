@@ -3,7 +3,10 @@
 
 #include "auth.hpp"
 
+#include <atomic>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 using aqd::authenticator;
 using aqd::sha256_hex;
@@ -93,4 +96,17 @@ BOOST_AUTO_TEST_CASE(a_refused_replacement_changes_nothing) {
     BOOST_CHECK_THROW(auth.replace({token_config{"t", "u", "", "abc"}}), std::invalid_argument);
     BOOST_TEST(auth.size() == 2u);
     BOOST_TEST(auth.authenticate("Bearer sk-alice") != nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(sha256_hex_is_the_same_on_many_threads_at_once) {
+    // Each thread keeps its own OpenSSL context; the digest is fetched once for all of them.
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 2000; ++i)
+                if (sha256_hex("abc") != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") ++wrong;
+        });
+    for (auto& t : threads) t.join();
+    BOOST_TEST(wrong.load() == 0);
 }
