@@ -21,19 +21,22 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
-#include <random>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <sys/random.h>
 
 namespace aq {
 
@@ -96,21 +99,26 @@ inline std::string error_envelope(std::string_view message, std::string_view typ
     return boost::json::serialize(root);
 }
 
-// `prefix` + `length` random base62 characters, from the OS's CSPRNG (random_device reads
-// getrandom/urandom on Linux), e.g. random_id("file-") -> "file-3kTMd9PzQ0aB...".
+// `prefix` + `length` random base62 characters from the kernel's CSPRNG, e.g.
+// random_id("file-") -> "file-3kTMd9PzQ0aB...". The host names every request with one, so it
+// reads all its bytes in one getrandom call: std::random_device took a call of about 800 ns per
+// 4 bytes here, 4 us of a metadata GET's 36. A byte of 248 or more is dropped, so that the
+// modulo picks all 62 characters alike.
 inline std::string random_id(std::string_view prefix, std::size_t length = 24) {
     static constexpr char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    thread_local std::random_device device;
     std::string id(prefix);
     id.reserve(prefix.size() + length);
+    unsigned char bytes[256];
     while (id.size() < prefix.size() + length) {
-        std::uint32_t bits = device();
-        // 5 characters per 32-bit draw; reject values that would bias the modulo.
-        if (bits >= 62u * 62u * 62u * 62u * 62u * 4u) continue;
-        for (int i = 0; i < 5 && id.size() < prefix.size() + length; ++i) {
-            id.push_back(alphabet[bits % 62]);
-            bits /= 62;
+        // A few more than needed, for the ~3% that are dropped; up to 256 bytes never come short.
+        const std::size_t want = std::min(sizeof bytes, prefix.size() + length - id.size() + 8);
+        const ssize_t got = ::getrandom(bytes, want, 0);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            throw std::runtime_error("getrandom failed");
         }
+        for (ssize_t i = 0; i < got && id.size() < prefix.size() + length; ++i)
+            if (bytes[i] < 248) id.push_back(alphabet[bytes[i] % 62]);
     }
     return id;
 }
