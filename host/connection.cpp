@@ -267,8 +267,17 @@ void connection::abort() {
     asio::post(socket_.get_executor(), [self = shared_from_this()] { self->guarded([&] { self->close(); }); });
 }
 
+// A handler that answers wakes the connection twice, once with its response and once when it
+// returns; a download's source once per piece. Each wake was a post through the strand (a
+// queued operation, two mutexes, often an eventfd write to wake a network thread). Now a wake
+// posts only when no pump is waiting to begin: that pump will see what the later wakes
+// announce, since it clears the flag before it reads the exchange (acq_rel on both sides).
 void connection::wake() {
-    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->guarded([&] { self->pump(); }); });
+    if (pump_posted_.exchange(true, std::memory_order_acq_rel)) return;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->pump_posted_.exchange(false, std::memory_order_acq_rel);
+        self->guarded([&] { self->pump(); });
+    });
 }
 
 void connection::forget_request() {

@@ -204,6 +204,8 @@ private:
     bool write_last_ = false;             // TLS: the write in progress ends the response
     std::shared_ptr<const tls_context> tls_context_;  // TLS connections: until the handshake begins
     std::unique_ptr<tls_session> tls_;                // TLS connections: the session on socket_
+    // A pump is posted to the strand and has not begun: another wake() has nothing to add.
+    std::atomic<bool> pump_posted_{false};
 };
 
 }  // namespace aqd
