@@ -197,6 +197,9 @@ private:
     read_state read_ = read_state::fresh;
     write_state write_ = write_state::idle;
     time_point deadline_{};              // header, idle or linger deadline (the read states that have one)
+    // When the timer's outstanding wait ends; `never` when none is outstanding. A wait may end
+    // before next_deadline() (see arm_timer), never after it.
+    time_point timer_expiry_ = time_point::max();
     std::unique_ptr<request_state> req_;  // only while a request is in progress
     std::string pending_;                 // bytes of the next request that came early (pipelining)
     std::string client_;                  // the peer's address, for the access log
