@@ -14,8 +14,8 @@
 # --sanitize builds the sanitizer tree instead (tests/sanitize.sh, tests/fuzz.sh): clang-15 with
 # ASan+UBSan for every target plus the libFuzzer targets (cmake/Sanitizers.cmake), into
 # build-sanitize/ (AQUEDUCT_SANITIZE_BUILD_DIR overrides it); it also installs clang-15,
-# libfuzzer-15-dev and llvm-15 (llvm-symbolizer, for readable reports). --target builds only
-# that target.
+# libfuzzer-15-dev and llvm-15 (llvm-symbolizer, for readable reports); the benchmark programs,
+# which nothing runs there, are left out. --target builds only that target.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,7 +43,7 @@ while (($#)); do
       packages+=(clang-15 libfuzzer-15-dev llvm-15)
       build=${AQUEDUCT_SANITIZE_BUILD_DIR:-$repo/build-sanitize}
       configure+=(-DCMAKE_C_COMPILER=clang-15 -DCMAKE_CXX_COMPILER=clang++-15
-                  -DAQUEDUCT_SANITIZE=address,undefined -DAQUEDUCT_FUZZ=ON) ;;
+                  -DAQUEDUCT_SANITIZE=address,undefined -DAQUEDUCT_FUZZ=ON -DAQUEDUCT_BENCHMARKS=OFF) ;;
     --target) targets+=("${2:?--target needs a target name}"); shift ;;
     *) echo "bootstrap.sh: unknown argument $1" >&2; exit 2 ;;
   esac
