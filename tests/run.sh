@@ -4,8 +4,10 @@
 # the official OpenAI Node SDK). Extra arguments go to ctest, e.g. `bash tests/run.sh -L integration`.
 #
 # `bash tests/run.sh --sanitize [ctest arguments]` (what tests/sanitize.sh runs) does the same in
-# the sanitizer tree build-sanitize/: every binary, aqueductd and its plugins included, built
-# with clang-15, ASan (with LeakSanitizer) and UBSan, plus a replay of each fuzz target's corpus.
+# the sanitizer tree build-sanitize/: aqueductd, its plugins, the libraries and the test harness
+# built with clang-15, ASan (with LeakSanitizer) and UBSan (the suites' own check code plain,
+# linked with the sanitizer runtime: tests/CMakeLists.txt), plus a replay of each fuzz target's
+# corpus.
 # Sanitizer reports go to files (so a report from a daemon a test started is never lost in its
 # log); any report fails the run and is printed at the end.
 set -euo pipefail
