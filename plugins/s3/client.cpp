@@ -175,6 +175,7 @@ struct client::impl {
         h.head = c.head;
         if (c.source) {
             h.content_length = c.source->length;
+            h.chunked = c.source->chunked;
             h.pull = [&](char* buf, std::size_t cap) {
                 std::size_t n = c.source->read(buf, cap);
                 pulled += n;
@@ -453,6 +454,33 @@ std::string client::put_object(std::string_view key, const body_source& source) 
     check_key(key);
     if (!source.read) throw std::invalid_argument("body_source: read is not set");
     return impl_->put(impl::describe("PUT object", key), impl_->path_of(key), {}, {}, &source);
+}
+
+bool client::takes_chunked_puts(std::string_view probe_key) {
+    check_key(probe_key);
+    static constexpr std::string_view probe = "aqueduct: a PUT with Transfer-Encoding: chunked\n";
+    std::size_t at = 0;
+    body_source source;
+    source.chunked = true;
+    source.read = [&](char* buf, std::size_t cap) {
+        // Two chunks, so the server sees the framing at work, not one piece.
+        std::size_t n = std::min({cap, probe.size() - at, at == 0 ? probe.size() / 2 : probe.size()});
+        std::copy_n(probe.data() + at, n, buf);
+        at += n;
+        return n;
+    };
+    source.restart = [&] { at = 0; };
+    try {
+        put_object(probe_key, source);
+    } catch (const error& e) {
+        // 501 NotImplemented (AWS names Transfer-Encoding), 411 MissingContentLength, 400: the
+        // server does not take it. Access and the network are not the probe's to judge.
+        if (e.kind() == error_kind::rejected) return false;
+        throw;
+    }
+    std::uint64_t stored = head_object(probe_key).size;
+    delete_object(probe_key);
+    return stored == probe.size();
 }
 
 object_info client::head_object(std::string_view key) { return impl_->head(key); }

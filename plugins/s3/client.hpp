@@ -6,7 +6,8 @@
 // may call one client at once.
 //
 // Works with AWS S3 and with S3-compatible servers (OpenStack Swift's s3api, which the tests
-// run, MinIO, Ceph RGW). Bodies are sent as plain bytes with a Content-Length: never
+// run, MinIO, Ceph RGW). Bodies are sent as plain bytes with a Content-Length, or (a streamed
+// body of unknown length, to a server that takes it) with `Transfer-Encoding: chunked`: never
 // `aws-chunked`, which Swift does not implement. A body held in memory (a part, a small object)
 // is signed with its SHA-256 over plain http (payload_signing), so the server refuses it if it
 // was corrupted on the way; over https TLS protects it. A streamed body is sent as
@@ -116,6 +117,10 @@ struct get_result {
 // once a byte was read. An exception thrown by read (or by a body_sink) ends the call as it is.
 struct body_source {
     std::uint64_t length = 0;
+    // The length is not known beforehand: the body goes with `Transfer-Encoding: chunked` and
+    // ends where read returns 0 (`length` is ignored). Not every S3 server takes it: AWS S3
+    // wants a Content-Length; Swift's s3api and Ceph RGW take it (client::takes_chunked_puts).
+    bool chunked = false;
     std::function<std::size_t(char* buf, std::size_t cap)> read;
     std::function<void()> restart;
 };
@@ -174,6 +179,13 @@ public:
     // PUT of a whole object. Returns the ETag.
     std::string put_object(std::string_view key, std::string_view data);
     std::string put_object(std::string_view key, const body_source& source);
+
+    // Whether the server stores a PUT whose body comes with `Transfer-Encoding: chunked`
+    // (streamed_put.hpp): PUTs a few bytes that way under `probe_key`, checks their size with a
+    // HEAD, and deletes the object. False when the server refuses the request (AWS: 501
+    // NotImplemented or 411 MissingContentLength) or stores something else; throws when it
+    // cannot be asked (the network, 5xx after retries, 403).
+    bool takes_chunked_puts(std::string_view probe_key);
 
     object_info head_object(std::string_view key);                 // error::not_found() when absent
     // GET, the body in pieces to `sink` (pieces of at most 256 KiB; memory does not grow with the

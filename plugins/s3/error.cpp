@@ -66,6 +66,9 @@ error error_from_response(std::string_view operation, int status, std::string_vi
     error_kind kind;
     // 503 is S3's "reduce your request rate" (SlowDown, ServiceUnavailable); 429 a proxy's.
     if (code == "SlowDown" || status == 429 || status == 503) kind = error_kind::throttled;
+    // 501 NotImplemented: the server lacks what the request asks for (a header, a feature);
+    // asking again gives the same.
+    else if (status == 501) kind = error_kind::rejected;
     else if (status >= 500 || code == "InternalError") kind = error_kind::server;
     else if (status == 404) kind = error_kind::not_found;
     else if (status == 401 || status == 403) kind = error_kind::denied;

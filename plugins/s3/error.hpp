@@ -4,7 +4,7 @@
 // Code/Message of the S3 XML error document) or no usable answer at all (connection refused or
 // reset, timeout, TLS failure, an unreadable response). retryable() is the client's retry rule,
 // exposed so a caller that drives its own loop (a background job) applies the same one:
-//   - throttled (503 SlowDown, 429), server (5xx, and an InternalError even inside a 200) and
+//   - throttled (503 SlowDown, 429), server (5xx but 501, and an InternalError even inside a 200) and
 //     network failures are retryable; so is 400 RequestTimeout (the server gave up waiting for a
 //     slow body);
 //   - everything else (not found, denied, a rejected request, a failed precondition, a TLS
@@ -20,7 +20,7 @@ namespace aq::s3 {
 enum class error_kind {
     not_found,     // 404: NoSuchKey, NoSuchBucket, NoSuchUpload
     denied,        // 401/403: SignatureDoesNotMatch, InvalidAccessKeyId, AccessDenied
-    rejected,      // other 4xx: InvalidRange, EntityTooSmall, InvalidPart, BadDigest, ...
+    rejected,      // other 4xx, and 501: InvalidRange, EntityTooSmall, InvalidPart, BadDigest, NotImplemented
     precondition,  // 412: the object changed (a resumed download's If-Match)
     throttled,     // 503 SlowDown, 429
     server,        // other 5xx, InternalError

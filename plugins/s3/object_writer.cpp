@@ -1,20 +1,27 @@
 #include "object_writer.hpp"
 
+#include "streamed_put.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
 namespace aq::s3 {
 
-object_writer::object_writer(client& c, std::string key)
-    : client_(c), key_(std::move(key)), part_size_(c.config().part_size), max_in_flight_(c.config().parts_in_flight) {}
+namespace {
+constexpr std::size_t stream_block = 1 << 20;  // write_from's reads while streaming
+}
+
+object_writer::object_writer(client& c, std::string key, large_objects large)
+    : client_(c), key_(std::move(key)), part_size_(c.config().part_size), max_in_flight_(c.config().parts_in_flight),
+      large_(large) {}
 
 object_writer::~object_writer() {
-    if (state_ == state::uploading) abort();
+    if (state_ == state::uploading || state_ == state::streaming) abort();
     wait_all();
 }
 
 void object_writer::require_open(const char* what) const {
-    if (state_ != state::buffering && state_ != state::uploading)
+    if (state_ != state::buffering && state_ != state::uploading && state_ != state::streaming)
         throw std::logic_error(std::string("object_writer: ") + what + " after the upload ended");
 }
 
@@ -28,6 +35,19 @@ auto object_writer::guarded(Fn&& fn) -> decltype(fn()) {
         state_ = state::failed;
         throw;
     }
+}
+
+void object_writer::overflow() {
+    if (large_ == large_objects::multipart) {
+        send_part();
+        return;
+    }
+    // The stream's queue holds up to a part's size: with the buffer it starts with, the memory
+    // stays within the multipart writer's bound.
+    stream_ = std::make_unique<streamed_put>(client_, key_, part_size_);
+    state_ = state::streaming;
+    stream_->push(std::move(buffer_));
+    buffer_ = std::string();
 }
 
 void object_writer::send_part() {
@@ -80,9 +100,19 @@ void object_writer::write(std::string_view data) {
     require_open("write");
     guarded([&] {
         while (!data.empty()) {
+            if (state_ == state::streaming) {
+                std::string block = stream_->spare();
+                block.assign(data);
+                stream_->push(std::move(block));
+                size_ += data.size();
+                return;
+            }
             // A full buffer is sent only once more bytes come, so an object of exactly one part
             // still goes as a single PUT, and the last part is never empty.
-            if (buffer_.size() == part_size_) send_part();
+            if (buffer_.size() == part_size_) {
+                overflow();
+                continue;
+            }
             std::size_t take = std::min(part_size_ - buffer_.size(), data.size());
             if (buffer_.capacity() < buffer_.size() + take)
                 buffer_.reserve(std::min(part_size_, std::max(buffer_.size() + take, 2 * buffer_.capacity())));
@@ -99,12 +129,29 @@ std::uint64_t object_writer::write_from(const std::function<std::size_t(char*, s
     guarded([&] {
         buffer_.reserve(part_size_);
         for (;;) {
+            if (state_ == state::streaming) {
+                std::string block = stream_->spare();
+                block.resize(stream_block);
+                std::size_t n = read(block.data(), stream_block);
+                if (n == 0) return;
+                block.resize(n);
+                stream_->push(std::move(block));
+                size_ += n;
+                total += n;
+                continue;
+            }
             if (buffer_.size() == part_size_) {
                 // Reading one byte ahead tells a full last part from one with more to follow.
                 char next;
                 std::size_t n = read(&next, 1);
                 if (n == 0) return;
-                send_part();
+                overflow();
+                if (state_ == state::streaming) {
+                    stream_->push(std::string(1, next));
+                    ++size_;
+                    ++total;
+                    continue;
+                }
                 buffer_.push_back(next);
                 ++size_;
                 ++total;
@@ -126,7 +173,10 @@ std::string object_writer::finish() {
     require_open("finish");
     return guarded([&] {
         std::string etag;
-        if (upload_id_.empty()) {
+        if (state_ == state::streaming) {
+            etag = stream_->finish();
+            stream_.reset();
+        } else if (upload_id_.empty()) {
             etag = client_.put_object(key_, buffer_);
         } else {
             send_part();
@@ -141,6 +191,8 @@ std::string object_writer::finish() {
 
 void object_writer::abort() noexcept {
     wait_all();  // a part still uploading would otherwise recreate what the abort removes
+    // A streamed PUT broken off before its last chunk stores nothing.
+    if (stream_) stream_->cancel();
     if (state_ == state::uploading) {
         try {
             client_.abort_multipart_upload(key_, upload_id_);
@@ -148,7 +200,8 @@ void object_writer::abort() noexcept {
             // Best effort: an unfinished upload is found again by list_multipart_uploads.
         }
     }
-    if (state_ == state::buffering || state_ == state::uploading) state_ = state::aborted;
+    if (state_ == state::buffering || state_ == state::uploading || state_ == state::streaming)
+        state_ = state::aborted;
     std::string().swap(buffer_);
     spare_.clear();
 }

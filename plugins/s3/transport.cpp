@@ -15,7 +15,9 @@
 #include <openssl/err.h>
 #include <poll.h>
 
+#include <array>
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -188,6 +190,24 @@ struct transport::impl {
                 co_await write_bytes(c, stream, req.body.data() + off, std::min(io_block, req.body.size() - off));
             co_return;
         }
+        if (req.chunked) {
+            // RFC 9112 section 7.1: each piece as "<size in hex>\r\n<bytes>\r\n", then "0\r\n\r\n".
+            // A body that ends without the last chunk (the caller failed, the process died) is,
+            // to the server, a request that broke off: nothing is stored.
+            for (;;) {
+                std::size_t got = req.pull(c.block.get(), io_block);
+                if (got > io_block) throw std::runtime_error("the request body source gave more than it was asked");
+                if (got == 0) break;
+                char size_line[24];
+                int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", got);
+                std::array<net::const_buffer, 3> chunk{net::buffer(size_line, static_cast<std::size_t>(n)),
+                                                       net::buffer(c.block.get(), got), net::buffer("\r\n", 2)};
+                c.lowest().expires_after(cfg.io_timeout);
+                co_await net::async_write(stream, chunk, net::use_awaitable);
+            }
+            co_await write_bytes(c, stream, "0\r\n\r\n", 5);
+            co_return;
+        }
         std::uint64_t remaining = req.content_length;
         while (remaining > 0) {
             std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(io_block, remaining));
@@ -209,8 +229,11 @@ struct transport::impl {
                                               std::size_t max_collect, progress& p, bool& reusable) {
         http::request<http::empty_body> head{http::string_to_verb(req.method), req.target, 11};
         for (const auto& [name, value] : req.headers) head.insert(name, value);
-        if (req.has_body) head.content_length(req.content_length);
-        bool expect = req.expect_continue && req.has_body && req.content_length > 0;
+        if (req.has_body && req.chunked)
+            head.set(http::field::transfer_encoding, "chunked");
+        else if (req.has_body)
+            head.content_length(req.content_length);
+        bool expect = req.expect_continue && req.has_body && (req.chunked || req.content_length > 0);
         if (expect) head.set(http::field::expect, "100-continue");
 
         p.where = transport_failure::stage::send;

@@ -50,6 +50,9 @@ struct http_request {
     bool has_body = false;              // send Content-Length (PUT/POST), even 0
     std::string_view body;              // the whole body, or
     std::function<std::size_t(char*, std::size_t)> pull;  // pieces of it, exactly content_length bytes in all
+    // The length is not known beforehand: the body goes with `Transfer-Encoding: chunked`
+    // instead of a Content-Length, one chunk per piece `pull` gives, until it gives 0.
+    bool chunked = false;
     bool expect_continue = false;
     bool head = false;                  // the response has no body whatever its headers say
 };

@@ -424,9 +424,143 @@ BOOST_AUTO_TEST_CASE(object_writer_streams_from_a_source_and_aborts_when_dropped
     BOOST_TEST(error_of([&] { c.head_object("dropped"); }).not_found());
 }
 
+BOOST_AUTO_TEST_CASE(swift_takes_a_chunked_put_and_the_probe_leaves_nothing) {
+    client c(aqt::s3_endpoint());
+    BOOST_TEST(c.takes_chunked_puts("probe/1"));
+    BOOST_TEST(error_of([&] { c.head_object("probe/1"); }).not_found());
+    BOOST_TEST(c.list_objects("probe/").objects.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_chunked_put_is_byte_exact_and_its_etag_is_the_md5) {
+    client c(aqt::s3_endpoint());
+    for (std::uint64_t size : {std::uint64_t{1}, std::uint64_t{256 * 1024 + 1}, 20 * MiB + 7}) {
+        BOOST_TEST_CONTEXT(size << " bytes") {
+            byte_pattern p(3, size);
+            body_source s = source_of(p, false);
+            s.chunked = true;
+            s.length = 0;  // unknown: read until it gives 0
+            const std::string key = "chunked/" + std::to_string(size);
+            std::string etag = c.put_object(key, s);
+            BOOST_TEST(c.head_object(key).size == size);
+            fetched f = get_hashed(c, key);
+            BOOST_TEST(f.bytes == size);
+            BOOST_TEST(f.sha256 == p.sha256_hex());
+            BOOST_TEST(etag == "\"" + md5_hex(p.all()) + "\"");
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_streamed_object_writer_uses_one_put_whatever_the_size) {
+    client_config cfg = aqt::s3_endpoint();
+    cfg.part_size = 5 * MiB;
+    client c(cfg);
+    for (std::uint64_t size : {std::uint64_t{0}, std::uint64_t{1000}, 5 * MiB, 5 * MiB + 1, 17 * MiB + 3}) {
+        BOOST_TEST_CONTEXT(size << " bytes") {
+            byte_pattern p(size + 2, size);
+            std::string all = p.all();
+            const std::string key = "s/" + std::to_string(size);
+            object_writer w(c, key, large_objects::streamed);
+            for (std::size_t off = 0; off < all.size();) {
+                std::size_t n = std::min<std::size_t>(all.size() - off, 77777 + off % 1000);
+                w.write(std::string_view(all).substr(off, n));
+                off += n;
+                if (off > 5 * MiB) BOOST_TEST((w.current() == object_writer::state::streaming));
+            }
+            std::string etag = w.finish();
+            BOOST_TEST((w.current() == object_writer::state::finished));
+            BOOST_TEST(w.parts_sent() == 0);
+            BOOST_TEST(w.size() == size);
+            BOOST_TEST(get_string(c, key) == all);
+            // One PUT, whatever the size: the ETag is the content's MD5, not a multipart one.
+            BOOST_TEST(etag == "\"" + md5_hex(all) + "\"");
+        }
+    }
+    {
+        byte_pattern p(12, 11 * MiB);
+        const std::string md5 = md5_hex(byte_pattern(12, 11 * MiB).all());
+        object_writer w(c, "s/src", large_objects::streamed);
+        BOOST_TEST(w.write_from([&](char* b, std::size_t n) { return p.read(b, n); }) == 11 * MiB);
+        BOOST_TEST(w.finish() == "\"" + md5 + "\"");
+        BOOST_TEST(get_hashed(c, "s/src").sha256 == p.sha256_hex());
+    }
+    BOOST_TEST(c.list_multipart_uploads("s/").uploads.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_streamed_object_writer_dropped_or_aborted_mid_put_stores_nothing) {
+    client_config cfg = aqt::s3_endpoint();
+    cfg.part_size = 5 * MiB;
+    client c(cfg);
+    {
+        object_writer w(c, "dropped", large_objects::streamed);
+        w.write(std::string(6 * MiB, 'd'));  // past one part: the PUT is under way
+        w.write(std::string(3 * MiB, 'e'));
+        BOOST_TEST((w.current() == object_writer::state::streaming));
+    }  // destroyed unfinished: the body ends without its last chunk
+    {
+        object_writer w(c, "aborted", large_objects::streamed);
+        w.write(std::string(7 * MiB, 'a'));
+        w.abort();
+        BOOST_TEST((w.current() == object_writer::state::aborted));
+        BOOST_CHECK_THROW(w.write("more"), std::logic_error);
+    }
+    for (const char* key : {"dropped", "aborted"}) {
+        BOOST_TEST_CONTEXT(key) {
+            BOOST_TEST(error_of([&] { c.head_object(key); }).not_found());
+            BOOST_TEST(c.list_objects(key).objects.empty());
+            BOOST_TEST(c.list_multipart_uploads(key).uploads.empty());
+        }
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(failures)
+
+BOOST_FIXTURE_TEST_CASE(a_server_that_refuses_chunked_puts_is_told_apart_by_the_probe_in_one_request, proxied) {
+    // What AWS S3 answers a PUT with Transfer-Encoding: chunked.
+    const std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NotImplemented</Code>"
+                            "<Message>A header you provided implies functionality that is not implemented</Message>"
+                            "<Header>Transfer-Encoding</Header><RequestId>R1</RequestId></Error>";
+    proxy.answer_next(1, "HTTP/1.1 501 Not Implemented\r\nContent-Type: application/xml\r\nContent-Length: " +
+                             std::to_string(xml.size()) + "\r\n\r\n" + xml);
+    client c(cfg);
+    BOOST_TEST(!c.takes_chunked_puts("probe/2"));
+    BOOST_TEST(proxy.faults() == 1);
+    BOOST_TEST(c.stats().requests == 1u);  // 501 is not retried
+    BOOST_TEST(c.stats().retries == 0u);
+    BOOST_TEST(error_of([&] { c.head_object("probe/2"); }).not_found());
+}
+
+BOOST_FIXTURE_TEST_CASE(slow_down_before_a_streamed_puts_body_is_retried, proxied) {
+    cfg.part_size = 5 * MiB;
+    client c(cfg);
+    proxy.answer_next(2, aqt::slow_down_response());  // answered before 100 Continue: nothing sent
+    const std::string data = byte_pattern(21, 9 * MiB).all();
+    object_writer w(c, "sd", large_objects::streamed);
+    w.write(data);
+    BOOST_TEST(w.finish() == "\"" + md5_hex(data) + "\"");
+    BOOST_TEST(proxy.faults() == 2);
+    BOOST_TEST(c.stats().retries == 2u);
+    BOOST_TEST(get_string(c, "sd") == data);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_streamed_put_cut_mid_body_fails_the_writer_and_stores_nothing, proxied) {
+    cfg.part_size = 5 * MiB;
+    client c(cfg);
+    proxy.cut_request_after(3 * MiB);
+    object_writer w(c, "cut", large_objects::streamed);
+    // The failure shows at a later write or at finish(), whichever comes after it.
+    error e = error_of([&] {
+        for (int i = 0; i < 12; ++i) w.write(std::string(MiB, static_cast<char>('a' + i)));
+        w.finish();
+    });
+    BOOST_TEST((e.kind() == error_kind::network));
+    BOOST_TEST(std::string(e.what()).find("not retried: the body source cannot start over") != std::string::npos,
+               e.what());
+    BOOST_TEST((w.current() == object_writer::state::failed));
+    BOOST_TEST(c.stats().requests == 1u);
+    BOOST_TEST(error_of([&] { c.head_object("cut"); }).not_found());
+}
 
 BOOST_AUTO_TEST_CASE(a_wrong_secret_is_signature_does_not_match_and_not_retried) {
     client_config cfg = aqt::s3_endpoint();

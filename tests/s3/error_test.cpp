@@ -38,6 +38,7 @@ BOOST_AUTO_TEST_CASE(classifies_each_answer_and_its_retry_rule) {
         {429, "TooManyRequests", error_kind::throttled, true},
         {500, "InternalError", error_kind::server, true},
         {502, "BadGateway", error_kind::server, true},
+        {501, "NotImplemented", error_kind::rejected, false},  // a feature the server lacks (chunked PUT on AWS)
         {200, "InternalError", error_kind::server, true},  // CompleteMultipartUpload's 200 with an error
         {400, "RequestTimeout", error_kind::rejected, true},
         {403, "SignatureDoesNotMatch", error_kind::denied, false},
