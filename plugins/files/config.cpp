@@ -79,6 +79,11 @@ s3_settings parse_s3(const boost::json::value& v) {
             else if (v == "always") s.payload_signing = aq::s3::payload_signing::always;
             else if (v == "never") s.payload_signing = aq::s3::payload_signing::never;
             else bad(key, "must be \"unless_tls\", \"always\" or \"never\"");
+        } else if (k == "large_objects") {
+            const std::string v = string_value(item, key);
+            if (v == "auto") s.large = s3_settings::large_contents::automatic;
+            else if (v == "multipart") s.large = s3_settings::large_contents::multipart;
+            else bad(key, "must be \"auto\" or \"multipart\"");
         } else bad(key, "unknown key");
     }
     for (auto [value, key] : {std::pair{&s.endpoint, "endpoint"}, std::pair{&s.bucket, "bucket"},

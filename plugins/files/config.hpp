@@ -31,7 +31,10 @@
 //                            "session_token" (""), "ca_file" (""), "prefix" ("files/"),
 //                            "part_bytes" (8 MiB, at least 5 MiB), "parts_in_flight" (2),
 //                            "max_attempts" (4), "payload_signing" ("unless_tls" | "always" |
-//                            "never", default "unless_tls": see s3/client.hpp)}; credentials
+//                            "never", default "unless_tls": see s3/client.hpp), "large_objects"
+//                            ("auto" | "multipart", default "auto": one streamed PUT for
+//                            contents up to 5 GiB when the server takes it, s3/streamed_put.hpp)};
+//                            credentials
 //                            usually "${ENV}"
 //   orphan_grace_seconds     an unfinished write (an upload, a service write, a move between
 //                            stores) that shows no life for this long is abandoned: the purge job
@@ -75,6 +78,11 @@ struct s3_settings {
     std::uint32_t parts_in_flight = 2;
     std::uint32_t max_attempts = 4;
     aq::s3::payload_signing payload_signing = aq::s3::payload_signing::unless_tls;
+    // How a content larger than a part goes up (s3/object_writer.hpp): `automatic` asks the
+    // server at start whether it takes a streamed PUT (client::takes_chunked_puts) and streams
+    // contents that cannot pass 5 GiB if it does, unless payload_signing is "always" (a
+    // streamed body is never signed); `multipart` never asks.
+    enum class large_contents { automatic, multipart } large = large_contents::automatic;
 };
 
 struct config {

@@ -91,10 +91,13 @@ public:
     // "filesystem", "database" or "s3": what rows record.
     virtual std::string_view name() const noexcept = 0;
 
-    // A new content under `key` (a file id, or a file id and a suffix for a move). `intent` is
-    // called once, on the writer's thread, before the writer creates anything a crash would
-    // leave behind; it may throw, which fails the write.
-    virtual std::unique_ptr<content_writer> create(const std::string& key, std::function<void()> intent) = 0;
+    // A new content under `key` (a file id, or a file id and a suffix for a move), of at most
+    // `max_bytes` (the caller's limit, which its writes never pass: a store may pick how to
+    // write by it; the s3 store streams one PUT up to S3's 5 GiB). `intent` is called once, on
+    // the writer's thread, before the writer creates anything a crash would leave behind; it may
+    // throw, which fails the write.
+    virtual std::unique_ptr<content_writer> create(const std::string& key, std::uint64_t max_bytes,
+                                                   std::function<void()> intent) = 0;
 
     // Reads `length` bytes from `offset` of the content of `file` (its content_key; file.bytes
     // is the whole content's size). Throws content_gone when it is not there.

@@ -148,7 +148,8 @@ private:
 
 database_store::database_store(sql::pool& pool) : pool_(pool), dialect_(pool.kind()) {}
 
-std::unique_ptr<content_writer> database_store::create(const std::string& key, std::function<void()> intent) {
+std::unique_ptr<content_writer> database_store::create(const std::string& key, std::uint64_t /*max_bytes*/,
+                                       std::function<void()> intent) {
     return std::make_unique<database_writer>(*this, key, std::move(intent));
 }
 

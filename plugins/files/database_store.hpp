@@ -35,7 +35,8 @@ public:
     explicit database_store(sql::pool& pool);
 
     std::string_view name() const noexcept override { return "database"; }
-    std::unique_ptr<content_writer> create(const std::string& key, std::function<void()> intent) override;
+    std::unique_ptr<content_writer> create(const std::string& key, std::uint64_t max_bytes,
+                                           std::function<void()> intent) override;
     std::unique_ptr<content_reader> open(const file_record& file, std::uint64_t offset, std::uint64_t length) override;
     void remove(const std::string& key, bool abandoned) override;
     std::string adopt(soci::session& session, const std::string& key, const std::string& file_id) override;

@@ -218,7 +218,8 @@ void filesystem_store::sync_folder(const std::filesystem::path& folder) const {
     if (!dir || ::fsync(dir.get()) != 0) fail("fsync of " + folder.string(), errno);
 }
 
-std::unique_ptr<content_writer> filesystem_store::create(const std::string& key, std::function<void()> intent) {
+std::unique_ptr<content_writer> filesystem_store::create(const std::string& key, std::uint64_t /*max_bytes*/,
+                                       std::function<void()> intent) {
     return std::make_unique<filesystem_writer>(*this, key, std::move(intent));
 }
 

@@ -39,7 +39,8 @@ public:
     filesystem_store(std::filesystem::path root, bool fsync);
 
     std::string_view name() const noexcept override { return "filesystem"; }
-    std::unique_ptr<content_writer> create(const std::string& key, std::function<void()> intent) override;
+    std::unique_ptr<content_writer> create(const std::string& key, std::uint64_t max_bytes,
+                                           std::function<void()> intent) override;
     std::unique_ptr<content_reader> open(const file_record& file, std::uint64_t offset, std::uint64_t length) override;
     void remove(const std::string& key, bool abandoned) override;
 

@@ -78,7 +78,7 @@ bool mover::move_one(const file_record& file) {
             last_renewal = std::chrono::steady_clock::now();
         };
         {
-            auto writer = target_.create(key, [] {});  // the intent is recorded already
+            auto writer = target_.create(key, file.bytes, [] {});  // the intent is recorded already
             auto reader = source.open(file, 0, file.bytes);
             auto [sha, bytes] = drain(*reader, buf, [&](std::string_view piece) {
                 writer->write(piece);

@@ -6,6 +6,7 @@
 // (the host stops routes and jobs, and the consumers of the service, before calling it).
 #include "config.hpp"
 #include "content_stores.hpp"
+#include "s3_store.hpp"
 #include "expiry.hpp"
 #include "metrics.hpp"
 #include "routes.hpp"
@@ -74,6 +75,11 @@ aq_status init(aq::host& host, void** ctx) {
     std::string where = p->cfg.store;
     if (p->cfg.store == "filesystem") where += " (" + p->cfg.filesystem.path + ")";
     if (p->cfg.store == "s3") where += " (bucket " + p->cfg.s3->bucket + ")";
+    if (auto* s3 = dynamic_cast<aq::files::s3_store*>(p->stores->find("s3")))
+        host.info(s3->streams_large_contents()
+                      ? "files: s3: the server takes a streamed PUT; large contents go up as one streamed PUT "
+                        "(up to 5 GiB; multipart beyond)"
+                      : "files: s3: large contents go up as multipart uploads");
     host.info("files: ready; metadata in " +
               std::string(p->pool->kind() == aq::sql::backend::sqlite ? "SQLite" : "PostgreSQL") +
               ", new files in the " + where + " store");

@@ -66,14 +66,16 @@ namespace {
 // A handler whose database is unavailable answers 503 database_unavailable with retry-after
 // (sql/unavailable.hpp), one whose content store cannot be reached 503 store_unavailable, never
 // 500; a download already streaming is cut off instead.
+// The store's failure goes to the log (the operator's only view of why), never to the client.
 template <class Fn>
-aq::handler answering_unavailable(Fn fn) {
-    return [fn = std::move(fn)](aq::request& req) {
+aq::handler answering_unavailable(aq::host host, Fn fn) {
+    return [host, fn = std::move(fn)](aq::request& req) {
         try {
             fn(req);
         } catch (const sql::unavailable& e) {
             throw sql::to_http_error(e);
-        } catch (const content_unavailable&) {
+        } catch (const content_unavailable& e) {
+            host.warn(std::string("files: answered 503 store_unavailable: ") + e.what());
             throw aq::http_error(503, "The file store is unavailable; retry later.", {}, "store_unavailable")
                 .with_retry_after(1);
         }
@@ -92,38 +94,38 @@ void register_routes(aq::host& host, const config& cfg, store& files, uploads& u
     aq::body_limit upload_limit{cfg.max_file_bytes + multipart_overhead_bytes, 400,
                                 too_large_message(cfg), "file"};
     host.route("POST", "/files", std::move(upload_limit),
-               answering_unavailable([&cfg, &files, &metrics](aq::request& req) {
+               answering_unavailable(host, [&cfg, &files, &metrics](aq::request& req) {
                    metrics.count_upload([&] { return upload(req, cfg, files); });
                }));
-    host.route("GET", "/files", 0, answering_unavailable([&files](aq::request& req) { list(req, files); }));
+    host.route("GET", "/files", 0, answering_unavailable(host, [&files](aq::request& req) { list(req, files); }));
     host.route("GET", "/files/{file_id}", 0,
-               answering_unavailable([&files](aq::request& req) { retrieve(req, files); }));
+               answering_unavailable(host, [&files](aq::request& req) { retrieve(req, files); }));
     host.route("DELETE", "/files/{file_id}", small_body,
-               answering_unavailable([&files](aq::request& req) { remove(req, files); }));
+               answering_unavailable(host, [&files](aq::request& req) { remove(req, files); }));
     host.route("GET", "/files/{file_id}/content", 0,
-               answering_unavailable([&files](aq::request& req) { download(req, files); }));
+               answering_unavailable(host, [&files](aq::request& req) { download(req, files); }));
 
     // The Uploads API (uploads.hpp). A part over its limit is refused like an oversize file:
     // 400 naming `data`, before its body is read when Content-Length says so.
     constexpr std::uint64_t json_body = 1 << 20;  // 10,000 part ids fit
     host.route("POST", "/uploads", small_body,
-               answering_unavailable([&cfg, &ups, &metrics](aq::request& req) {
+               answering_unavailable(host, [&cfg, &ups, &metrics](aq::request& req) {
                    create_upload(req, cfg, ups);
                    metrics.upload_event(files_metrics::upload_created);
                }));
     aq::body_limit part_limit{uploads::max_part_bytes + multipart_overhead_bytes, 400, part_too_large_message(),
                               "data"};
     host.route("POST", "/uploads/{upload_id}/parts", std::move(part_limit),
-               answering_unavailable([&files, &ups, &metrics](aq::request& req) {
+               answering_unavailable(host, [&files, &ups, &metrics](aq::request& req) {
                    metrics.part_stored(add_upload_part(req, files, ups));
                }));
     host.route("POST", "/uploads/{upload_id}/complete", json_body,
-               answering_unavailable([&ups, &metrics](aq::request& req) {
+               answering_unavailable(host, [&ups, &metrics](aq::request& req) {
                    complete_upload(req, ups);
                    metrics.upload_event(files_metrics::upload_completed);
                }));
     host.route("POST", "/uploads/{upload_id}/cancel", small_body,
-               answering_unavailable([&ups, &metrics](aq::request& req) {
+               answering_unavailable(host, [&ups, &metrics](aq::request& req) {
                    cancel_upload(req, ups);
                    metrics.upload_event(files_metrics::upload_cancelled);
                }));

@@ -4,6 +4,8 @@
 
 #include "s3/object_writer.hpp"
 
+#include <aqueduct/plugin.hpp>  // random_id
+
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -80,17 +82,18 @@ std::optional<std::int64_t> iso8601_seconds(const std::string& text) {
 
 class s3_writer : public content_writer {
 public:
-    s3_writer(s3_store& store, const std::string& key, std::function<void()> intent)
-        : writer_(store.client_, store.object_key(key)), part_bytes_(store.client_.config().part_size),
+    s3_writer(s3_store& store, const std::string& key, aq::s3::large_objects large, std::function<void()> intent)
+        : writer_(store.client_, store.object_key(key), large), part_bytes_(store.client_.config().part_size),
           intent_(std::move(intent)) {}
 
     void write(std::string_view data) override {
         // The writer sends its first part once more than a part's worth has come.
         if (intent_ && writer_.size() + data.size() > part_bytes_) record_intent();
         s3_call([&] { writer_.write(data); });
-        if (!part_sent_ && writer_.parts_sent() > 0) {
+        if (!part_sent_ && writer_.current() != aq::s3::object_writer::state::buffering) {
             part_sent_ = true;
-            // Test-only (test_pause.hpp): a multipart upload exists, unfinished.
+            // Test-only (test_pause.hpp): a multipart upload exists, unfinished, or a streamed
+            // PUT is under way.
             pause_point("s3_part_sent");
         }
     }
@@ -245,10 +248,25 @@ s3_store::s3_store(const s3_settings& settings, retry_report on_retry)
         throw std::runtime_error("the s3 store cannot list bucket \"" + settings.bucket + "\" at " + settings.endpoint +
                                  ": " + e.what());
     }
+    if (settings.large == s3_settings::large_contents::automatic &&
+        settings.payload_signing != aq::s3::payload_signing::always) {
+        // A key of its own per start, so hosts starting together on one bucket do not collide.
+        const std::string probe = prefix_ + aq::random_id("probe-");
+        try {
+            streams_ = client_.takes_chunked_puts(probe);
+        } catch (const std::exception& e) {
+            throw std::runtime_error("the s3 store cannot write to bucket \"" + settings.bucket + "\" at " +
+                                     settings.endpoint + ": " + e.what());
+        }
+    }
 }
 
-std::unique_ptr<content_writer> s3_store::create(const std::string& key, std::function<void()> intent) {
-    return std::make_unique<s3_writer>(*this, key, std::move(intent));
+std::unique_ptr<content_writer> s3_store::create(const std::string& key, std::uint64_t max_bytes,
+                                       std::function<void()> intent) {
+    const bool stream = streams_ && max_bytes <= max_streamed_bytes;
+    return std::make_unique<s3_writer>(*this, key,
+                                       stream ? aq::s3::large_objects::streamed : aq::s3::large_objects::multipart,
+                                       std::move(intent));
 }
 
 std::unique_ptr<content_reader> s3_store::open(const file_record& file, std::uint64_t offset, std::uint64_t length) {

@@ -3,8 +3,11 @@
 // backoff on 5xx, 503 SlowDown and connection failures, multipart upload, ranged GET).
 //
 // Writes: an object_writer collects up to part_bytes in memory; a content that fits is stored
-// with one PUT at seal(), a larger one as a multipart upload whose parts go up while the next
-// fills (parts_in_flight), completed at seal(). `intent` is called before the first request
+// with one PUT at seal(). A larger one, when the server takes a streamed PUT (asked once at
+// start: large_objects "auto") and the content cannot pass 5 GiB, goes on as that one PUT,
+// ended at seal() (half of a multipart upload's work for Swift, and a plain object to read
+// back); otherwise as a multipart upload whose parts go up while the next fills
+// (parts_in_flight), completed at seal(). A streamed PUT that breaks off stores nothing. `intent` is called before the first request
 // (the multipart upload's creation, or the single PUT), so the purge knows every key that may
 // hold something: an unfinished writer's multipart upload is aborted when it is destroyed, and
 // whatever a crash leaves (an unfinished multipart upload, an object whose row never turned
@@ -45,13 +48,20 @@ public:
     s3_store(const s3_settings& settings, retry_report on_retry);
 
     std::string_view name() const noexcept override { return "s3"; }
-    std::unique_ptr<content_writer> create(const std::string& key, std::function<void()> intent) override;
+    std::unique_ptr<content_writer> create(const std::string& key, std::uint64_t max_bytes,
+                                           std::function<void()> intent) override;
     std::unique_ptr<content_reader> open(const file_record& file, std::uint64_t offset, std::uint64_t length) override;
     void remove(const std::string& key, bool abandoned) override;
 
     // Aborts unfinished multipart uploads under the prefix that began more than `grace` ago and
     // whose key `live` does not claim. Returns how many it aborted.
     std::size_t sweep_uploads(std::chrono::seconds grace, const std::function<bool(const std::string& key)>& live);
+
+    // Contents of at most this many bytes go up as one streamed PUT when the server takes it:
+    // S3's limit for a single PUT.
+    static constexpr std::uint64_t max_streamed_bytes = 5ull << 30;
+    // Whether the server took the probe's streamed PUT at start (and large_objects is "auto").
+    bool streams_large_contents() const noexcept { return streams_; }
 
     aq::s3::client& client() noexcept { return client_; }
     // The object key of a content key.
@@ -61,6 +71,7 @@ private:
     friend class s3_writer;
     aq::s3::client client_;
     std::string prefix_;
+    bool streams_ = false;
 };
 
 }  // namespace aq::files

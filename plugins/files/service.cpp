@@ -107,7 +107,7 @@ aq_status create_file(void* ctx, const aq_file_create* params, aq_files_writer**
         if (params->expires_after_seconds < 0) return AQ_ERR_INVALID;
         w->lifetime = params->expires_after_seconds ? params->expires_after_seconds
                                                     : svc.settings().default_expiry_seconds;
-        w->writer = svc.files().create(std::move(owner));
+        w->writer = svc.files().create(std::move(owner), svc.settings().max_output_file_bytes);
         *out = w.release();
         return AQ_OK;
     });

@@ -186,7 +186,7 @@ std::int64_t store::lease_until() const { return unix_now() + options_.orphan_gr
 
 // ---- writer --------------------------------------------------------------------------------
 
-store::writer::writer(store& s, std::string owner)
+store::writer::writer(store& s, std::string owner, std::uint64_t max_bytes)
     : store_(s), target_(s.stores_.current()), id_(aq::random_id("file-")), owner_(std::move(owner)),
       // Two stages, so that a block is stored (a database round trip, an S3 part) while the
       // next one is hashed.
@@ -195,7 +195,7 @@ store::writer::writer(store& s, std::string owner)
                    content_->write(block);
                    renew();
                }}) {
-    content_ = target_.create(id_, [this] { record_intent(); });
+    content_ = target_.create(id_, max_bytes, [this] { record_intent(); });
     handed_at_ = unix_now();
 }
 
@@ -411,8 +411,8 @@ int store::reader::release_file() { return content_ ? content_->release_file() :
 
 // ---- queries -------------------------------------------------------------------------------
 
-std::unique_ptr<store::writer> store::create(std::string owner) {
-    return std::unique_ptr<writer>(new writer(*this, std::move(owner)));
+std::unique_ptr<store::writer> store::create(std::string owner, std::uint64_t max_bytes) {
+    return std::unique_ptr<writer>(new writer(*this, std::move(owner), max_bytes));
 }
 
 std::unique_ptr<store::reader> store::open(std::string_view owner, std::string_view id) {

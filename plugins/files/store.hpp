@@ -113,7 +113,7 @@ public:
 
     private:
         friend class store;
-        writer(store& s, std::string owner);
+        writer(store& s, std::string owner, std::uint64_t max_bytes);
         void record_intent();
         void renew();
         void abandon() noexcept;
@@ -209,8 +209,9 @@ public:
     const content_stores& stores() const noexcept { return stores_; }
     const std::filesystem::path& scratch_folder() const noexcept { return options_.scratch_folder; }
 
-    // A new file of `owner` in the current content store.
-    std::unique_ptr<writer> create(std::string owner);
+    // A new file of `owner` in the current content store, of at most `max_bytes` (the caller's
+    // limit: content_store::create).
+    std::unique_ptr<writer> create(std::string owner, std::uint64_t max_bytes);
     // nullptr when the file does not exist for this owner (or expired). Reads metadata only.
     std::unique_ptr<reader> open(std::string_view owner, std::string_view id);
     std::optional<file_record> find(std::string_view owner, std::string_view id);

@@ -82,7 +82,7 @@ private:
             if (!p.filename) bad_request("The 'file' part has no filename.", "file");
             if (auto problem = filename_problem(*p.filename); !problem.empty()) bad_request(problem, "file");
             filename_ = *p.filename;
-            writer_ = files_.create(owner_);
+            writer_ = files_.create(owner_, cfg_.max_file_bytes);
             if (!purpose_ || *purpose_ == "batch") validator_.emplace(batch_validation(cfg_, files_));
             kind_ = part_kind::file;
         } else if (p.name == "purpose" || p.name == "expires_after[anchor]" || p.name == "expires_after[seconds]") {

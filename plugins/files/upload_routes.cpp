@@ -116,7 +116,7 @@ std::uint64_t add_upload_part(aq::request& req, store& files, uploads& ups) {
             if (!in_data) return;  // other fields are ignored, unbuffered
             if (data_seen) bad("Duplicate parameter: 'data' may be sent only once.", "data");
             data_seen = true;
-            writer = files.create(owner);
+            writer = files.create(owner, uploads::max_part_bytes);
         },
         [&](std::string_view d) {
             if (!in_data) return;

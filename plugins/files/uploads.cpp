@@ -273,7 +273,7 @@ boost::json::object uploads::complete(const upload_record& u, const std::vector<
             renewed_at = unix_now();
         };
         const std::string digest = check_content(u, parts, md5_hex, keep_claim);
-        auto writer = files_.create(u.owner);
+        auto writer = files_.create(u.owner, u.bytes);
         for (std::size_t i = 0; i < parts.size(); ++i) {
             writer->append(parts[i], i + 1 == parts.size());
             keep_claim();

@@ -630,6 +630,17 @@ BOOST_AUTO_TEST_CASE(an_unknown_s3_payload_signing_fails_startup_naming_the_choi
                failure.log);
 }
 
+BOOST_AUTO_TEST_CASE(an_unknown_s3_large_objects_fails_startup_naming_the_choices) {
+    json::object s3{{"endpoint", "http://127.0.0.1:9"}, {"bucket", "b"}, {"access_key", "a"},
+                    {"secret_key", "s"}, {"large_objects", "streamed"}};
+    json::object files{{"enabled", true}, {"store", "s3"}, {"s3", s3}};
+    auto failure = aqt::expect_startup_failure(json::object{{"plugins", json::object{{"files", files}}}});
+    BOOST_TEST(!failure.status.success());
+    BOOST_TEST(failure.log.find("plugins.files.s3.large_objects: must be \"auto\" or \"multipart\"") !=
+                   std::string::npos,
+               failure.log);
+}
+
 // ---- owner keys ------------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(a_user_and_a_team_with_the_same_name_are_isolated_on_every_route) {

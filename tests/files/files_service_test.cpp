@@ -228,7 +228,7 @@ BOOST_AUTO_TEST_CASE(a_large_output_is_stored_whole) {
 BOOST_AUTO_TEST_CASE(output_files_pass_the_quota_then_count_toward_it) {
     const aq::files::store::quota quota{100, 2};  // 100 bytes, 2 files
     auto upload = [&](const std::string& content) {
-        auto writer = files->create("user:alice");
+        auto writer = files->create("user:alice", 1000);
         writer->write(content);
         return writer->commit("in.jsonl", "batch", 3600, quota);
     };

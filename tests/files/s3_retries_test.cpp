@@ -10,6 +10,7 @@
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
+#include "support/pattern.hpp"
 #include "support/prometheus_text.hpp"
 #include "support/s3.hpp"
 
@@ -29,6 +30,7 @@ struct s3_gateway {
         {"plugins",
          json::object{{"files",
                        json::object{{"enabled", true},
+                                    {"purposes", json::array{"batch", "user_data"}},
                                     {"store", "s3"},
                                     {"s3", json::object{{"endpoint", "http://127.0.0.1:" + std::to_string(proxy.port())},
                                                         {"bucket", swift.bucket},
@@ -47,6 +49,13 @@ struct s3_gateway {
         form.file("file", filename,
                   R"({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}})"
                   "\n");
+        return alice.request("POST", "/v1/files", {{"Content-Type", form.content_type()}}, form.body());
+    }
+
+    // An upload larger than a part (8 MiB): past its first part it goes on as one streamed PUT.
+    aqt::http::response upload_large(const std::string& filename, const std::string& content) {
+        aqt::multipart form;
+        form.field("purpose", "user_data").file("file", filename, content);
         return alice.request("POST", "/v1/files", {{"Content-Type", form.content_type()}}, form.body());
     }
 
@@ -115,6 +124,32 @@ BOOST_AUTO_TEST_CASE(retries_that_run_out_answer_503_store_unavailable_and_keep_
     // The next upload, with S3 answering again, is stored.
     BOOST_TEST(upload("after.jsonl").status == 200);
     BOOST_TEST(files_listed() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_cut_mid_streamed_put_answers_503_and_keeps_nothing) {
+    // Swift takes a streamed PUT, so the store asked at start and streams large contents.
+    BOOST_TEST(gw.log().find("files: s3: the server takes a streamed PUT") != std::string::npos, gw.log());
+    const std::string content = aqt::pattern_bytes(12 << 20, 7);
+    proxy.close_all();
+    proxy.cut_request_after(10 << 20);  // past the first 8 MiB: the body has started, and is lost
+    const auto r = upload_large("cut.bin", content);
+    BOOST_TEST(r.status == 503, r.body);
+    BOOST_TEST(r.json() == json::parse(R"({"error": {"message": "The file store is unavailable; retry later.",)"
+                                       R"( "type": "server_error", "param": null, "code": "store_unavailable"}})"),
+               r.body);
+    BOOST_TEST(r.header("retry-after") == "1");
+    BOOST_TEST(proxy.faults() == 1);
+    BOOST_TEST(gw.log().find("not retried: the body source cannot start over") != std::string::npos, gw.log());
+    BOOST_TEST(files_listed() == 0);
+    aq::s3::client direct(swift);
+    BOOST_TEST(direct.list_all_objects("files/").empty());
+    BOOST_TEST(direct.list_multipart_uploads("files/").uploads.empty());
+    // The same upload again, with the connection left alone, is stored whole.
+    const auto again = upload_large("again.bin", content);
+    BOOST_TEST_REQUIRE(again.status == 200, again.body);
+    const std::string id(again.json().at("id").as_string());
+    BOOST_TEST(alice.get("/v1/files/" + id + "/content").body == content);
+    BOOST_TEST(direct.list_all_objects("files/").size() == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

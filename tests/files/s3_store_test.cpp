@@ -37,7 +37,7 @@ struct store_fixture {
 
     // Stores `content` under `key` through the store's writer.
     void put(const std::string& key, std::string_view content) {
-        auto w = store.create(key, [] {});
+        auto w = store.create(key, content.size(), [] {});
         w->write(content);
         w->seal();
     }
