@@ -72,6 +72,12 @@ public:
     }
     // Makes the content durable under its key; afterwards only remove() takes it away.
     virtual void seal() = 0;
+    // The longest this writer may wait for bytes it has been given (0: as long as the caller
+    // likes). A store that keeps a request open while the content arrives (the s3 store's
+    // streamed PUT: Swift drops a request body that stalls for 60 s, AWS after about 20) asks
+    // for whatever came, however little, at least this often, so a slow client's upload does
+    // not stall it.
+    virtual std::int64_t max_wait_seconds() const noexcept { return 0; }
 };
 
 class content_reader {

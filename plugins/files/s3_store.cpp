@@ -103,6 +103,13 @@ public:
         s3_call([&] { writer_.finish(); });
     }
 
+    // A streamed PUT must not stall: Swift reads its body 64 KiB (client_chunk_size) at a time
+    // and drops it when one read waits longer than client_timeout (60 s by default); servers
+    // that count idle seconds drop it sooner (AWS: about 20). Whatever the client sent goes
+    // on within a second, so only a client slower than that (Swift's defaults: ~1 KiB/s, the
+    // host's own minimum rate) loses its upload, with a 503.
+    std::int64_t max_wait_seconds() const noexcept override { return 1; }
+
 private:
     void record_intent() {
         auto intent = std::move(intent_);

@@ -7,11 +7,12 @@
 // start: large_objects "auto") and the content cannot pass 5 GiB, goes on as that one PUT,
 // ended at seal() (half of a multipart upload's work for Swift, and a plain object to read
 // back); otherwise as a multipart upload whose parts go up while the next fills
-// (parts_in_flight), completed at seal(). A streamed PUT that breaks off stores nothing. `intent` is called before the first request
-// (the multipart upload's creation, or the single PUT), so the purge knows every key that may
-// hold something: an unfinished writer's multipart upload is aborted when it is destroyed, and
-// whatever a crash leaves (an unfinished multipart upload, an object whose row never turned
-// "ready") is removed by the purge once the row's lease runs out (remove(key, abandoned):
+// (parts_in_flight), completed at seal(). A streamed PUT that breaks off stores nothing.
+// `intent` is called before the first request (the streamed PUT, the multipart upload's
+// creation, or the single PUT), so the purge knows every key that may hold something: an
+// unfinished writer's streamed PUT is broken off and its multipart upload aborted when it is
+// destroyed, and whatever a crash leaves (an unfinished multipart upload, an object whose row
+// never turned "ready") is removed by the purge once the row's lease runs out (remove(key, abandoned):
 // DELETE, and abort of the key's unfinished uploads). sweep_uploads() also aborts unfinished
 // uploads older than the grace period that no live writer holds (a CreateMultipartUpload that a
 // retry duplicated).

@@ -197,6 +197,8 @@ store::writer::writer(store& s, std::string owner, std::uint64_t max_bytes)
                }}) {
     content_ = target_.create(id_, max_bytes, [this] { record_intent(); });
     handed_at_ = unix_now();
+    hand_every_ = store_.options_.orphan_grace_seconds / 3;
+    if (std::int64_t most = content_->max_wait_seconds(); most > 0) hand_every_ = std::min(hand_every_, most);
 }
 
 store::writer::~writer() {
@@ -239,10 +241,12 @@ void store::writer::renew() {
 void store::writer::write(std::string_view data) {
     bytes_ += data.size();
     behind_.push(data);
-    // A slow upload fills its blocks slowly: its bytes reach the store, and its lease is
-    // renewed, at least every third of the grace all the same.
-    if (const std::int64_t now = unix_now(); now - handed_at_ >= store_.options_.orphan_grace_seconds / 3) {
-        behind_.flush();
+    // A slow upload fills its blocks slowly: its bytes go on to the store, and its lease is
+    // renewed, at least every third of the grace all the same (or as often as the store's
+    // writer needs bytes: content_writer::max_wait_seconds). Not waiting for the stages, so
+    // a fast upload loses nothing by it.
+    if (const std::int64_t now = unix_now(); now - handed_at_ >= hand_every_) {
+        behind_.pass_on();
         handed_at_ = now;
     }
     if (!paused_ && bytes_ >= database_store::chunk_bytes) {

@@ -135,7 +135,8 @@ public:
         // kept on its thread too, where the content store asks for it; the caller reads
         // intent_recorded_ only after finish() or cancel().
         write_behind behind_;
-        std::int64_t handed_at_ = 0;  // when the caller last made behind_ pass everything on
+        std::int64_t handed_at_ = 0;  // when write() last made behind_ pass its partial block on
+        std::int64_t hand_every_ = 0; // seconds: the lease's third, or less if the content writer asks
         std::uint64_t bytes_ = 0;
         bool intent_recorded_ = false, committed_ = false, paused_ = false, appended_ = false;
         std::string adopted_sha256_;

@@ -97,8 +97,12 @@ void write_behind::join_all() noexcept {
         if (s.thread.joinable()) s.thread.join();
 }
 
-void write_behind::flush() {
+void write_behind::pass_on() {
     if (!filling_.empty()) hand_over();
+}
+
+void write_behind::flush() {
+    pass_on();
     if (started_) wait_idle();
 }
 

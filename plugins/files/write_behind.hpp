@@ -44,6 +44,10 @@ public:
     write_behind& operator=(const write_behind&) = delete;
 
     void push(std::string_view data);
+    // Hands over the partial block now, without waiting for the stages: a slow upload's bytes
+    // go on to the store although no block fills (the caller decides how often; each call
+    // costs a block of whatever size).
+    void pass_on();
     // Hands over the partial block too (a slow upload's bytes must not wait for a full block
     // longer than the caller wants), then waits until every stage has every byte pushed so far.
     void flush();

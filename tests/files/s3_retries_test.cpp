@@ -11,12 +11,14 @@
 #include "support/http_client.hpp"
 #include "support/multipart.hpp"
 #include "support/pattern.hpp"
+#include "support/raw_connection.hpp"
 #include "support/prometheus_text.hpp"
 #include "support/s3.hpp"
 
 #include <boost/json.hpp>
 
 #include <string>
+#include <thread>
 
 namespace json = boost::json;
 namespace prom = aqt::prometheus;
@@ -150,6 +152,32 @@ BOOST_AUTO_TEST_CASE(a_connection_cut_mid_streamed_put_answers_503_and_keeps_not
     const std::string id(again.json().at("id").as_string());
     BOOST_TEST(alice.get("/v1/files/" + id + "/content").body == content);
     BOOST_TEST(direct.list_all_objects("files/").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_slow_upload_keeps_its_streamed_put_fed_past_the_servers_idle_timeout) {
+    // This Swift drops a request body when one of its 64 KiB reads waits 10 s (client_timeout,
+    // tests/support/s3.sh). 9 MiB come at once, so the streamed PUT is under way with them;
+    // the last 240 KiB trickle in at 16 KiB a second for 15 s: never a whole 1 MiB block, so
+    // only bytes passed on as they come keep Swift reading.
+    const std::string content = aqt::pattern_bytes((9 << 20) + (512 << 10), 11);
+    aqt::multipart form;
+    form.field("purpose", "user_data").file("file", "slow.bin", content);
+    const std::string body = form.body();
+    const std::size_t trickled = 240 << 10, step = 16 << 10;
+    aqt::raw::connection conn(gw.port());
+    BOOST_TEST_REQUIRE(conn.send("POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: " + gw.bearer("alice") +
+                                 "\r\nContent-Type: " + form.content_type() + "\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, body.size() - trickled)));
+    for (std::size_t at = body.size() - trickled; at < body.size(); at += step) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        BOOST_TEST_REQUIRE(conn.send(std::string_view(body).substr(at, step)));
+    }
+    const auto r = conn.read_response(std::chrono::seconds(30));
+    BOOST_TEST_REQUIRE(r.data.rfind("HTTP/1.1 200 ", 0) == 0u, r.data.substr(0, 400) << "\n" << gw.log());
+    const json::value file = json::parse(r.data.substr(r.data.find("\r\n\r\n") + 4));
+    const std::string id(file.at("id").as_string());
+    BOOST_TEST(file.at("bytes").as_int64() == static_cast<std::int64_t>(content.size()));
+    BOOST_TEST(alice.get("/v1/files/" + id + "/content").body == content);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -84,6 +84,26 @@ BOOST_AUTO_TEST_CASE(flush_passes_on_the_partial_block_and_waits_for_the_sink) {
     BOOST_TEST((r.bytes == pattern(write_behind::block_bytes + 10) + "abc"));
 }
 
+BOOST_AUTO_TEST_CASE(pass_on_hands_the_partial_block_to_the_stages_without_waiting_for_them) {
+    std::mutex gate;
+    std::unique_lock closed(gate);  // the sink waits here: pass_on() must not
+    recorder r;
+    write_behind w([&](std::string_view block) {
+        std::lock_guard wait(gate);
+        r.sink()(block);
+    });
+    w.push(pattern(10));
+    w.pass_on();
+    w.push(pattern(20));
+    w.pass_on();
+    w.pass_on();  // nothing new: no empty block
+    closed.unlock();
+    w.finish();
+    BOOST_TEST(r.blocks == (std::vector<std::size_t>{10, 20}), boost::test_tools::per_element());
+    BOOST_TEST((r.threads[0] != std::this_thread::get_id()));
+    BOOST_TEST((r.bytes == pattern(10) + pattern(20)));
+}
+
 BOOST_AUTO_TEST_CASE(a_failure_of_the_sink_is_thrown_on_the_callers_thread_with_its_type_and_ends_the_sink) {
     std::atomic<int> calls{0};
     write_behind w([&](std::string_view) {

@@ -155,6 +155,10 @@ pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_forma
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
+# A request body is dropped (408) when one of its 64 KiB reads waits this long; 60 s by
+# default. Short here, so a test can show that a slow upload keeps its streamed PUT fed
+# (tests/files/s3_retries_test.cpp).
+client_timeout = 10
 
 [filter:cache]
 use = egg:swift#memcache
