@@ -429,8 +429,9 @@ void run_store(const options& o, const std::string& store, servers& srv, const f
     } else {
         aq::s3::client c(*srv.s3);
         {
-            // The store's object (multipart) read straight from Swift, without the gateway: what
-            // serving that object costs, beside the single-PUT object of the reference below.
+            // The store's object read straight from Swift, without the gateway: what serving
+            // that object costs (a segmented one, with large_objects "multipart"), beside the
+            // single-PUT object of the reference below.
             cpu.start();
             std::uint64_t got = 0;
             auto t0 = clock_type::now();
@@ -443,7 +444,7 @@ void run_store(const options& o, const std::string& store, servers& srv, const f
         cpu.print("s3 direct PUT + GET (reference)");
         {
             // Once more, the reference's GET alone: what a plain (single-PUT) object costs Swift to
-            // serve, beside the store's multipart object above.
+            // serve, beside the store's object above.
             cpu.start();
             std::uint64_t got = 0;
             auto t0 = clock_type::now();
