@@ -61,16 +61,28 @@ server_options() {
 }
 
 # Whether a process is alive (a zombie waiting for PID 1 to reap it is not).
-alive() {
-  local st
-  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [[ -n $st && $st != Z ]]
+# alive and children_of read /proc/PID/stat with builtins only: with a sed and a cut per
+# process, children_of's scan took seconds on a loaded 2-core machine (1.2 s idle, 65
+# processes), and a test that kills the postmaster while an upload is held at a 5 s test pause
+# saw the kill land after the pause had ended.
+stat_fields() {  # the fields after the command name: state, ppid, ...
+  local stat
+  { read -r stat < "/proc/$1/stat"; } 2>/dev/null || return 1
+  read -r -a fields <<< "${stat##*) }"
 }
 
+alive() {
+  local fields
+  stat_fields "$1" || return 1
+  [[ ${fields[0]} != Z ]]
+}
+
+# The PIDs whose parent is $1.
 children_of() {
-  local p
+  local p fields
   for p in /proc/[0-9]*; do
-    [[ $(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f2) == "$1" ]] && echo "${p#/proc/}"
+    stat_fields "${p#/proc/}" || continue
+    [[ ${fields[1]} == "$1" ]] && echo "${p#/proc/}"
   done
   return 0
 }
