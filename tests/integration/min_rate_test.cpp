@@ -8,6 +8,7 @@
 #include "support/gateway.hpp"
 #include "support/http_client.hpp"
 #include "support/raw_connection.hpp"
+#include "support/wait_until.hpp"
 #include "testplug.hpp"
 
 #include <atomic>
@@ -89,12 +90,7 @@ BOOST_AUTO_TEST_CASE(a_reader_slower_than_the_minimum_is_cut_and_its_source_rele
     BOOST_TEST(gw.log_count("slower than") == 1u, gw.log());
     aqt::http::client c(gw.port());
     c.default_headers["Authorization"] = gw.bearer("alice");
-    std::int64_t open = -1;
-    for (int i = 0; i < 100 && open != 0; ++i) {
-        open = c.get("/sources").json().at("open").as_int64();
-        std::this_thread::sleep_for(20ms);
-    }
-    BOOST_TEST(open == 0);
+    BOOST_TEST(aqt::wait_until([&] { return c.get("/sources").json().at("open").as_int64() == 0; }, 10s));
 }
 
 BOOST_AUTO_TEST_CASE(a_stalled_reader_of_a_blocking_stream_is_cut_and_frees_the_worker) {

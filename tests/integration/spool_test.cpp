@@ -10,6 +10,7 @@
 #include "support/http_client.hpp"
 #include "support/process_stats.hpp"
 #include "support/raw_connection.hpp"
+#include "support/wait_until.hpp"
 #include "testplug.hpp"
 
 #include <thread>
@@ -99,10 +100,7 @@ BOOST_AUTO_TEST_CASE(bodies_beyond_the_spool_budget_get_503_with_retry_after) {
     // The first body's reservation comes back when its handler returns, a moment after the
     // client has its response: retry for a little while, as the retry-after told the client to.
     aqt::http::client c(gw.port());
-    int status = 0;
-    for (int i = 0; i < 50 && status != 200; ++i) {
-        if (i) std::this_thread::sleep_for(20ms);
-        status = c.post("/count", std::string(50000, 'd'), {{"Authorization", gw.bearer("alice")}}).status;
-    }
-    BOOST_TEST(status == 200);
+    BOOST_TEST(aqt::wait_until(
+        [&] { return c.post("/count", std::string(50000, 'd'), {{"Authorization", gw.bearer("alice")}}).status == 200; },
+        10s));
 }
