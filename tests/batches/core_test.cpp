@@ -1111,8 +1111,16 @@ BOOST_AUTO_TEST_CASE(claims_and_cancels_read_pending_lines_only_never_the_lines_
     // batch read most of it, holding the write lock). They read the work queue index instead.
     // SQLite's own page counters say so, on one connection (a pool of one), whatever the backend
     // of the suite's run: the cost is SQLite's.
-    env e({{"database", "sqlite:" + (std::filesystem::temp_directory_path() /
-                                    ("batches_pages_" + aq::random_id("", 10) + ".db")).string()}});
+    // The database and its -wal and -shm files go when the test ends, after env's connections.
+    struct sqlite_files {
+        std::string path =
+            (std::filesystem::temp_directory_path() / ("batches_pages_" + aq::random_id("", 10) + ".db")).string();
+        ~sqlite_files() {
+            std::error_code ec;
+            for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix, ec);
+        }
+    } files;
+    env e({{"database", "sqlite:" + files.path}});
     std::string content;
     for (int i = 0; i < 2000; ++i)
         content += R"({"custom_id":"c)" + std::to_string(i) +
@@ -1145,7 +1153,6 @@ BOOST_AUTO_TEST_CASE(claims_and_cancels_read_pending_lines_only_never_the_lines_
     long long by_close = pages() - before;
     BOOST_TEST(by_close < 300, "closing 6 unrun lines read " << by_close << " pages");
     BOOST_TEST(q.count(id, now_ms()).not_done == 4);  // the 4 claimed lines, still live
-    std::filesystem::remove(e.cfg.database.substr(7));
 }
 
 BOOST_AUTO_TEST_CASE(webhook_signatures_match_the_standard_webhooks_example) {
