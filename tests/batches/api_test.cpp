@@ -305,7 +305,7 @@ BOOST_AUTO_TEST_CASE(list_pages_newest_first) {
 
 BOOST_AUTO_TEST_CASE(active_batch_limit_answers_429_with_retry_after) {
     env e;
-    e.up.set_latency(500ms);
+    e.up.set_held(true);  // alice's two batches stay active, however slowly this test runs
     aqt::gateway gw(e.config({{"max_active_batches_per_owner", 2}}));
     client alice(gw, "alice");
     std::string file = alice.upload(lines("x", 4));
@@ -317,11 +317,12 @@ BOOST_AUTO_TEST_CASE(active_batch_limit_answers_429_with_retry_after) {
     client bob(gw, "bob");
     BOOST_TEST(bob.create(json::object{{"input_file_id", bob.upload(line("b"))}, {"endpoint", "/v1/chat/completions"},
                                        {"completion_window", "24h"}}).status == 200);
+    e.up.set_held(false);
 }
 
 BOOST_AUTO_TEST_CASE(cancel_moves_to_cancelled_with_partial_results) {
     env e;
-    e.up.set_latency(200ms);
+    e.up.set_latency(500ms);  // 40 lines, 2 at a time: 10 s, long after the cancel
     aqt::gateway gw(e.config({{"max_in_flight", 2}}));
     client alice(gw, "alice");
     std::string id = alice.create_batch(alice.upload(lines("k", 40)));
@@ -557,11 +558,12 @@ BOOST_AUTO_TEST_CASE(a_long_upload_holding_the_sqlite_write_lock_delays_but_neve
 }
 
 BOOST_AUTO_TEST_CASE(cancel_while_64_lines_run_sends_none_of_the_other_16) {
-    // 80 lines of 2 s each on an upstream with max_concurrency 64: all 80 are claimed, 64 run and
+    // 80 lines of 5 s each on an upstream with max_concurrency 64: all 80 are claimed, 64 run and
     // 16 wait in the upstream client for a connection. A cancel now must keep those 16 from ever
-    // reaching the upstream; they become batch_cancelled error lines.
+    // reaching the upstream; they become batch_cancelled error lines. (5 s: the 64 connections
+    // and the cancel must all happen before the first line ends, also on a loaded machine.)
     env e;
-    e.up.set_latency(2000ms);
+    e.up.set_latency(5000ms);
     aqt::gateway gw(e.config({}, {{"max_concurrency", 64}, {"timeout_seconds", 30}}));
     client alice(gw, "alice");
     std::string id = alice.create_batch(alice.upload(lines("k", 80)));
@@ -603,11 +605,12 @@ BOOST_AUTO_TEST_CASE(a_cancel_through_another_host_stops_lines_waiting_on_this_o
                      *boost::unit_test::label("postgres_only")) {
     // two hosts need one database: the PostgreSQL run of this suite only (tests/batches/CMakeLists.txt)
     BOOST_TEST_REQUIRE(use_postgres());
-    // Host one claims all 40 lines (20 run for 4 s, 20 wait); the cancel goes through host two.
+    // Host one claims all 40 lines (20 run for 10 s, 20 wait); the cancel goes through host two.
     // Host one learns it from the database (its heartbeat reads the cancelling batches every
-    // poll_interval_ms) before the first 20 finish.
+    // poll_interval_ms) before the first 20 finish. The 10 s cover starting host two, which
+    // took seconds on a loaded machine under the sanitizers.
     env e;
-    e.up.set_latency(4000ms);
+    e.up.set_latency(10000ms);
     auto cfg = e.config({}, {{"max_concurrency", 20}, {"timeout_seconds", 30}});
     aqt::gateway one(cfg);
     client alice(one, "alice");

@@ -55,8 +55,9 @@ long long busy_sessions(const std::string& url) {
 }
 
 // The test-only pause (plugins/files/test_pause.hpp) that holds an upload after its first 1 MiB
-// chunk is in the database and before it commits: long enough to stop the server under it.
-constexpr const char* in_flight_pause = "content_written:5000";
+// chunk is in the database and before it commits: long enough to stop the server under it, also
+// when a loaded machine takes seconds to do so.
+constexpr const char* in_flight_pause = "content_written:8000";
 constexpr const char* in_flight_marker = "files: test pause at content_written";
 
 // An upload sent in two parts over a raw connection: the first holds the request's headers and
@@ -334,7 +335,7 @@ BOOST_AUTO_TEST_CASE(a_database_stopped_then_killed_answers_503_and_recovers_wit
     // A short grace (longer than the test pause) and a purge every second, so the test sees
     // abandoned writes removed.
     faults_fixture f(json::object{{"pool_size", 4}, {"upload_sessions", 1}, {"session_wait_ms", 1000},
-                                  {"orphan_grace_seconds", 8}, {"expiry_interval_seconds", 1}},
+                                  {"orphan_grace_seconds", 12}, {"expiry_interval_seconds", 1}},
                      {}, true);
     outage(f, [&] { f.pg.stop(); }, [&] { f.pg.start(); }, "stopped");
     outage(f, [&] { f.pg.kill_postmaster(); }, [&] { f.pg.start(); }, "killed");

@@ -457,9 +457,9 @@ BOOST_AUTO_TEST_CASE(the_quota_applies_to_uploads_parts_and_completion) {
 }
 
 BOOST_AUTO_TEST_CASE(while_one_request_completes_the_others_get_409) {
-    // The first completion stops for 3 s right after claiming the Upload (a test pause, never
+    // The first completion stops for 6 s right after claiming the Upload (a test pause, never
     // timing): a second completion, a part and a cancel meanwhile are 409, then it finishes.
-    uploads_gateway g({}, "upload_claimed:3000");
+    uploads_gateway g({}, "upload_claimed:6000");
     const std::string id = create_id(*g.alice, 10);
     const std::string p = part_id(*g.alice, id, "0123456789");
     response first;

@@ -165,9 +165,10 @@ BOOST_AUTO_TEST_CASE(refused_connections_and_requests_are_counted_by_reason) {
     aqt::gateway gw(aqt::with_testplug({{"max_connections", 2}, {"max_requests_per_principal", 1}}));
     wire w(gw);
     const auto before = w.scrape();
-    // The principal's one place is taken by a slow request; the next one of that token gets 429.
+    // The principal's one place is taken by a slow request (5 s: longer than the checks below
+    // take on a loaded machine); the next one of that token gets 429.
     aqt::http::client slow(gw.port());
-    std::thread holder([&] { slow.get("/slow?ms=1500", {{"Authorization", gw.bearer("alice")}}); });
+    std::thread holder([&] { slow.get("/slow?ms=5000", {{"Authorization", gw.bearer("alice")}}); });
     BOOST_TEST_REQUIRE(gw.wait_for_log("slow request started"));
     BOOST_TEST(w.exchange("GET /whoami HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") + "\r\n\r\n").status == 429);
     // Two connections are open (w and slow): a third is refused at accept.

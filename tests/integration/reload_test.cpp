@@ -148,7 +148,7 @@ BOOST_AUTO_TEST_CASE(keys_that_need_a_restart_say_so_and_keep_their_value) {
     // The running limit is still 1: a second request of alice's during a slow one gets 429.
     auto slow = std::async(std::launch::async, [&] {
         aqt::http::client c(gw.port());
-        return c.get("/slow?ms=800", {{"Authorization", gw.bearer("alice")}}).status;
+        return c.get("/slow?ms=4000", {{"Authorization", gw.bearer("alice")}}).status;
     });
     BOOST_TEST_REQUIRE(gw.wait_for_log("slow request started"));
     BOOST_TEST(whoami(gw, gw.token("alice")) == 429);

@@ -91,16 +91,18 @@ BOOST_AUTO_TEST_CASE(idle_keep_alive_connections_do_not_delay_shutdown) {
     BOOST_TEST(idle.get("/healthz").status == 200);
     auto start = clock_type::now();
     gw.signal(SIGTERM);
-    BOOST_TEST(gw.wait_exit(10s).success());
-    BOOST_TEST(ms_since(start) < 2000);
+    BOOST_TEST(gw.wait_exit(20s).success());
+    // Far below the 30 s shutdown_timeout that an idle connection counted as in flight would
+    // cost, and far above a loaded machine's (or LeakSanitizer's) exit.
+    BOOST_TEST(ms_since(start) < 10000);
 }
 
 BOOST_AUTO_TEST_CASE(requests_past_the_shutdown_deadline_are_cut_off) {
     // /slow does not poll stopping(): the host cannot end the handler, but it disconnects the
     // client at the deadline, and exits once the handler has returned.
     aqt::gateway gw(aqt::with_testplug({{"shutdown_timeout_ms", 300}}));
-    auto pending = slow_request(gw, 3000);
-    wait_until_in_flight(gw, 3000);
+    auto pending = slow_request(gw, 8000);
+    wait_until_in_flight(gw, 8000);
     auto start = clock_type::now();
     gw.signal(SIGTERM);
     bool answered = false;
@@ -111,8 +113,8 @@ BOOST_AUTO_TEST_CASE(requests_past_the_shutdown_deadline_are_cut_off) {
     auto cut_after = ms_since(start);
     BOOST_TEST(!answered);
     BOOST_TEST(cut_after >= 250);
-    BOOST_TEST(cut_after < 2000);
-    auto st = gw.wait_exit(10s);
+    BOOST_TEST(cut_after < 6000);  // cut at the deadline, not at the handler's end (8 s)
+    auto st = gw.wait_exit(20s);
     BOOST_TEST(st.success(), st.describe());
     BOOST_TEST(gw.log().find("still in flight at the deadline") != std::string::npos, gw.log());
 }

@@ -76,7 +76,7 @@ BOOST_AUTO_TEST_CASE(a_body_ahead_of_its_handler_waits_in_memory_and_in_the_sock
     bool sent_ok = false;
     std::thread sender([&] {
         sent_ok = conn.send("POST /count?pause_after=" + std::to_string(2 * MiB) +
-                            "&pause_ms=3000 HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
+                            "&pause_ms=6000 HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
                             "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
         sent = true;
     });
@@ -108,7 +108,7 @@ BOOST_AUTO_TEST_CASE(a_client_vanishing_while_its_connection_holds_reaches_its_h
         std::atomic<bool> sent{false};
         std::thread sender([&] {
             conn.send("POST /count?pause_after=" + std::to_string(2 * MiB) +
-                      "&pause_ms=2000 HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
+                      "&pause_ms=5000 HTTP/1.1\r\nHost: t\r\nAuthorization: " + gw.bearer("alice") +
                       "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
             sent = true;
         });
