@@ -442,7 +442,7 @@ BOOST_AUTO_TEST_CASE(claims_never_overlap_and_a_dead_hosts_lease_is_taken_over) 
 
 BOOST_AUTO_TEST_CASE(cancel_stops_new_requests_and_keeps_partial_results) {
     env e(json::object{{"max_in_flight", 2}});
-    e.up.set_latency(200ms);
+    e.up.set_latency(600ms);  // 20 lines, 2 at a time: 6 s, long after the cancel
     std::string content;
     for (int i = 0; i < 20; ++i) content += line("k" + std::to_string(i));
     std::string id = e.create("alice", content);
@@ -477,10 +477,10 @@ BOOST_AUTO_TEST_CASE(cancel_stops_new_requests_and_keeps_partial_results) {
 }
 
 BOOST_AUTO_TEST_CASE(expiry_turns_unrun_lines_into_batch_expired) {
-    // expires_at is created_at (whole seconds) + 2: a window of 1 to 2 s, time for at least one
-    // of the 300 ms lines and too little for all ten.
-    env e(json::object{{"max_in_flight", 1}, {"completion_window_seconds", 2}});
-    e.up.set_latency(300ms);
+    // expires_at is created_at (whole seconds) + 5: a window of 4 to 5 s, time for at least one
+    // of the 800 ms lines (also on a loaded machine) and too little for all ten.
+    env e(json::object{{"max_in_flight", 1}, {"completion_window_seconds", 5}});
+    e.up.set_latency(800ms);
     std::string content;
     for (int i = 0; i < 10; ++i) content += line("k" + std::to_string(i));
     std::string id = e.create("alice", content);

@@ -137,10 +137,15 @@ BOOST_AUTO_TEST_CASE(a_cancelled_write_never_calls_the_sink_again) {
         w.push(block);
         w.push(block);  // two more wait in the queue
         while (calls.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        // The sink is released well after cancel() has begun (it drops the queue at once, then
+        // waits): released any sooner, the thread would take the next block.
+        std::atomic<bool> cancelling{false};
         std::thread releaser([&] {
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            while (!cancelling) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
             release = true;
         });
+        cancelling = true;
         w.cancel();  // drops the queued two, waits for the one in the sink
         releaser.join();
         BOOST_TEST(calls.load() == 1);  // the block it held; never the two dropped
@@ -230,10 +235,13 @@ BOOST_AUTO_TEST_CASE(a_cancelled_block_goes_no_further_than_its_stage) {
         w.push(block);  // the first stage takes it and blocks
         w.push(block);
         while (hashed.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        std::thread releaser([&] {
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        std::atomic<bool> cancelling{false};
+        std::thread releaser([&] {  // as above: well after cancel() has begun
+            while (!cancelling) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
             release = true;
         });
+        cancelling = true;
         w.cancel();
         releaser.join();
     }
