@@ -10,6 +10,7 @@
 #include "support/http_client.hpp"
 #include "support/prometheus_text.hpp"
 #include "support/raw_connection.hpp"
+#include "support/wait_until.hpp"
 #include "testplug.hpp"
 
 #include <thread>
@@ -139,23 +140,27 @@ BOOST_AUTO_TEST_CASE(promtool_accepts_the_output) {
     c.get("/whoami", {{"Authorization", "Bearer nope"}});
     c.post("/metric/count?kind=a%22b%5Cc%0Ad", "");
     c.post("/metric/observe?v=3", "");
-    std::this_thread::sleep_for(100ms);  // testplug's 20 ms job has run: job metrics have series
-    const std::string text = scrape_text(gw);
-    BOOST_TEST(text.find("aqueduct_job_runs_total{plugin=\"testplug\",job=\"tick\"}") != std::string::npos, text);
+    // Once testplug's 20 ms job has run, job metrics have series.
+    std::string text;
+    BOOST_TEST(aqt::wait_until(
+                   [&] {
+                       text = scrape_text(gw);
+                       return text.find("aqueduct_job_runs_total{plugin=\"testplug\",job=\"tick\"}") != std::string::npos;
+                   },
+                   10s),
+               text);
     const std::string problems = prom::promtool_problems(text);
     BOOST_TEST(problems.empty(), problems << "\n" << text);
 }
 
 BOOST_AUTO_TEST_CASE(job_runs_and_durations_are_counted) {
     aqt::gateway gw(aqt::with_testplug());
-    std::this_thread::sleep_for(200ms);
-    const auto first = prom::parse(scrape_text(gw));
-    std::this_thread::sleep_for(200ms);
-    const auto second = prom::parse(scrape_text(gw));
     const char* runs = R"(aqueduct_job_runs_total{plugin="testplug",job="tick"})";
     const char* count = R"(aqueduct_job_duration_seconds_count{plugin="testplug",job="tick"})";
-    BOOST_TEST(prom::value(first, runs) >= 1);
-    BOOST_TEST(prom::delta(first, second, runs) >= 1);
+    // The job runs every 20 ms: the count is there soon, and grows between two scrapes.
+    prom::samples first, second;
+    BOOST_TEST(aqt::wait_until([&] { return prom::value(first = prom::parse(scrape_text(gw)), runs) >= 1; }, 10s));
+    BOOST_TEST(aqt::wait_until([&] { return prom::delta(first, second = prom::parse(scrape_text(gw)), runs) >= 1; }, 10s));
     // A scrape may fall between a run's two updates: the count trails by at most one.
     BOOST_TEST(prom::value(second, runs) - prom::value(second, count) <= 1);
     BOOST_TEST(prom::value(second, runs) - prom::value(second, count) >= 0);

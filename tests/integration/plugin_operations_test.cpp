@@ -14,6 +14,7 @@
 #include "support/multipart.hpp"
 #include "support/postgres.hpp"
 #include "support/prometheus_text.hpp"
+#include "support/wait_until.hpp"
 
 #include <boost/json.hpp>
 
@@ -79,12 +80,16 @@ BOOST_AUTO_TEST_CASE(files_metrics_count_uploads_bytes_refusals_by_reason_and_pu
     BOOST_TEST(prom::delta(before, after, R"(aqueduct_files_upload_rejections_total{reason="file"})") == 2);
     BOOST_TEST(prom::delta(before, after, R"(aqueduct_files_upload_rejections_total{reason="unsupported_media_type"})") == 1);
 
-    // The purge runs every second (expiry_interval_seconds 1, jitter a tenth): two scrapes far
-    // enough apart see at least one run, and none that failed.
+    // The purge runs every second (expiry_interval_seconds 1, jitter a tenth): later scrapes see
+    // at least one run, and none that failed.
     const auto first = scrape(gw);
-    std::this_thread::sleep_for(2500ms);
-    const auto second = scrape(gw);
-    BOOST_TEST(prom::delta(first, second, R"(aqueduct_files_purge_runs_total{outcome="ok"})") >= 1);
+    prom::samples second;
+    BOOST_TEST(aqt::wait_until(
+        [&] {
+            second = scrape(gw);
+            return prom::delta(first, second, R"(aqueduct_files_purge_runs_total{outcome="ok"})") >= 1;
+        },
+        15s));
     BOOST_TEST(prom::delta(before, second, R"(aqueduct_files_purge_runs_total{outcome="unavailable"})") == 0);
     BOOST_TEST(prom::delta(before, second, "aqueduct_files_purged_total") == 0);  // nothing expired yet
 }
