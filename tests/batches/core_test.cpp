@@ -815,13 +815,14 @@ BOOST_AUTO_TEST_CASE(staged_lines_are_not_claimable_before_activation_and_a_lost
 }
 
 BOOST_AUTO_TEST_CASE(housekeeping_longer_than_the_lease_sends_no_line_twice) {
-    // Host A has 20 lines in flight for 3 s each while its housekeeper validates another batch
-    // whose input reads slowly (about 2 s), with a lease of 1 s. Host B runs beside it all the
-    // time and claims every line whose lease has lapsed. The heartbeat keeps A's leases.
-    env e(json::object{{"lease_seconds", 1},
+    // Host A has 20 lines in flight for 6 s each while its housekeeper validates another batch
+    // whose input reads slowly (about 4 s), with a lease of 2 s. Host B runs beside it all the
+    // time and claims every line whose lease has lapsed. The heartbeat keeps A's leases. (A lease
+    // of 1 s, renewed every 333 ms, lapsed when a loaded machine stalled host A for 0.7 s.)
+    env e(json::object{{"lease_seconds", 2},
                        {"max_in_flight", 64},
                        {"upstream", json::object{{"max_concurrency", 64}, {"timeout_seconds", 30}}}});
-    e.up.set_latency(3000ms);
+    e.up.set_latency(6000ms);
     std::string first;
     for (int i = 0; i < 20; ++i) first += line("a" + std::to_string(i));
     std::string id1 = e.create("alice", first);
@@ -840,10 +841,10 @@ BOOST_AUTO_TEST_CASE(housekeeping_longer_than_the_lease_sends_no_line_twice) {
 
     std::string second;
     for (int i = 0; i < 40; ++i) second += line("v" + std::to_string(i));  // ~8 KB: 8 reads of 1000 bytes
-    e.files.read_delay_ms = 250;
+    e.files.read_delay_ms = 500;
     std::string id2 = e.create("alice", second);
     auto t0 = std::chrono::steady_clock::now();
-    std::thread a_keeper([&] { a.keeper.run(); });  // takes id2's lease at once, then reads for ~2 s
+    std::thread a_keeper([&] { a.keeper.run(); });  // takes id2's lease at once, then reads for ~4 s
     // Wait until A holds id2's lease, so B's housekeeper cannot take the validation.
     for (;;) {
         auto s = e.pool->lease();
@@ -862,7 +863,7 @@ BOOST_AUTO_TEST_CASE(housekeeping_longer_than_the_lease_sends_no_line_twice) {
     a_keeper.join();
     double validation_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     e.files.read_delay_ms = 0;
-    BOOST_TEST(validation_s > 1.5, "validation took " << validation_s << " s: not longer than the lease");
+    BOOST_TEST(validation_s > 3.0, "validation took " << validation_s << " s: not longer than the lease");
     std::thread a_keeper_loop([&] {
         while (!stop) {
             a.keeper.run();
