@@ -38,8 +38,12 @@ else
 fi
 
 export BOOST_TEST_COLOR_OUTPUT=no
+# Two suites per core: most of a suite's time is spent waiting (on sockets, servers it started,
+# upstream latencies and test pauses), so the cores stay busy with twice as many. Measured on 2
+# cores: the whole normal suite in 333-357 s at -j4 against 436-531 s at -j2.
+jobs=$(($(nproc) * 2))
 if [[ -z $sanitize ]]; then
-  exec ctest --test-dir "$build" --output-on-failure --timeout 900 -j "$(nproc)" "$@"
+  exec ctest --test-dir "$build" --output-on-failure --timeout 900 -j "$jobs" "$@"
 fi
 
 reports=$build/sanitizer-reports
@@ -50,7 +54,7 @@ source tests/sanitizer_options.sh
 export ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$reports/report:log_exe_name=1"
 export UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$reports/report:log_exe_name=1"
 status=0
-ctest --test-dir "$build" --output-on-failure --timeout 900 -j "$(nproc)" "$@" || status=$?
+ctest --test-dir "$build" --output-on-failure --timeout 900 -j "$jobs" "$@" || status=$?
 shopt -s nullglob
 found=("$reports"/*)
 if ((${#found[@]})); then
